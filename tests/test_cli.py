@@ -1,0 +1,58 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bikanet_hf.cli import main
+from bikanet_hf.kernels import degrade, gaussian_kernel
+
+
+@pytest.fixture
+def photo(tmp_path, rng):
+    path = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_blur_command_matches_protocol(photo, tmp_path):
+    out = tmp_path / "out" / "blurred.png"
+    assert main(["blur", str(photo), "-o", str(out), "--sigma", "2.5", "1.0", "--angle", "30"]) == 0
+    expected = degrade(np.asarray(Image.open(photo)), gaussian_kernel(2.5, 1.0, 30))
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
+
+
+def test_blur_refuses_to_overwrite(photo, tmp_path, capsys):
+    assert main(["blur", str(photo), "-o", str(photo), "--sigma", "1"]) == 2
+    assert "input file" in capsys.readouterr().err
+    out = tmp_path / "b.png"
+    out.write_bytes(b"keep me")
+    assert main(["blur", str(photo), "-o", str(out), "--sigma", "1"]) == 2
+    assert out.read_bytes() == b"keep me"
+    assert main(["blur", str(photo), "-o", str(out), "--sigma", "1", "--force"]) == 0
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    assert main(["blur", str(bad), "-o", str(tmp_path / "x.png"), "--sigma", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.jpg" in err and "Traceback" not in err
+    np.save(tmp_path / "even.npy", np.ones((4, 4)))
+    assert main(["kernel", "--kernel", str(tmp_path / "even.npy"), "-o", str(tmp_path / "k.png")]) == 2
+    assert "even size" in capsys.readouterr().err
+
+
+def test_kernel_command_writes_picture_and_array(tmp_path):
+    assert main(["kernel", "--sigma", "4", "1.5", "--angle", "60", "-o", str(tmp_path / "k.png")]) == 0
+    assert Image.open(tmp_path / "k.png").size == (255, 255)
+    assert main(["kernel", "--sigma", "2", "-o", str(tmp_path / "k.npy")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "k.npy"), gaussian_kernel(2, 2, 0))
+
+
+def test_console_script_help_runs():
+    result = subprocess.run(
+        [sys.executable, "-m", "bikanet_hf.cli", "blur", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and "PROTOCOL" in result.stdout
