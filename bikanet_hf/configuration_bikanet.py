@@ -1,0 +1,90 @@
+"""Configuration of BIKAnet, the Blind Image Kernel-Adaptive network.
+
+Self-contained on purpose: this file is copied next to saved weights so that
+``AutoModel.from_pretrained(folder, trust_remote_code=True)`` works without ``bikanet_hf`` installed.
+"""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+
+
+class BikanetConfig(PretrainedConfig):
+    r"""Configuration of [`BikanetForImageDeblurring`].
+
+    The defaults are the shipped model. The paper's ablations are the same model with one switch flipped:
+    ``use_kernel_adaptation=False`` (plain AE blocks, no AdaIN from the kernel) and ``use_long_term_skip=False``.
+
+    Args:
+        num_channels (`int`, *optional*, defaults to 3):
+            Colour channels of the input and output images.
+        kernel_size (`int`, *optional*, defaults to 17):
+            Side of the square blur kernel the model is conditioned on (odd).
+        hidden_size (`int`, *optional*, defaults to 32):
+            Channels of the full-resolution head and tail (the "coarse features").
+        block_hidden_size (`int`, *optional*, defaults to 64):
+            Channels inside each kernel-adaptive AE block, at half resolution (the encoded space AdaIN modulates).
+        num_blocks (`int`, *optional*, defaults to 4):
+            Number of kernel-adaptive AE blocks.
+        mapping_hidden_size (`int`, *optional*, defaults to 128):
+            Width of the kernel mapping network (flattened kernel → AdaIN scale and bias of every block).
+        mapping_num_layers (`int`, *optional*, defaults to 3):
+            Hidden layers of the kernel mapping network.
+        use_kernel_adaptation (`bool`, *optional*, defaults to `True`):
+            Modulate each block with the kernel code (AdaIN). `False` is the paper's "without KA-AE block" ablation:
+            the blocks do not see the kernel.
+        use_long_term_skip (`bool`, *optional*, defaults to `True`):
+            Feed the head's coarse features into the middle of every block. `False` is the paper's second ablation.
+        adain_instance_norm (`bool`, *optional*, defaults to `False`):
+            Normalise features by their instance statistics before the kernel's scale and bias (classic AdaIN).
+            Off by default: statistics of small training crops differ from those of whole photos, which cost
+            1–1.6 dB at test time in our CPU study (see the README); the kernel-driven scale and bias remain.
+        use_wiener_prior (`bool`, *optional*, defaults to `True`):
+            Give the network Wiener deconvolutions of the input with the kernel as extra channels and predict a
+            residual over the first of them: a classical front-end that lets a small network start at Wiener quality.
+        wiener_balances (`list[float]`, *optional*, defaults to `[0.0005, 0.005]`):
+            Noise-to-signal balances of the Wiener deconvolutions (small = sharper but noisier).
+        residual_output (`bool`, *optional*, defaults to `True`):
+            Predict a correction added to the base image (first Wiener estimate, or the blurred input without the
+            prior) instead of the image itself.
+        pad_multiple (`int`, *optional*, defaults to 2):
+            Inputs are mirror-padded to a multiple of this (the blocks work at half resolution) and cropped back.
+    """
+
+    model_type = "bikanet"
+
+    def __init__(
+        self,
+        num_channels: int = 3,
+        kernel_size: int = 17,
+        hidden_size: int = 32,
+        block_hidden_size: int = 64,
+        num_blocks: int = 4,
+        mapping_hidden_size: int = 128,
+        mapping_num_layers: int = 3,
+        use_kernel_adaptation: bool = True,
+        use_long_term_skip: bool = True,
+        adain_instance_norm: bool = False,
+        use_wiener_prior: bool = True,
+        wiener_balances: list[float] | None = None,
+        residual_output: bool = True,
+        pad_multiple: int = 2,
+        **kwargs,
+    ):
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}.")
+        self.num_channels = num_channels
+        self.kernel_size = kernel_size
+        self.hidden_size = hidden_size
+        self.block_hidden_size = block_hidden_size
+        self.num_blocks = num_blocks
+        self.mapping_hidden_size = mapping_hidden_size
+        self.mapping_num_layers = mapping_num_layers
+        self.use_kernel_adaptation = use_kernel_adaptation
+        self.use_long_term_skip = use_long_term_skip
+        self.adain_instance_norm = adain_instance_norm
+        self.use_wiener_prior = use_wiener_prior
+        self.wiener_balances = list(wiener_balances) if wiener_balances is not None else [0.0005, 0.005]
+        self.residual_output = residual_output
+        self.pad_multiple = pad_multiple
+        super().__init__(**kwargs)

@@ -1,0 +1,276 @@
+"""BIKAnet: the Blind Image Kernel-Adaptive network, as a 🤗 transformers model.
+
+Reading order, small parts to the whole model, each named after the paper's figure boxes:
+
+* ``wiener_deconvolution`` — the classical front-end (our addition, a config switch): Wiener estimates of the
+  sharp image from the blurred one and the kernel, given to the network as extra channels;
+* ``KernelMappingNetwork`` — flattened blur kernel → per-block AdaIN scale and bias;
+* ``KernelAdaptiveAEBlock`` — convolutional encoder → AdaIN modulated by the kernel code (+ long-term skip) →
+  decoder, with no pooling: the encoder halves the resolution with a strided convolution, the decoder restores it
+  with a pixel shuffle, so the block's output has its input's size;
+* ``LongTermSkip`` — the head's coarse features, fed into the middle of every block;
+* ``BikanetForImageDeblurring`` — head → blocks → tail, predicting a residual over the base image.
+
+Self-contained on purpose (imports only torch, transformers and the sibling config): this file is copied next to
+saved weights for ``trust_remote_code`` loading.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration_bikanet import BikanetConfig
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Wiener front-end
+# ---------------------------------------------------------------------------------------------------------------
+def mirror_extend(images: torch.Tensor) -> torch.Tensor:
+    """Whole-image mirror extension to (2H−2)×(2W−2): periodic, so the FFT sees no seam at the borders."""
+    images = torch.cat([images, images[..., 1:-1].flip(-1)], dim=-1)
+    return torch.cat([images, images[..., 1:-1, :].flip(-2)], dim=-2)
+
+
+def wiener_deconvolution(images: torch.Tensor, kernels: torch.Tensor, balances: list[float]) -> torch.Tensor:
+    """Wiener deconvolution ``X = conj(K)·Y / (|K|² + λ)`` of each image with its own kernel, for each balance λ.
+
+    Args:
+        images: B×C×H×W blurred images (H, W ≥ 2; the extension must be at least the kernel's size).
+        kernels: B×k×k kernels (true convolution kernels, summing to 1).
+        balances: the λ values.
+
+    Returns:
+        B×(len(balances)·C)×H×W estimates, balance-major (all channels for λ₀, then λ₁, …). Computed in float32
+        whatever the autocast dtype, as FFTs need it.
+    """
+    with torch.autocast(device_type=images.device.type, enabled=False):
+        y = mirror_extend(images.float())
+        he, we = y.shape[-2:]
+        k = kernels.float()
+        kh, kw = k.shape[-2:]
+        if he < kh or we < kw:
+            raise ValueError(f"Image too small ({images.shape[-2]}×{images.shape[-1]}) for a {kh}×{kw} kernel.")
+        # Optical transfer function: the kernel zero-padded to the image size with its centre moved to (0, 0).
+        otf = torch.fft.rfft2(torch.roll(F.pad(k, (0, we - kw, 0, he - kh)), (-(kh // 2), -(kw // 2)), (-2, -1)))
+        spectrum = torch.fft.rfft2(y)
+        numerator = (otf.conj()[:, None] * spectrum)[:, None]  # B×1×C×He×We'
+        power = (otf.abs() ** 2)[:, None, None]
+        lam = torch.tensor(balances, device=y.device, dtype=y.dtype).view(1, -1, 1, 1, 1)
+        x = torch.fft.irfft2(numerator / (power + lam), s=(he, we))
+        x = x[..., : images.shape[-2], : images.shape[-1]]
+        return x.flatten(1, 2).to(images.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Kernel mapping network
+# ---------------------------------------------------------------------------------------------------------------
+class KernelMappingNetwork(nn.Module):
+    """Maps a flattened blur kernel to the AdaIN scale and bias of every kernel-adaptive block.
+
+    An MLP (the paper's mapping network) gives a kernel code; one linear head per block turns it into that block's
+    per-channel scale ``1 + γ`` and bias ``β``. The heads start at zero, so an untrained network is unmodulated.
+    """
+
+    def __init__(self, config: BikanetConfig):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width_in = config.kernel_size * config.kernel_size
+        for _ in range(config.mapping_num_layers):
+            layers += [nn.Linear(width_in, config.mapping_hidden_size), nn.GELU()]
+            width_in = config.mapping_hidden_size
+        self.mlp = nn.Sequential(*layers)
+        self.heads = nn.ModuleList(nn.Linear(width_in, 2 * config.block_hidden_size) for _ in range(config.num_blocks))
+        for head in self.heads:
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+        self.kernel_size = config.kernel_size
+
+    def forward(self, kernel: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        # Kernels sum to 1 and most taps are tiny: scaling by the number of taps puts the input near unit range.
+        code = self.mlp(kernel.flatten(1) * (self.kernel_size * self.kernel_size))
+        styles = []
+        for head in self.heads:
+            gamma, beta = head(code).chunk(2, dim=1)
+            styles.append((1.0 + gamma[..., None, None], beta[..., None, None]))
+        return styles
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Long-term skip
+# ---------------------------------------------------------------------------------------------------------------
+class LongTermSkip(nn.Module):
+    """Carries the head's coarse features to the middle of every block.
+
+    The features are brought to the blocks' half resolution once (a strided convolution); each block then adds
+    them through its own 1×1 projection.
+    """
+
+    def __init__(self, config: BikanetConfig):
+        super().__init__()
+        self.down = nn.Conv2d(config.hidden_size, config.block_hidden_size, 3, stride=2, padding=1)
+        self.projections = nn.ModuleList(
+            nn.Conv2d(config.block_hidden_size, config.block_hidden_size, 1) for _ in range(config.num_blocks)
+        )
+
+    def forward(self, coarse_features: torch.Tensor) -> list[torch.Tensor]:
+        skip = self.down(coarse_features)
+        return [projection(skip) for projection in self.projections]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Kernel-adaptive AE block
+# ---------------------------------------------------------------------------------------------------------------
+class KernelAdaptiveAEBlock(nn.Module):
+    """Encoder → AdaIN with the kernel's scale and bias (+ long-term skip) → decoder, residual.
+
+    No pooling: the encoder downsamples with a stride-2 convolution and the decoder upsamples with a pixel shuffle,
+    so the spatial size is kept. The residual branch is scaled by a learned per-channel factor that starts at zero
+    (as NAFNet's β), so a deep stack starts as the identity and trains stably.
+    """
+
+    def __init__(self, config: BikanetConfig):
+        super().__init__()
+        c, h = config.hidden_size, config.block_hidden_size
+        self.encoder = nn.Sequential(nn.Conv2d(c, h, 3, stride=2, padding=1), nn.GELU(), nn.Conv2d(h, h, 3, padding=1))
+        self.instance_norm = nn.InstanceNorm2d(h, affine=False) if config.adain_instance_norm else nn.Identity()
+        self.decoder = nn.Sequential(
+            nn.GELU(), nn.Conv2d(h, h, 3, padding=1), nn.GELU(), nn.Conv2d(h, 4 * c, 1), nn.PixelShuffle(2)
+        )
+        self.residual_scale = nn.Parameter(torch.zeros(1, c, 1, 1))
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        style: tuple[torch.Tensor, torch.Tensor] | None,
+        skip: torch.Tensor | None,
+    ) -> torch.Tensor:
+        encoded = self.encoder(hidden_states)
+        if style is not None:  # AdaIN: the kernel decides each channel's scale and bias
+            scale, bias = style
+            encoded = self.instance_norm(encoded) * scale + bias
+        if skip is not None:
+            encoded = encoded + skip
+        return hidden_states + self.residual_scale * self.decoder(encoded)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The full model
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class ImageDeblurringOutput(ModelOutput):
+    """Output of [`BikanetForImageDeblurring`].
+
+    Args:
+        loss: L1 loss against ``labels`` when they are given.
+        reconstruction: the deblurred images, B×C×H×W in [0, 1], the input's size.
+    """
+
+    loss: torch.Tensor | None = None
+    reconstruction: torch.Tensor | None = None
+
+
+class BikanetPreTrainedModel(PreTrainedModel):
+    config_class = BikanetConfig
+    base_model_prefix = "bikanet"
+    main_input_name = "pixel_values"
+    supports_gradient_checkpointing = False
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # Zero-initialised parts (mapping heads, residual scales, the tail) start at zero so that an untrained model
+        # returns its base image (the Wiener estimate) and the blocks grow from the identity.
+        if getattr(module, "zero_init", False):
+            nn.init.zeros_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="linear")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+class BikanetForImageDeblurring(BikanetPreTrainedModel):
+    """BIKAnet: deblurs an image given its blur kernel.
+
+    ``forward(pixel_values, kernel)`` takes B×3×H×W images in [0, 1] of any size (mirror-padded to a multiple of
+    ``config.pad_multiple`` and cropped back) and B×k×k kernels (true convolution kernels summing to 1).
+    """
+
+    def __init__(self, config: BikanetConfig):
+        super().__init__(config)
+        c = config.hidden_size
+        in_channels = config.num_channels * (1 + (len(config.wiener_balances) if config.use_wiener_prior else 0))
+        self.head = nn.Conv2d(in_channels, c, 3, padding=1)
+        self.mapping = KernelMappingNetwork(config) if config.use_kernel_adaptation else None
+        self.long_term_skip = LongTermSkip(config) if config.use_long_term_skip else None
+        self.blocks = nn.ModuleList(KernelAdaptiveAEBlock(config) for _ in range(config.num_blocks))
+        self.tail = nn.Conv2d(c, config.num_channels, 3, padding=1)
+        self.tail.zero_init = config.residual_output
+        self.post_init()
+
+    def _pad(self, images: torch.Tensor) -> torch.Tensor:
+        h, w = images.shape[-2:]
+        multiple = self.config.pad_multiple
+        pad_h, pad_w = (-h) % multiple, (-w) % multiple
+        # Tiny images: the Wiener front-end's mirror extension must hold the kernel.
+        min_size = self.config.kernel_size // 2 + 2
+        pad_h, pad_w = max(pad_h, min_size - h), max(pad_w, min_size - w)
+        if pad_h == 0 and pad_w == 0:
+            return images
+        mode = "reflect" if h > pad_h and w > pad_w else "replicate"
+        return F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        kernel: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+    ) -> ImageDeblurringOutput | tuple:
+        r"""
+        Args:
+            pixel_values: B×3×H×W blurred images in [0, 1].
+            kernel: B×k×k (or B×1×k×k) blur kernels, ``k = config.kernel_size``.
+            labels: optional B×3×H×W sharp images in [0, 1]; gives ``loss`` (L1).
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if kernel.ndim == 4:
+            kernel = kernel[:, 0]
+        ks = self.config.kernel_size
+        if kernel.shape[-2:] != (ks, ks) or kernel.shape[0] != pixel_values.shape[0]:
+            raise ValueError(
+                f"Expected one {ks}×{ks} kernel per image ({pixel_values.shape[0]}), got {tuple(kernel.shape)}."
+            )
+        kernel = kernel.to(pixel_values.dtype)
+        height, width = pixel_values.shape[-2:]
+        x = self._pad(pixel_values)
+
+        if self.config.use_wiener_prior:
+            wiener = wiener_deconvolution(x, kernel, self.config.wiener_balances)
+            base = wiener[:, : self.config.num_channels]
+            features = self.head(torch.cat([x, wiener], dim=1))
+        else:
+            base = x
+            features = self.head(x)
+
+        styles = self.mapping(kernel) if self.mapping is not None else [None] * len(self.blocks)
+        skips = self.long_term_skip(features) if self.long_term_skip is not None else [None] * len(self.blocks)
+        hidden_states = features
+        for block, style, skip in zip(self.blocks, styles, skips, strict=True):
+            hidden_states = block(hidden_states, style, skip)
+        output = self.tail(hidden_states)
+        if self.config.residual_output:
+            output = output + base
+        output = output[..., :height, :width]
+
+        loss = None
+        if labels is not None:
+            loss = F.l1_loss(output.float(), labels.float())
+        reconstruction = output.clamp(0.0, 1.0)
+        if not return_dict:
+            return (loss, reconstruction) if loss is not None else (reconstruction,)
+        return ImageDeblurringOutput(loss=loss, reconstruction=reconstruction)

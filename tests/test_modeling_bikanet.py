@@ -1,0 +1,141 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, BikanetImageProcessor
+from bikanet_hf.kernels import bank16, blur, gaussian_kernel
+from bikanet_hf.modeling_bikanet import wiener_deconvolution
+
+TINY = dict(hidden_size=8, block_hidden_size=16, num_blocks=2, mapping_hidden_size=16, mapping_num_layers=1)
+
+
+def tiny_model(**overrides) -> BikanetForImageDeblurring:
+    torch.manual_seed(0)
+    model = BikanetForImageDeblurring(BikanetConfig(**(TINY | overrides))).eval()
+    # Zero-initialised parts would hide whether the kernel reaches the blocks: give them random values.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "heads" in name or "residual_scale" in name or "tail" in name:
+                p.normal_(0, 0.1)
+    return model
+
+
+def smooth_image(h=48, w=40, seed=0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, 3, h // 4, w // 4, generator=g)
+    return torch.nn.functional.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+@pytest.mark.parametrize("size", [(48, 40), (37, 51), (9, 12), (1, 1)])
+def test_forward_any_size_returns_input_size_in_unit_range(size):
+    model = tiny_model()
+    x = torch.rand(2, 3, *size)
+    k = torch.from_numpy(bank16()[[3, 9]]).float()
+    out = model(pixel_values=x, kernel=k, labels=x)
+    assert out.reconstruction.shape == x.shape
+    assert out.reconstruction.min() >= 0 and out.reconstruction.max() <= 1
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    out.loss.backward()
+
+
+def test_kernel_shape_is_checked():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="17×17"):
+        model(pixel_values=torch.rand(1, 3, 16, 16), kernel=torch.rand(1, 15, 15))
+    with pytest.raises(ValueError, match="one"):
+        model(pixel_values=torch.rand(2, 3, 16, 16), kernel=torch.rand(1, 17, 17))
+
+
+def test_wiener_front_end_undoes_blur():
+    x = smooth_image(64, 64)
+    k = torch.from_numpy(gaussian_kernel(2.0, 1.0, 0.0)).float()[None]
+    y = blur(x.double(), k.double()).float()
+    restored = wiener_deconvolution(y, k, [1e-5])
+    assert restored.shape == x.shape
+    assert (restored - x).abs().mean() < 0.05 * (y - x).abs().mean()
+    # A rotated kernel is not mirror-symmetric, so the mirror extension is exact only away from the borders.
+    k30 = torch.from_numpy(gaussian_kernel(2.0, 1.0, 30.0)).float()[None]
+    y30 = blur(x.double(), k30.double()).float()
+    inner = (slice(None), slice(None), slice(16, -16), slice(16, -16))
+    assert (wiener_deconvolution(y30, k30, [1e-5]) - x)[inner].abs().mean() < 0.05 * (y30 - x)[inner].abs().mean()
+    two = wiener_deconvolution(y, k, [1e-5, 1e-1])
+    assert two.shape == (1, 6, 64, 64)
+    torch.testing.assert_close(two[:, :3], restored)
+
+
+def test_kernel_reaches_the_blocks_only_with_kernel_adaptation():
+    x = torch.rand(1, 3, 32, 32)
+    k1, k2 = (torch.from_numpy(bank16()[[i]]).float() for i in (0, 15))
+    adaptive = tiny_model(use_wiener_prior=False)
+    assert not torch.allclose(adaptive(x, k1).reconstruction, adaptive(x, k2).reconstruction)
+    plain = tiny_model(use_wiener_prior=False, use_kernel_adaptation=False)
+    assert plain.mapping is None
+    torch.testing.assert_close(plain(x, k1).reconstruction, plain(x, k2).reconstruction)
+
+
+def test_long_term_skip_switch():
+    with_skip, without = tiny_model(), tiny_model(use_long_term_skip=False)
+    assert with_skip.long_term_skip is not None and without.long_term_skip is None
+    assert sum(p.numel() for p in without.parameters()) < sum(p.numel() for p in with_skip.parameters())
+
+
+def test_untrained_model_starts_at_the_wiener_estimate():
+    model = BikanetForImageDeblurring(BikanetConfig(**TINY)).eval()  # zero-initialised residual scales
+    x = smooth_image()
+    k = torch.from_numpy(gaussian_kernel(1.6, 1.6, 0)).float()[None]
+    expected = wiener_deconvolution(x, k, model.config.wiener_balances[:1]).clamp(0, 1)
+    torch.testing.assert_close(model(x, k).reconstruction, expected, atol=1e-3, rtol=0)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = tiny_model()
+    model.save_pretrained(tmp_path)
+    BikanetImageProcessor().save_pretrained(tmp_path)
+    loaded = BikanetForImageDeblurring.from_pretrained(tmp_path).eval()
+    assert (tmp_path / "model.safetensors").exists()
+    x, k = torch.rand(1, 3, 20, 24), torch.from_numpy(bank16()[[5]]).float()
+    torch.testing.assert_close(model(x, k).reconstruction, loaded(x, k).reconstruction)
+    assert BikanetImageProcessor.from_pretrained(tmp_path).rescale_factor == pytest.approx(1 / 255)
+
+
+def test_bf16_autocast_on_cpu():
+    model = tiny_model()
+    x, k = torch.rand(1, 3, 32, 32), torch.from_numpy(bank16()[[2]]).float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, k).reconstruction
+    torch.testing.assert_close(out.float(), model(x, k).reconstruction, atol=0.05, rtol=0)
+
+
+def test_return_dict_false_gives_tuple():
+    model = tiny_model()
+    x, k = torch.rand(1, 3, 16, 16), torch.from_numpy(bank16()[[1]]).float()
+    (rec,) = model(x, k, return_dict=False)
+    assert rec.shape == x.shape
+
+
+def test_image_processor_inputs_and_round_trip():
+    proc = BikanetImageProcessor()
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    rgba = Image.fromarray(np.dstack([rgb, np.full((20, 30), 7, np.uint8)]), "RGBA")
+    gray = Image.fromarray(rgb[..., 0], "L")
+    batch = proc([rgb, rgba, gray, torch.from_numpy(rgb).permute(2, 0, 1).float() / 255])
+    assert batch["pixel_values"].shape == (4, 3, 20, 30) and batch["pixel_values"].dtype == torch.float32
+    torch.testing.assert_close(batch["pixel_values"][0], batch["pixel_values"][1])
+    torch.testing.assert_close(batch["pixel_values"][0], batch["pixel_values"][3])
+    assert torch.equal(batch["pixel_values"][2][0], batch["pixel_values"][2][2])
+    images = proc.postprocess(batch["pixel_values"], batch["original_sizes"])
+    np.testing.assert_array_equal(np.asarray(images[0]), rgb)
+
+
+def test_image_processor_pads_mixed_sizes_and_crops_back():
+    proc = BikanetImageProcessor()
+    a = np.zeros((10, 12, 3), np.uint8)
+    b = np.full((14, 9, 3), 200, np.uint8)
+    batch = proc([a, b])
+    assert batch["pixel_values"].shape == (2, 3, 14, 12)
+    out = proc.postprocess(batch["pixel_values"], batch["original_sizes"])
+    assert [im.size for im in out] == [(12, 10), (9, 14)]
+    np.testing.assert_array_equal(np.asarray(out[1]), b)
+    with pytest.raises(ValueError, match="H×W"):
+        proc(np.zeros((2, 2, 2, 2)))

@@ -1,0 +1,121 @@
+"""Runs the real training script: 2 steps, then a resume for 1 more, against 3 uninterrupted steps."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from bikanet_hf import BikanetForImageDeblurring, BikanetImageProcessor
+from tests.conftest import REPO_ROOT
+
+TINY = [
+    "--hidden_size",
+    "4",
+    "--block_hidden_size",
+    "8",
+    "--num_blocks",
+    "1",
+    "--mapping_hidden_size",
+    "8",
+    "--mapping_num_layers",
+    "1",
+]
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    root = tmp_path_factory.mktemp("images")
+    for split, count in (("train", 3), ("val", 2)):
+        (root / split).mkdir()
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(root / split / f"{i}.png")
+    return root
+
+
+def run_training(folders, output_dir, steps, *extra):
+    cmd = [
+        sys.executable,
+        str(REPO_ROOT / "train" / "train_bikanet.py"),
+        "--output_dir",
+        str(output_dir),
+        "--train_dirs",
+        str(folders / "train"),
+        "--validation_dir",
+        str(folders / "val"),
+        "--max_train_steps",
+        str(steps),
+        "--train_batch_size",
+        "2",
+        "--crop_size",
+        "16",
+        "--checkpointing_steps",
+        "1",
+        "--validation_steps",
+        "2",
+        "--checkpoints_total_limit",
+        "2",
+        "--lr_warmup_steps",
+        "1",
+        "--ema_decay",
+        "0.9",
+        "--threads",
+        "1",
+        *TINY,
+        *extra,
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.slow
+def test_train_resume_and_load(folders, tmp_path):
+    # A 3-step run stopped after 2 steps, then the same command resumes at step 2 and runs the last one.
+    run_training(folders, tmp_path / "resumed", 3, "--resume_from_checkpoint", "latest", "--stop_after_steps", "2")
+    assert sorted(p.name for p in (tmp_path / "resumed").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    result = run_training(folders, tmp_path / "resumed", 3, "--resume_from_checkpoint", "latest")
+    assert "Resumed from" in result.stderr
+    # checkpoints_total_limit=2 pruned the oldest
+    assert sorted(p.name for p in (tmp_path / "resumed").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
+    run_training(folders, tmp_path / "straight", 3)
+
+    # Exact resume: the same weights, optimizer moments and EMA as an uninterrupted run.
+    resumed = load_file(tmp_path / "resumed" / "checkpoint-3" / "model.safetensors")
+    straight = load_file(tmp_path / "straight" / "checkpoint-3" / "model.safetensors")
+    assert resumed.keys() == straight.keys()
+    for key in resumed:
+        torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0)
+
+    state = json.loads((tmp_path / "resumed" / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3 and [v["step"] for v in state["validation"]] == [2, 3]
+    assert "psnr_without_ema" in state["validation"][0]
+
+    model = BikanetForImageDeblurring.from_pretrained(tmp_path / "resumed")
+    BikanetImageProcessor.from_pretrained(tmp_path / "resumed")
+    assert model.config.hidden_size == 4
+    card = (tmp_path / "resumed" / "README.md").read_text()
+    results = json.loads((tmp_path / "resumed" / "eval_results.json").read_text())
+    assert f"{results['validation_quick']['psnr']:.3f}" in card and "pipeline_tag: image-to-image" in card
+
+
+def test_refuses_to_start_over_existing_checkpoints(folders, tmp_path):
+    (tmp_path / "checkpoint-5").mkdir()
+    cmd = [
+        sys.executable,
+        str(REPO_ROOT / "train" / "train_bikanet.py"),
+        "--output_dir",
+        str(tmp_path),
+        "--train_dirs",
+        str(folders / "train"),
+        "--max_train_steps",
+        "1",
+        *TINY,
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "--resume_from_checkpoint latest" in result.stderr
