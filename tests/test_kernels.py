@@ -59,6 +59,16 @@ def test_blur_equals_scipy_mirror_convolution_for_asymmetric_kernels(rng, kernel
     np.testing.assert_allclose(out, scipy_blur(images, kernels), rtol=0, atol=1e-5)
 
 
+def test_blur_direct_float32_path_equals_scipy_to_float32_precision(rng):
+    images = rng.integers(0, 256, (3, 3, 31, 44)).astype(np.float32)
+    kernels = rng.random((3, 17, 15))
+    kernels /= kernels.sum(axis=(1, 2), keepdims=True)
+    out = blur(torch.from_numpy(images), torch.from_numpy(kernels))
+    assert out.dtype == torch.float32
+    ref = scipy_blur(images.astype(np.float64), kernels)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=0, atol=2e-4)
+
+
 def test_blur_fft_path_equals_scipy(rng, monkeypatch):
     monkeypatch.setattr(K, "FFT_MIN_TAPS", 1)
     images = rng.integers(0, 256, (2, 3, 40, 37)).astype(np.float32)
@@ -197,3 +207,13 @@ def test_kernel_to_image_is_readable():
     corner = arr[cell // 2, cell // 2]
     assert centre.sum() > corner.sum() + 300  # the peak is bright, empty taps dark
     assert tuple(arr[8 * cell, 8 * cell + cell // 2]) == (0, 220, 255)  # centre mark outline
+
+
+def test_damaged_mat_files_give_value_errors(tmp_path, data_dir):
+    (tmp_path / "junk.mat").write_bytes(b"MATLAB 5.0 MAT-file" + bytes(200))
+    with pytest.raises(ValueError, match="not a readable .mat file"):
+        load_kernels(tmp_path / "junk.mat")
+    v73 = (data_dir / "kernels" / "Levin09.mat").read_bytes()
+    (tmp_path / "cut.mat").write_bytes(v73[: len(v73) // 3])
+    with pytest.raises(ValueError, match="not a readable .mat file"):
+        load_kernels(tmp_path / "cut.mat")
