@@ -1,0 +1,549 @@
+"""BIKAnet deblurring demo: a Gradio app for non-blind deblurring (the blur kernel is given).
+
+Two tabs share one results panel:
+
+* **Known kernel** — deblur a photo whose blur you know: a Gaussian from sliders or a kernel file.
+* **Try it on a sharp photo** — the app blurs a sharp photo as the benchmark does, deblurs it with the true kernel
+  and scores both against the original.
+
+Each tab is one ``*_tab`` function that builds its controls and wires its button to a handler; a blind mode (kernel
+estimated from the photo) will be one more tab and handler of the same shape.
+
+Run ``python app.py`` (http://127.0.0.1:7860; ``PORT`` changes the port). The model loads once, at import, from
+``$BIKANET_MODEL`` or the checkpoint bundled in ``bikanet_hf/checkpoints/bikanet``.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+import bikanet_hf
+from bikanet_hf import BikanetForImageDeblurring, BikanetImageProcessor, image_io, kernels, metrics
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # else gradio contacts api.gradio.app at start-up
+
+import gradio as gr  # noqa: E402  (after the environment variable above)
+
+# ---------------------------------------------------------------------------------------------------------------
+# Settings and the model (loaded once, at import)
+# ---------------------------------------------------------------------------------------------------------------
+PACKAGE_DIR = Path(bikanet_hf.__file__).resolve().parent
+MODEL_PATH = Path(os.environ.get("BIKANET_MODEL") or PACKAGE_DIR / "checkpoints" / "bikanet")
+EXAMPLES_DIR = PACKAGE_DIR / "examples"
+MIN_SIDE = 16  # smaller pictures carry too little to deblur, and SSIM needs an 11-pixel window
+SIGMA_RANGE = kernels.RANDOM_SIGMA_RANGE  # the kernel family the model was trained on: σ in [0.6, 4.0] px
+KERNEL_FROM_SLIDERS = "Gaussian (sliders)"
+KERNEL_FROM_FILE = "Kernel file"
+OUTPUT_ROOT = Path(tempfile.gettempdir()) / "bikanet-app-outputs"
+OUTPUT_MAX_AGE_S = 3600
+
+
+def _max_pixels_from_env() -> int:
+    raw = os.environ.get("BIKANET_MAX_PIXELS", "4000000")
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise ValueError(f"BIKANET_MAX_PIXELS must be a number of pixels, got {raw!r}.") from None
+    if value <= 0:
+        raise ValueError(f"BIKANET_MAX_PIXELS must be positive, got {raw!r}.")
+    return value
+
+
+MAX_PIXELS = _max_pixels_from_env()
+
+
+def load_model(path: str | os.PathLike) -> tuple[BikanetForImageDeblurring, BikanetImageProcessor]:
+    """The model (in eval mode) and its image processor, or a ``FileNotFoundError`` that names the folder."""
+    path = Path(path)
+    missing = [name for name in ("config.json", "preprocessor_config.json") if not (path / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"No BIKAnet checkpoint at {path} (missing {', '.join(missing)}). Set BIKANET_MODEL to a folder holding "
+            "config.json, model.safetensors and preprocessor_config.json, such as the --output_dir of "
+            "train/train_bikanet.py, or put the shipped checkpoint in bikanet_hf/checkpoints/bikanet."
+        )
+    return BikanetForImageDeblurring.from_pretrained(path).eval(), BikanetImageProcessor.from_pretrained(path)
+
+
+MODEL, PROCESSOR = load_model(MODEL_PATH)
+KERNEL_SIZE = MODEL.config.kernel_size
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pure helpers: files, kernels, deblurring (no gradio components; unit-tested directly)
+# ---------------------------------------------------------------------------------------------------------------
+def _path_and_name(value: Any) -> tuple[str, str] | None:
+    """``(server path, name the user gave the file)`` of an upload, whatever form gradio hands it in.
+
+    The deblurring events run with ``preprocess=False`` (see ``_known_kernel_tab``), so uploads arrive as
+    ``FileData`` dicts; previews and direct calls pass plain paths.
+    """
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        path, name = value.get("path"), value.get("orig_name")
+    elif isinstance(value, str | os.PathLike):
+        path, name = os.fspath(value), None
+    else:  # a FileData object
+        path, name = getattr(value, "path", None), getattr(value, "orig_name", None)
+    if not path:
+        return None
+    return path, name or os.path.basename(path)
+
+
+def _quoted(name: str) -> str:
+    """A file name ready for an error message (gradio renders those as HTML)."""
+    return f"“{html.escape(name)}”"
+
+
+def _safe_stem(name: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem).strip("._")[:64]
+    return stem or "photo"
+
+
+def read_photo(upload: Any, what: str = "photo") -> tuple[np.ndarray, str]:
+    """The uploaded picture as ``H×W×3`` uint8 RGB and a file-name stem, or a ``gr.Error`` a person understands."""
+    found = _path_and_name(upload)
+    if found is None:
+        raise gr.Error(f"Please upload a {what} first.", print_exception=False)
+    path, name = found
+    # Check the size from the header before decoding, so a huge upload is refused without filling the memory.
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except Exception:  # not an image, empty, ...: load_rgb below says which
+        width = height = 0
+    if width * height > MAX_PIXELS:
+        raise gr.Error(
+            f"The {what} {_quoted(name)} is {width}×{height} pixels ({width * height / 1e6:.1f} megapixels); this "
+            f"demo handles up to {MAX_PIXELS / 1e6:.1f} megapixels. Please downscale or crop it (tiling for large "
+            "photos is planned).",
+            print_exception=False,
+        )
+    try:
+        rgb = image_io.load_rgb(path)
+    except ValueError as err:
+        reason = str(err).replace(f"{path}: ", "").replace(path, name)
+        raise gr.Error(
+            f"Could not read {_quoted(name)} as a picture: {html.escape(reason)} Please upload a PNG, JPEG, WebP, "
+            "BMP or TIFF image.",
+            print_exception=False,
+        ) from None
+    height, width = rgb.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise gr.Error(
+            f"The {what} {_quoted(name)} is only {width}×{height} pixels; please upload one at least "
+            f"{MIN_SIDE}×{MIN_SIDE}.",
+            print_exception=False,
+        )
+    return rgb, _safe_stem(name)
+
+
+def kernel_from_sliders(sigma_major: float, sigma_minor: float, angle: float) -> tuple[np.ndarray, str]:
+    """The ``KERNEL_SIZE²`` anisotropic Gaussian of the sliders and a one-line description of it.
+
+    σ minor larger than σ major is the same blur with the roles swapped: the two are swapped (the slider says so).
+    """
+    try:
+        major, minor, theta = float(sigma_major), float(sigma_minor), float(angle)
+    except (TypeError, ValueError):
+        raise gr.Error("The kernel widths and angle must be numbers.", print_exception=False) from None
+    low, high = SIGMA_RANGE
+    for label, value in (("σ major", major), ("σ minor", minor)):
+        if not low <= value <= high:
+            raise gr.Error(
+                f"{label} must be between {low} and {high} pixels (the blur the model was trained on), got {value:g}.",
+                print_exception=False,
+            )
+    if not 0.0 <= theta <= 180.0:
+        raise gr.Error(f"The angle must be between 0 and 180 degrees, got {theta:g}.", print_exception=False)
+    if minor > major:
+        major, minor = minor, major
+    kernel = kernels.gaussian_kernel(major, minor, theta, size=KERNEL_SIZE)
+    if major == minor:
+        return kernel, f"Gaussian, σ {major:g} px (round)"
+    return kernel, f"Gaussian, σ {major:g} × {minor:g} px at {theta:g}°"
+
+
+def kernel_from_file(upload: Any) -> tuple[np.ndarray, str]:
+    """The kernel of a ``.npy`` / ``.png`` / ``.mat`` file, centred in ``KERNEL_SIZE²``, and a description."""
+    found = _path_and_name(upload)
+    if found is None:
+        raise gr.Error(
+            "Please upload a kernel file (.npy, .png or .mat), or choose the sliders.", print_exception=False
+        )
+    path, name = found
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            found_kernels = kernels.load_kernels(path)
+        except (ValueError, OSError) as err:  # OSError: h5py on a file that is neither MATLAB v5 nor v7.3
+            reason = str(err).replace(path, name)
+            raise gr.Error(
+                f"Could not use {_quoted(name)} as a blur kernel: {html.escape(reason)}", print_exception=False
+            ) from None
+        except Exception:  # scipy / h5py can fail in many ways on a damaged file
+            raise gr.Error(
+                f"Could not read {_quoted(name)} as a blur kernel: the file is damaged or not a .npy, .png or .mat "
+                "kernel.",
+                print_exception=False,
+            ) from None
+    kernel = found_kernels[0]
+    height, width = kernel.shape
+    if max(height, width) > KERNEL_SIZE:
+        raise gr.Error(
+            f"The kernel in {_quoted(name)} is {height}×{width}; this model handles kernels up to "
+            f"{KERNEL_SIZE}×{KERNEL_SIZE} (Gaussian-like blur up to σ ≈ 4 px). Crop it around its centre, or use the "
+            "sliders.",
+            print_exception=False,
+        )
+    notes = [f"{height}×{width} kernel from {name}"]
+    if (height, width) != (KERNEL_SIZE, KERNEL_SIZE):
+        kernel = kernels.pad_kernel(kernel, KERNEL_SIZE)
+        notes.append(f"centred in {KERNEL_SIZE}×{KERNEL_SIZE}")
+    if len(found_kernels) > 1:
+        notes.append(f"the first of its {len(found_kernels)} kernels")
+    if any("normalised" in str(w.message) for w in caught):
+        notes.append("normalised to sum 1")
+    return kernel, ", ".join(notes)
+
+
+def choose_kernel(
+    source: str, sigma_major: float, sigma_minor: float, angle: float, kernel_file: Any
+) -> tuple[np.ndarray, str]:
+    """The kernel the user chose in a tab's kernel controls, and its description."""
+    if source == KERNEL_FROM_SLIDERS:
+        return kernel_from_sliders(sigma_major, sigma_minor, angle)
+    if source == KERNEL_FROM_FILE:
+        return kernel_from_file(kernel_file)
+    raise gr.Error(
+        f"Choose the kernel source: {KERNEL_FROM_SLIDERS!r} or {KERNEL_FROM_FILE!r}.", print_exception=False
+    )
+
+
+def deblur(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Non-blind deblurring: ``H×W×3`` uint8 blurred photo and its ``KERNEL_SIZE²`` kernel → restored uint8."""
+    inputs = PROCESSOR(image)
+    with torch.no_grad():
+        out = MODEL(pixel_values=inputs["pixel_values"], kernel=torch.from_numpy(kernel).float()[None])
+    return np.asarray(PROCESSOR.postprocess(out.reconstruction, inputs["original_sizes"])[0])
+
+
+def save_restored(restored: np.ndarray, stem: str) -> str:
+    """Write the full-size restored PNG for download, in a fresh folder (outputs older than an hour are removed)."""
+    OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in OUTPUT_ROOT.iterdir():
+        try:
+            if now - old.stat().st_mtime > OUTPUT_MAX_AGE_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:  # removed by a concurrent request
+            pass
+    path = Path(tempfile.mkdtemp(dir=OUTPUT_ROOT)) / f"{stem}_deblurred.png"
+    Image.fromarray(restored).save(path)
+    return str(path)
+
+
+def _format_db(value: float) -> str:
+    return "∞" if np.isinf(value) else f"{value:.2f}"
+
+
+def metrics_table(sharp: np.ndarray, blurred: np.ndarray, restored: np.ndarray) -> str:
+    """Markdown table of PSNR / SSIM of the blurred and restored images against the original, and the gain."""
+    rows = {
+        name: (metrics.psnr(sharp, x), metrics.ssim(sharp, x))
+        for name, x in (("Blurred", blurred), ("Restored", restored))
+    }
+    lines = ["| Against the original | PSNR (dB) | SSIM |", "|---|---:|---:|"]
+    lines += [f"| {name} | {_format_db(p)} | {s:.4f} |" for name, (p, s) in rows.items()]
+    gain = rows["Restored"][0] - rows["Blurred"][0]
+    gain_text = "—" if not np.isfinite(gain) else f"{gain:+.2f} dB"
+    return "\n".join(lines) + f"\n\n**Gain: {gain_text}** PSNR (SSIM {rows['Restored'][1] - rows['Blurred'][1]:+.4f})."
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Event handlers: one per mode, each returning (slider pair, kernel picture, report, download path)
+# ---------------------------------------------------------------------------------------------------------------
+def run_known_kernel(photo, source, sigma_major, sigma_minor, angle, kernel_file):
+    """Deblur an uploaded blurred photo with the kernel the user gives."""
+    start = time.perf_counter()
+    blurred, stem = read_photo(photo, "blurred photo")
+    kernel, kernel_text = choose_kernel(source, sigma_major, sigma_minor, angle, kernel_file)
+    restored = deblur(blurred, kernel)
+    seconds = time.perf_counter() - start
+    report = (
+        f"**Deblurred in {seconds:.2f} s** on {MODEL.device.type.upper()} · "
+        f"{blurred.shape[1]}×{blurred.shape[0]} px · kernel: {html.escape(kernel_text)}"
+    )
+    return (blurred, restored), kernels.kernel_to_image(kernel), report, save_restored(restored, stem)
+
+
+def run_sharp_photo(photo, source, sigma_major, sigma_minor, angle, kernel_file):
+    """Blur a sharp photo with the chosen kernel (the benchmark's blur), deblur it with that kernel and score both."""
+    start = time.perf_counter()
+    sharp, stem = read_photo(photo, "sharp photo")
+    kernel, kernel_text = choose_kernel(source, sigma_major, sigma_minor, angle, kernel_file)
+    blurred = kernels.degrade(sharp, kernel)
+    restored = deblur(blurred, kernel)
+    table = metrics_table(sharp, blurred, restored)
+    seconds = time.perf_counter() - start
+    report = (
+        f"**Blurred, deblurred and scored in {seconds:.2f} s** on {MODEL.device.type.upper()} · "
+        f"{sharp.shape[1]}×{sharp.shape[0]} px · kernel: {html.escape(kernel_text)}\n\n{table}"
+    )
+    return (blurred, restored), kernels.kernel_to_image(kernel), report, save_restored(restored, stem)
+
+
+def kernel_preview(source, sigma_major, sigma_minor, angle, kernel_file):
+    """Live picture of the chosen kernel (nothing while the kernel-file choice has no file yet)."""
+    if source == KERNEL_FROM_FILE and _path_and_name(kernel_file) is None:
+        return None
+    kernel, _ = choose_kernel(source, sigma_major, sigma_minor, angle, kernel_file)
+    return kernels.kernel_to_image(kernel)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The page
+# ---------------------------------------------------------------------------------------------------------------
+INTRO = """
+# BIKAnet deblurring
+
+Removes blur from a photo **when you know the blur kernel** (non-blind deblurring) with BIKAnet, a network whose
+blocks adapt to the kernel.
+
+- **Works on:** Gaussian-like blur — soft optics, slight defocus, the blur of a downscaled or filtered picture —
+  up to about σ = 4 px (17×17 kernels).
+- **Does not fix:** strong camera shake or motion streaks, very large defocus, or blur that changes across the
+  picture. A wrong kernel gives a wrong result: try a few widths and compare.
+- **Blind mode** (the app estimates the kernel from the photo) is coming; for now you give the kernel.
+"""
+
+EXAMPLE_KERNELS = {  # file → (σ major, σ minor, angle) it was blurred with; see bikanet_hf/examples/README.md
+    "astronaut_blurred.png": (2.2, 2.2, 0.0),
+    "coffee_blurred.png": (2.5, 1.0, 30.0),
+    "chelsea_blurred.png": (4.0, 1.5, 60.0),
+}
+SHARP_EXAMPLES = {"chelsea_sharp.png": (2.5, 1.0, 120.0)}
+
+
+@dataclass
+class KernelControls:
+    source: gr.Radio
+    sigma_major: gr.Slider
+    sigma_minor: gr.Slider
+    angle: gr.Slider
+    file: gr.File
+    preview: gr.Image
+
+    @property
+    def inputs(self) -> list[gr.components.Component]:
+        return [self.source, self.sigma_major, self.sigma_minor, self.angle, self.file]
+
+
+@dataclass
+class Results:
+    slider: gr.ImageSlider
+    kernel_picture: gr.Image
+    report: gr.Markdown
+    download: gr.File
+
+    @property
+    def outputs(self) -> list[gr.components.Component]:
+        return [self.slider, self.kernel_picture, self.report, self.download]
+
+
+def _kernel_controls(prefix: str) -> KernelControls:
+    """Kernel source (sliders or file), its controls, and a live preview of the kernel."""
+    source = gr.Radio(
+        [KERNEL_FROM_SLIDERS, KERNEL_FROM_FILE],
+        value=KERNEL_FROM_SLIDERS,
+        label="Blur kernel",
+        info="A Gaussian you shape with the sliders, or a kernel file of your own.",
+        elem_id=f"{prefix}-kernel-source",
+    )
+    low, high = SIGMA_RANGE
+    with gr.Group(visible=True) as slider_group:
+        sigma_major = gr.Slider(
+            low,
+            high,
+            value=2.0,
+            step=0.1,
+            label="σ major (px)",
+            info="Blur width along the blur direction.",
+            elem_id=f"{prefix}-sigma-major",
+        )
+        sigma_minor = gr.Slider(
+            low,
+            high,
+            value=2.0,
+            step=0.1,
+            label="σ minor (px)",
+            info="Blur width across it. If larger than σ major, the two are swapped.",
+            elem_id=f"{prefix}-sigma-minor",
+        )
+        angle = gr.Slider(
+            0,
+            180,
+            value=0,
+            step=1,
+            label="Angle (degrees)",
+            info="Direction of σ major: 0° horizontal, 90° vertical, turning clockwise on screen.",
+            elem_id=f"{prefix}-angle",
+        )
+    kernel_file = gr.File(
+        label=f"Kernel file (.npy, .png or .mat; odd size up to {KERNEL_SIZE}×{KERNEL_SIZE})",
+        file_types=[".npy", ".png", ".mat"],
+        visible=False,
+        elem_id=f"{prefix}-kernel-file",
+    )
+    preview = gr.Image(
+        value=kernels.kernel_to_image(kernel_from_sliders(2.0, 2.0, 0)[0]),
+        label="Kernel preview",
+        type="pil",
+        format="png",
+        interactive=False,
+        height=180,
+        buttons=[],
+        elem_id=f"{prefix}-kernel-preview",
+    )
+    controls = KernelControls(source, sigma_major, sigma_minor, angle, kernel_file, preview)
+    source.change(
+        lambda choice: (
+            gr.update(visible=choice == KERNEL_FROM_SLIDERS),
+            gr.update(visible=choice == KERNEL_FROM_FILE),
+        ),
+        source,
+        [slider_group, kernel_file],
+        api_visibility="private",
+        queue=False,
+    )
+    gr.on(
+        [source.change, sigma_major.change, sigma_minor.change, angle.change, kernel_file.change],
+        kernel_preview,
+        controls.inputs,
+        preview,
+        api_name=f"{prefix.replace('-', '_')}_kernel_preview",
+        show_progress="hidden",
+        trigger_mode="always_last",
+    )
+    return controls
+
+
+def _known_kernel_tab(results: Results) -> None:
+    photo = gr.Image(
+        type="filepath", image_mode=None, label="Blurred photo", sources=["upload", "clipboard"], elem_id="known-photo"
+    )
+    kernel = _kernel_controls("known")
+    button = gr.Button("Deblur", variant="primary", elem_id="known-run")
+    # preprocess=False: gr.Image's own preprocessing opens the upload with PIL and fails on a corrupt file before
+    # our code runs, with an error a person cannot read; raw uploads reach read_photo, which explains the problem.
+    button.click(
+        run_known_kernel,
+        [photo, *kernel.inputs],
+        results.outputs,
+        api_name="deblur_known_kernel",
+        preprocess=False,
+        concurrency_id="model",
+    )
+    gr.Examples(
+        [[str(EXAMPLES_DIR / name), KERNEL_FROM_SLIDERS, *params] for name, params in EXAMPLE_KERNELS.items()],
+        [photo, kernel.source, kernel.sigma_major, kernel.sigma_minor, kernel.angle],
+        label="Examples (blurred with the kernel their sliders show)",
+        example_labels=[
+            f"{name.split('_')[0]}: σ {p[0]} × {p[1]} at {p[2]:g}°" for name, p in EXAMPLE_KERNELS.items()
+        ],
+    )
+
+
+def _sharp_photo_tab(results: Results) -> None:
+    gr.Markdown(
+        "Upload a **sharp** photo: the app blurs it with the kernel you choose (the benchmark's blur), deblurs it "
+        "with that same kernel and scores both against your original."
+    )
+    photo = gr.Image(
+        type="filepath", image_mode=None, label="Sharp photo", sources=["upload", "clipboard"], elem_id="sharp-photo"
+    )
+    kernel = _kernel_controls("sharp")
+    button = gr.Button("Blur, then deblur", variant="primary", elem_id="sharp-run")
+    button.click(
+        run_sharp_photo,
+        [photo, *kernel.inputs],
+        results.outputs,
+        api_name="try_on_sharp_photo",
+        preprocess=False,  # see _known_kernel_tab
+        concurrency_id="model",
+    )
+    gr.Examples(
+        [[str(EXAMPLES_DIR / name), KERNEL_FROM_SLIDERS, *params] for name, params in SHARP_EXAMPLES.items()],
+        [photo, kernel.source, kernel.sigma_major, kernel.sigma_minor, kernel.angle],
+        label="Example",
+        example_labels=[
+            f"{name.split('_')[0]} (sharp): σ {p[0]} × {p[1]} at {p[2]:g}°" for name, p in SHARP_EXAMPLES.items()
+        ],
+    )
+
+
+def build_demo() -> gr.Blocks:
+    """The whole page: the mode tabs (inputs and button) on the left, the shared results on the right."""
+    with gr.Blocks(title="BIKAnet deblurring", delete_cache=(1800, OUTPUT_MAX_AGE_S)) as demo:
+        gr.Markdown(INTRO)
+        results = Results(
+            slider=gr.ImageSlider(
+                label="Blurry ↔ deblurred (drag the handle)",
+                format="png",
+                type="numpy",
+                max_height=640,
+                render=False,
+                elem_id="result-slider",
+            ),
+            kernel_picture=gr.Image(
+                label="Kernel used",
+                type="pil",
+                format="png",
+                height=180,
+                buttons=["download", "fullscreen"],
+                render=False,
+                elem_id="kernel-picture",
+            ),
+            report=gr.Markdown("Results appear here.", render=False, elem_id="report"),
+            download=gr.File(label="Restored photo (full-size PNG)", render=False, elem_id="download"),
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column(min_width=320):
+                with gr.Tabs():
+                    with gr.Tab("Known kernel", id="known"):
+                        _known_kernel_tab(results)
+                    with gr.Tab("Try it on a sharp photo", id="sharp"):
+                        _sharp_photo_tab(results)
+            with gr.Column(min_width=320):
+                for component in results.outputs:
+                    component.render()
+    return demo
+
+
+# launch() options, shared by `python app.py` and the tests (gradio 6 takes the theme in launch()).
+LAUNCH_OPTIONS = {"theme": gr.themes.Soft(), "max_file_size": "50mb"}
+
+demo = build_demo()
+demo.queue(default_concurrency_limit=2, max_size=16)
+
+if __name__ == "__main__":
+    demo.launch(
+        # Loopback by default; Hugging Face Spaces set GRADIO_SERVER_NAME=0.0.0.0 to serve outside the container.
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("PORT", 7860)),
+        **LAUNCH_OPTIONS,
+    )

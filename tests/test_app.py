@@ -1,0 +1,427 @@
+"""The Gradio app (``app.py``): its helpers directly, then every endpoint through ``gradio_client`` against a server
+on loopback. A tiny random BIKAnet stands in for the shipped checkpoint (``BIKANET_MODEL``)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import math
+import os
+import re
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, BikanetImageProcessor, kernels
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# gradio 6.31 calls pandas APIs that pandas 3 deprecates, in its queue; not this app's concern.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing")
+MAX_PIXELS_IN_TESTS = 300_000  # above every bundled example (≤ 512×512), so a 600×600 upload is refused
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Helpers shared with test_app_browser.py
+# ---------------------------------------------------------------------------------------------------------------
+def load_app(tmp_root: Path):
+    """Import ``app`` with a tiny random model, gradio's temp files under ``tmp_root`` and a small pixel limit.
+
+    The app reads its settings at import, so they are set first; a second call returns the module already loaded.
+    Gradio's own variables stay set for the session: gradio reads GRADIO_TEMP_DIR again at launch and per request.
+    """
+    if "app" in sys.modules:
+        return sys.modules["app"]
+    model_dir = tmp_root / "tiny-bikanet"
+    config = BikanetConfig(
+        hidden_size=4, block_hidden_size=8, num_blocks=1, mapping_hidden_size=8, mapping_num_layers=1
+    )
+    BikanetForImageDeblurring(config).save_pretrained(model_dir)
+    BikanetImageProcessor().save_pretrained(model_dir)
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(tmp_root / "gradio"))
+    with pytest.MonkeyPatch.context() as mp:  # only while importing: the rest of the suite keeps its environment
+        mp.setenv("BIKANET_MODEL", str(model_dir))
+        mp.setenv("BIKANET_MAX_PIXELS", str(MAX_PIXELS_IN_TESTS))
+        mp.syspath_prepend(str(REPO_ROOT))
+        app = importlib.import_module("app")
+    app.OUTPUT_ROOT = tmp_root / "outputs"  # downloads go to the test's folder, not the system temp folder
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_app(tmp_root: Path):
+    """Launch the app's ``demo`` on a free loopback port in a background thread; yields ``(app module, url)``."""
+    app = load_app(tmp_root)
+    _, url, _ = app.demo.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS
+    )
+    try:
+        yield app, url
+    finally:
+        app.demo.close()
+
+
+def write_photo(path: Path, height: int = 48, width: int = 64, seed: int = 0) -> Path:
+    """A small smooth colour picture (random blobs), saved as PNG."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, size=(height // 8 + 2, width // 8 + 2, 3), dtype=np.uint8)
+    Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC).save(path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pure functions, no server
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    return load_app(tmp_path_factory.mktemp("app"))
+
+
+def error_message(excinfo) -> str:
+    return excinfo.value.message
+
+
+def test_kernel_from_sliders_is_the_library_gaussian(app):
+    kernel, text = app.kernel_from_sliders(3.0, 1.0, 45)
+    np.testing.assert_allclose(kernel, kernels.gaussian_kernel(3.0, 1.0, 45.0))
+    assert kernel.shape == (17, 17)
+    assert text == "Gaussian, σ 3 × 1 px at 45°"
+    assert app.kernel_from_sliders(2.0, 2.0, 30)[1] == "Gaussian, σ 2 px (round)"
+
+
+def test_kernel_from_sliders_swaps_a_larger_minor_width(app):
+    kernel, text = app.kernel_from_sliders(1.0, 3.0, 45)
+    np.testing.assert_allclose(kernel, kernels.gaussian_kernel(3.0, 1.0, 45.0))
+    assert "σ 3 × 1" in text
+
+
+@pytest.mark.parametrize(
+    ("major", "minor", "angle", "expected"),
+    [(5.0, 1.0, 0, "σ major must be between 0.6 and 4.0"), (2.0, 0.1, 0, "σ minor must be between 0.6 and 4.0"),
+     (2.0, 1.0, 200, "angle must be between 0 and 180"), ("wide", 1.0, 0, "must be numbers")],
+)  # fmt: skip
+def test_kernel_from_sliders_refuses_values_out_of_range(app, major, minor, angle, expected):
+    with pytest.raises(app.gr.Error) as excinfo:
+        app.kernel_from_sliders(major, minor, angle)
+    assert expected in error_message(excinfo)
+
+
+def test_small_kernel_file_is_centred_in_17x17(app, tmp_path):
+    small = kernels.gaussian_kernel(1.2, 0.8, 30.0, size=7)
+    np.save(tmp_path / "k7.npy", small)
+    kernel, text = app.kernel_from_file(str(tmp_path / "k7.npy"))
+    assert kernel.shape == (17, 17)
+    np.testing.assert_allclose(kernel[5:12, 5:12], small)
+    assert kernel.sum() == pytest.approx(1.0)
+    assert text == "7×7 kernel from k7.npy, centred in 17×17"
+
+
+def test_kernel_file_accepts_an_uploaded_file_dict(app, tmp_path):
+    np.save(tmp_path / "abc123.npy", kernels.gaussian_kernel(2.0, 2.0, 0.0))
+    upload = {"path": str(tmp_path / "abc123.npy"), "orig_name": "my kernel.npy", "meta": {"_type": "gradio.FileData"}}
+    kernel, text = app.kernel_from_file(upload)
+    np.testing.assert_allclose(kernel, kernels.gaussian_kernel(2.0, 2.0, 0.0))
+    assert text == "17×17 kernel from my kernel.npy"
+
+
+def test_kernel_larger_than_17_is_refused_with_the_reason(app, tmp_path):
+    np.save(tmp_path / "big.npy", kernels.gaussian_kernel(4.0, 4.0, 0.0, size=21))
+    with pytest.raises(app.gr.Error) as excinfo:
+        app.kernel_from_file(str(tmp_path / "big.npy"))
+    message = error_message(excinfo)
+    assert "21×21" in message and "up to 17×17" in message and "σ ≈ 4 px" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("bad.npy", b"not numpy at all", "Could not use “bad.npy” as a blur kernel"),
+        ("even.npy", None, "even size 4×4"),
+        ("bad.mat", b"MATLAB 5.0 MAT-file garbage", "“bad.mat”"),
+        ("bad.png", b"\x89PNG\r\n\x1a\n truncated", "Could not use “bad.png” as a blur kernel"),
+    ],
+)
+def test_bad_kernel_files_give_a_sentence_without_server_paths(app, tmp_path, name, content, expected):
+    path = tmp_path / name
+    if content is None:
+        np.save(path, np.ones((4, 4)))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(app.gr.Error) as excinfo:
+        app.kernel_from_file(str(path))
+    message = error_message(excinfo)
+    assert expected in message
+    assert str(tmp_path) not in message
+
+
+def test_choose_kernel_needs_a_file_when_the_file_source_is_chosen(app):
+    with pytest.raises(app.gr.Error) as excinfo:
+        app.choose_kernel(app.KERNEL_FROM_FILE, 2.0, 2.0, 0, None)
+    assert "Please upload a kernel file" in error_message(excinfo)
+    with pytest.raises(app.gr.Error):
+        app.choose_kernel("blind", 2.0, 2.0, 0, None)  # no blind mode yet: an unknown source is refused
+
+
+def test_read_photo_accepts_paths_and_uploads_and_makes_rgb(app, tmp_path):
+    Image.fromarray(np.full((20, 30), 128, dtype=np.uint8), mode="L").save(tmp_path / "grey.png")
+    rgb, stem = app.read_photo(str(tmp_path / "grey.png"))
+    assert rgb.shape == (20, 30, 3) and rgb.dtype == np.uint8 and stem == "grey"
+    _, stem = app.read_photo({"path": str(tmp_path / "grey.png"), "orig_name": "My Holiday (1).png"})
+    assert stem == "My_Holiday_1"
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda p: p.write_bytes(b""), "the file is empty"),
+        (lambda p: p.write_text("hello, not a picture"), "not an image file"),
+        (lambda p: p.write_bytes(write_photo(p, 64, 64).read_bytes()[:300]), "corrupt or truncated"),
+        (lambda p: write_photo(p, 8, 40), "only 40×8 pixels"),
+        (lambda p: write_photo(p, 600, 600), "600×600 pixels (0.4 megapixels); this demo handles up to 0.3"),
+    ],
+    ids=["empty", "not-an-image", "truncated", "tiny", "too-large"],
+)
+def test_read_photo_errors_are_sentences(app, tmp_path, make, expected):
+    path = tmp_path / "upload.png"
+    make(path)
+    with pytest.raises(app.gr.Error) as excinfo:
+        app.read_photo({"path": str(path), "orig_name": "holiday.png"})
+    message = error_message(excinfo)
+    assert expected in message and "“holiday.png”" in message
+    assert str(tmp_path) not in message
+    with pytest.raises(app.gr.Error, match="Please upload a blurred photo first"):
+        app.read_photo(None, "blurred photo")
+
+
+def test_file_names_in_errors_are_escaped(app, tmp_path):
+    (tmp_path / "x.png").write_text("nope")
+    with pytest.raises(app.gr.Error) as excinfo:
+        app.read_photo({"path": str(tmp_path / "x.png"), "orig_name": "<img src=x onerror=alert(1)>.png"})
+    assert "<img" not in error_message(excinfo) and "&lt;img" in error_message(excinfo)
+
+
+def test_deblur_keeps_size_and_returns_8_bit(app, tmp_path):
+    photo = np.asarray(Image.open(write_photo(tmp_path / "p.png", 33, 47)))
+    restored = app.deblur(photo, kernels.gaussian_kernel(2.0, 1.0, 30.0))
+    assert restored.shape == (33, 47, 3) and restored.dtype == np.uint8
+
+
+def test_handlers_return_slider_pair_kernel_picture_report_and_download(app, tmp_path):
+    photo = write_photo(tmp_path / "my photo.png")
+    pair, picture, report, download = app.run_known_kernel(str(photo), app.KERNEL_FROM_SLIDERS, 2.0, 1.0, 30, None)
+    assert pair[0].shape == pair[1].shape == (48, 64, 3)
+    assert picture.size[0] > 100
+    assert "Deblurred in" in report and "σ 2 × 1 px at 30°" in report
+    assert Path(download).name == "my_photo_deblurred.png"
+    np.testing.assert_array_equal(np.asarray(Image.open(download)), pair[1])
+
+    pair, _, report, _ = app.run_sharp_photo(str(photo), app.KERNEL_FROM_SLIDERS, 2.0, 1.0, 30, None)
+    np.testing.assert_array_equal(
+        pair[0], kernels.degrade(np.array(Image.open(photo)), app.kernel_from_sliders(2, 1, 30)[0])
+    )
+    assert "| Blurred |" in report and "| Restored |" in report and "**Gain:" in report
+
+
+def test_metrics_table_reports_gain(app):
+    sharp = np.zeros((16, 16, 3), dtype=np.uint8)
+    sharp[4:12, 4:12] = 200
+    blurred = kernels.degrade(sharp, kernels.gaussian_kernel(2.0, 2.0, 0.0))
+    table = app.metrics_table(sharp, blurred, sharp)
+    assert "| Restored | ∞ |" in table and "**Gain: —**" in table
+
+
+def test_missing_checkpoint_is_a_clear_start_up_error(app, tmp_path):
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "nowhere"))):
+        app.load_model(tmp_path / "nowhere")
+
+
+def test_bundled_examples_are_small_and_match_their_kernels(app):
+    for name, params in app.EXAMPLE_KERNELS.items():
+        path = app.EXAMPLES_DIR / name
+        assert path.stat().st_size < 300_000, name
+        with Image.open(path) as im:
+            assert max(im.size) <= 512, name
+        assert params in kernels.BANK16_PARAMS, name
+    # The sharp example blurred with the blurred example's kernel is exactly the blurred example.
+    sharp = np.array(Image.open(app.EXAMPLES_DIR / "chelsea_sharp.png").convert("RGB"))
+    blurred = np.asarray(Image.open(app.EXAMPLES_DIR / "chelsea_blurred.png").convert("RGB"))
+    np.testing.assert_array_equal(
+        kernels.degrade(sharp, kernels.gaussian_kernel(*app.EXAMPLE_KERNELS["chelsea_blurred.png"])), blurred
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Through the server, as an API user
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    from gradio_client import Client
+
+    tmp_root = tmp_path_factory.mktemp("server")
+    with serve_app(tmp_root) as (app, url):
+        yield Client(url, verbose=False, download_files=str(tmp_root / "downloads"))
+
+
+def _deblur_outputs_ok(result, size: tuple[int, int], stem: str) -> str:
+    (before, after), picture, report, download = result
+    for path in (before, after):
+        with Image.open(path) as im:
+            assert im.format == "PNG" and im.size == size
+    with Image.open(picture) as im:
+        assert im.size[0] > 100
+    assert Path(download).name == f"{stem}_deblurred.png"
+    with Image.open(download) as im:
+        assert im.size == size
+    return report
+
+
+@pytest.mark.slow
+def test_server_known_kernel_from_sliders(client, tmp_path):
+    from gradio_client import handle_file
+
+    photo = write_photo(tmp_path / "street.png", 40, 56)
+    result = client.predict(
+        handle_file(photo), "Gaussian (sliders)", 2.5, 1.0, 30, None, api_name="/deblur_known_kernel"
+    )
+    report = _deblur_outputs_ok(result, (56, 40), "street")
+    assert "Deblurred in" in report and "σ 2.5 × 1 px at 30°" in report
+
+
+@pytest.mark.slow
+def test_server_known_kernel_from_a_npy_file(client, tmp_path):
+    from gradio_client import handle_file
+
+    photo = write_photo(tmp_path / "leaf.png")
+    np.save(tmp_path / "k9.npy", kernels.gaussian_kernel(1.5, 1.0, 60.0, size=9))
+    result = client.predict(
+        handle_file(photo),
+        "Kernel file",
+        2.0,
+        2.0,
+        0,
+        handle_file(tmp_path / "k9.npy"),
+        api_name="/deblur_known_kernel",
+    )
+    report = _deblur_outputs_ok(result, (64, 48), "leaf")
+    assert "9×9 kernel from k9.npy, centred in 17×17" in report
+
+
+@pytest.mark.slow
+def test_server_sharp_photo_reports_finite_psnr_and_ssim(client, tmp_path):
+    from gradio_client import handle_file
+
+    photo = write_photo(tmp_path / "sharp.png", 48, 48, seed=3)
+    result = client.predict(
+        handle_file(photo), "Gaussian (sliders)", 3.0, 3.0, 0, None, api_name="/try_on_sharp_photo"
+    )
+    report = _deblur_outputs_ok(result, (48, 48), "sharp")
+    rows = dict(re.findall(r"\| (Blurred|Restored) \| ([^|]+\|[^|]+)\|", report))
+    assert set(rows) == {"Blurred", "Restored"}
+    for cells in rows.values():
+        psnr, ssim = (float(c) for c in cells.split("|"))
+        assert math.isfinite(psnr) and 0 < psnr < 100 and -1 <= ssim <= 1
+    assert re.search(r"\*\*Gain: [+-]\d+\.\d\d dB\*\*", report)
+
+
+@pytest.mark.slow
+def test_server_runs_a_bundled_example(client):
+    from gradio_client import handle_file
+
+    app = sys.modules["app"]
+    name, (major, minor, angle) = next(iter(app.EXAMPLE_KERNELS.items()))
+    result = client.predict(
+        handle_file(app.EXAMPLES_DIR / name),
+        "Gaussian (sliders)",
+        major,
+        minor,
+        angle,
+        None,
+        api_name="/deblur_known_kernel",
+    )
+    with Image.open(app.EXAMPLES_DIR / name) as im:
+        size = im.size
+    _deblur_outputs_ok(result, size, Path(name).stem)
+
+
+@pytest.mark.slow
+def test_server_kernel_preview(client):
+    picture = client.predict("Gaussian (sliders)", 3.0, 1.0, 45, None, api_name="/known_kernel_preview")
+    with Image.open(picture) as im:
+        assert im.size[0] > 100
+
+
+@pytest.mark.slow
+def test_server_corrupt_upload_gives_the_sentence_then_keeps_working(client, tmp_path):
+    from gradio_client import handle_file
+
+    corrupt = tmp_path / "broken.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\nthis is not really a picture")
+    with pytest.raises(Exception, match="Could not read “broken.png” as a picture") as excinfo:
+        client.predict(handle_file(corrupt), "Gaussian (sliders)", 2.0, 2.0, 0, None, api_name="/deblur_known_kernel")
+    assert "Traceback" not in str(excinfo.value)
+    big = write_photo(tmp_path / "big.png", 600, 600)
+    with pytest.raises(Exception, match="this demo handles up to 0.3 megapixels"):
+        client.predict(handle_file(big), "Gaussian (sliders)", 2.0, 2.0, 0, None, api_name="/try_on_sharp_photo")
+    with pytest.raises(Exception, match="up to 17×17"):
+        np.save(tmp_path / "k21.npy", kernels.gaussian_kernel(2.0, 2.0, 0.0, size=21))
+        client.predict(
+            handle_file(write_photo(tmp_path / "ok.png")), "Kernel file", 2.0, 2.0, 0,
+            handle_file(tmp_path / "k21.npy"), api_name="/deblur_known_kernel",
+        )  # fmt: skip
+    good = write_photo(tmp_path / "good.png")
+    result = client.predict(
+        handle_file(good), "Gaussian (sliders)", 2.0, 2.0, 0, None, api_name="/deblur_known_kernel"
+    )
+    _deblur_outputs_ok(result, (64, 48), "good")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The Space folder
+# ---------------------------------------------------------------------------------------------------------------
+def load_space_build():
+    spec = importlib.util.spec_from_file_location("space_build", REPO_ROOT / "space" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_space_card_header_is_valid():
+    import gradio
+    import yaml
+
+    text = (REPO_ROOT / "space" / "README.md").read_text(encoding="utf-8")
+    assert text.startswith("---\n")
+    card = yaml.safe_load(text.split("---\n")[1])
+    assert card["sdk"] == "gradio" and card["sdk_version"] == gradio.__version__ and card["app_file"] == "app.py"
+    assert card["license"] == "apache-2.0" and len(card["short_description"]) <= 60
+    assert {"image-deblurring", "image-restoration", "computer-vision"} <= set(card["tags"])
+    lines = (REPO_ROOT / "space" / "requirements.txt").read_text().splitlines()
+    requirements = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    assert f"gradio=={gradio.__version__}" in requirements
+    assert not any("bikanet" in r.replace("_", "-").lower() for r in requirements), (
+        "the package is copied, not installed"
+    )
+
+
+def test_space_build_assembles_a_deployable_folder(tmp_path):
+    build = load_space_build()
+    files = {str(p) for p in build.build(tmp_path / "space", allow_missing_checkpoint=True)}
+    assert {"README.md", "requirements.txt", "app.py", "bikanet_hf/__init__.py", "bikanet_hf/kernels.py"} <= files
+    assert {"bikanet_hf/examples/coffee_blurred.png", "bikanet_hf/examples/README.md"} <= files
+    assert not any("__pycache__" in f or f.endswith(".pyc") for f in files)
+    assert (tmp_path / "space" / "app.py").read_bytes() == (REPO_ROOT / "app.py").read_bytes()
+    with pytest.raises(FileExistsError):
+        build.build(tmp_path / "space", allow_missing_checkpoint=True)
+    with pytest.raises(ValueError, match="overwrite the repository"):
+        build.build(REPO_ROOT, overwrite=True, allow_missing_checkpoint=True)
