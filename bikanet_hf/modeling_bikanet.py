@@ -212,13 +212,12 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         self.tail.zero_init = config.residual_output
         self.post_init()
 
-    def _pad(self, images: torch.Tensor) -> torch.Tensor:
+    def _pad(self, images: torch.Tensor, multiple: int, min_size: int = 1) -> torch.Tensor:
+        """Pad the bottom and right to a multiple of ``multiple`` and at least ``min_size`` (mirror, or edge
+        replication when the image is too small to mirror)."""
         h, w = images.shape[-2:]
-        multiple = self.config.pad_multiple
-        pad_h, pad_w = (-h) % multiple, (-w) % multiple
-        # Tiny images: the Wiener front-end's mirror extension must hold the kernel.
-        min_size = self.config.kernel_size // 2 + 2
-        pad_h, pad_w = max(pad_h, min_size - h), max(pad_w, min_size - w)
+        pad_h = max((-h) % multiple, min_size - h)
+        pad_w = max((-w) % multiple, min_size - w)
         if pad_h == 0 and pad_w == 0:
             return images
         mode = "reflect" if h > pad_h and w > pad_w else "replicate"
@@ -247,15 +246,15 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
             )
         kernel = kernel.to(pixel_values.dtype)
         height, width = pixel_values.shape[-2:]
-        x = self._pad(pixel_values)
-
+        # The Wiener front-end sees the image as it is (padding it first would move the mirror axes of its
+        # extension and add border errors); only tiny images are enlarged so that the extension holds the kernel.
+        x = self._pad(pixel_values, multiple=1, min_size=self.config.kernel_size // 2 + 2)
         if self.config.use_wiener_prior:
-            wiener = wiener_deconvolution(x, kernel, self.config.wiener_balances)
-            base = wiener[:, : self.config.num_channels]
-            features = self.head(torch.cat([x, wiener], dim=1))
-        else:
-            base = x
-            features = self.head(x)
+            x = torch.cat([x, wiener_deconvolution(x, kernel, self.config.wiener_balances)], dim=1)
+        x = self._pad(x, multiple=self.config.pad_multiple)
+        channels = self.config.num_channels
+        base = x[:, channels : 2 * channels] if self.config.use_wiener_prior else x
+        features = self.head(x)
 
         styles = self.mapping(kernel) if self.mapping is not None else [None] * len(self.blocks)
         skips = self.long_term_skip(features) if self.long_term_skip is not None else [None] * len(self.blocks)
