@@ -3,8 +3,8 @@
 
 Rows: image sets (bsds500_val, set14, mcmaster18 or any folder) × tracks (quick / full / random); columns: the
 blurred input, Wiener deconvolution with the true kernel (skimage, ``balance`` tuned on bsds500_val quick unless
-given), BIKAnet's own Wiener front-end alone, and each BIKAnet variant with the true kernel (non-blind). PSNR / SSIM on 8-bit images, means over pairs,
-gain over the blurred input. Writes JSON and a markdown table.
+given), BIKAnet's own Wiener front-end alone, and each BIKAnet variant with the true kernel (non-blind).
+PSNR / SSIM on 8-bit images, means over pairs, gain over the blurred input. Writes JSON and a markdown table.
 
 Example:
 
