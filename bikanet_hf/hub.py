@@ -7,7 +7,10 @@ from pathlib import Path
 
 import yaml
 
-LICENSE = "apache-2.0"
+# The code is Apache-2.0, but the weights are trained on BSDS500, whose licence allows non-commercial research
+# use only; the Hub's "other" licence with a name says so in the metadata.
+LICENSE = "other"
+LICENSE_NAME = "research-only-weights"
 
 
 def _model_index(name: str, validation: dict) -> list[dict]:
@@ -43,6 +46,7 @@ def model_card(results: dict, name: str = "bikanet") -> str:
         "library_name": "transformers",
         "pipeline_tag": "image-to-image",
         "license": LICENSE,
+        "license_name": LICENSE_NAME,
         "tags": ["image-deblurring", "deblurring", "image-restoration", "bikanet", "non-blind"],
         "metrics": ["psnr", "ssim"],
         "model-index": _model_index(name, validation),
