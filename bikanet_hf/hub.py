@@ -13,34 +13,53 @@ LICENSE = "other"
 LICENSE_NAME = "research-only-weights"
 
 
-def _model_index(name: str, validation: dict) -> list[dict]:
-    return [
-        {
-            "name": name,
-            "results": [
-                {
-                    "task": {"type": "image-to-image", "name": "Non-blind image deblurring (true kernel)"},
-                    "dataset": {
-                        "type": "bsds500_val",
-                        "name": "BSDS500 val, protocol quick pairs (bank16 kernel i mod 16)",
-                    },
-                    "metrics": [
-                        {"type": "psnr", "name": "PSNR (dB)", "value": round(validation["psnr"], 3)},
-                        {"type": "ssim", "name": "SSIM", "value": round(validation["ssim"], 4)},
-                        {
-                            "type": "psnr",
-                            "name": "PSNR gain over the blurred input (dB)",
-                            "value": round(validation["delta_psnr"], 3),
-                        },
-                    ],
-                }
-            ],
-        }
-    ]
+def _result(dataset_type: str, dataset_name: str, scores: dict) -> dict:
+    return {
+        "task": {"type": "image-to-image", "name": "Non-blind image deblurring (true kernel)"},
+        "dataset": {"type": dataset_type, "name": dataset_name},
+        "metrics": [
+            {"type": "psnr", "name": "PSNR (dB)", "value": round(scores["psnr"], 3)},
+            {"type": "ssim", "name": "SSIM", "value": round(scores["ssim"], 4)},
+            {"type": "psnr", "name": "PSNR gain over the blurred input (dB)", "value": round(scores["delta_psnr"], 3)},
+        ],
+    }
 
 
-def model_card(results: dict, name: str = "bikanet") -> str:
-    """The README.md of a BIKAnet checkpoint folder, from the ``eval_results.json`` written by training."""
+def _model_index(name: str, validation: dict, evaluation: dict | None, model_key: str | None) -> list[dict]:
+    """One result per (set, track) of an ``train/evaluate.py`` report, else the training's own validation."""
+    if evaluation is None:
+        n = validation["num_pairs"]
+        results = [_result("bsds500_val", f"BSDS500 val, protocol quick pairs (first {n} images)", validation)]
+    else:
+        results = [
+            _result(
+                set_name, f"{set_name}, protocol {track} pairs ({cols[model_key]['num_pairs']} pairs)", cols[model_key]
+            )
+            for set_name, tracks in evaluation["results"].items()
+            for track, cols in tracks.items()
+        ]
+    return [{"name": name, "results": results}]
+
+
+def _benchmark_table(evaluation: dict, model_key: str) -> str:
+    columns = [
+        c
+        for c in ("blurred", "wiener", "wiener-frontend")
+        if c in next(iter(next(iter(evaluation["results"].values())).values()))
+    ] + [model_key]
+    lines = ["| set | track | pairs | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 3)]
+    for set_name, tracks in evaluation["results"].items():
+        for track, cols in tracks.items():
+            cells = [f"{cols[c]['psnr']:.2f} / {cols[c]['ssim']:.4f}" for c in columns]
+            lines.append(f"| {set_name} | {track} | {cols[model_key]['num_pairs']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def model_card(
+    results: dict, name: str = "bikanet", evaluation: dict | None = None, model_key: str | None = None
+) -> str:
+    """The README.md of a BIKAnet checkpoint folder, from the ``eval_results.json`` written by training and,
+    when given, a ``train/evaluate.py`` report (``evaluation``) in which this model is the column ``model_key``."""
     validation, training = results["validation_quick"], results["training"]
     metadata = {
         "library_name": "transformers",
@@ -49,21 +68,31 @@ def model_card(results: dict, name: str = "bikanet") -> str:
         "license_name": LICENSE_NAME,
         "tags": ["image-deblurring", "deblurring", "image-restoration", "bikanet", "non-blind"],
         "metrics": ["psnr", "ssim"],
-        "model-index": _model_index(name, validation),
+        "model-index": _model_index(name, validation, evaluation, model_key),
     }
     header = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)
     n = validation["num_pairs"]
+    benchmark = ""
+    if evaluation is not None:
+        wiener = evaluation.get("wiener", {}).get("balance")
+        benchmark = f"""
+## Benchmark (`train/evaluate.py`, shared/PROTOCOL.md)
+
+PSNR (dB) / SSIM on 8-bit images, the true kernel given to every method. `wiener`: skimage's Wiener filter, balance
+{wiener} tuned on bsds500_val quick; `wiener-frontend`: this model's own Wiener front-end alone.
+
+{_benchmark_table(evaluation, model_key)}
+"""
     return f"""---
 {header}---
 
 # {name}: BIKAnet (Blind Image Kernel-Adaptive network)
 
 Removes a known blur kernel from a photo. Kernel-adaptive AE blocks whose AdaIN scale and bias come from a mapping
-network fed the kernel, a long-term skip from the head into every block, and a Wiener-deconvolution front-end; see
-the [BIKAnet-HF README](https://huggingface.co/spaces/bikanet-hf/bikanet) for the design. For blind deblurring,
-pair it with a kernel estimator (`bikanet_hf.estimate_kernel`).
-
-## Results (measured at the end of training)
+network fed the kernel, a long-term skip from the head into every block, and a Wiener-deconvolution front-end (the
+BIKAnet-HF README describes the design). The kernel must be given: this model is non-blind.
+{benchmark}
+## Validation during training
 
 Protocol quick pairs of BSDS500 val (first {n} images, image i blurred with bank16 kernel i mod 16, 8-bit), the
 true kernel given:
@@ -93,11 +122,13 @@ sharp = processor.postprocess(out.reconstruction, inputs["original_sizes"])[0]
 
 - Data: on-the-fly crops ({training["crop_size"]}×{training["crop_size"]}) of {", ".join(training["train_sources"])},
   each blurred with a fresh kernel (bank16 with probability {training["bank16_fraction"]}, else the protocol's random
-  Gaussian family σ ∈ [0.6, 4.0], any angle), noise σ up to {training["noise_sigma"]}, quantised to 8 bits.
+  Gaussian family σ ∈ [0.6, 4.0], any angle), noise σ up to {training["noise_sigma"]}, quantised to 8 bits;
+  {training["context_probability"]:.0%} of the crops blurred with their real surroundings, the others with mirror
+  padding as the protocol blurs whole images.
 - Optimiser: Adam, peak learning rate {training["learning_rate"]:g}, warm-up then cosine decay,
   {training["loss"]} loss, gradient clipping 1.0, EMA decay {training["ema_decay"]:g} (0 = off);
   batch {training["batch_size"]}; seed {training["seed"]}.
-- Steps: {training["steps"]} (best validation at step {training["best_step"]}); {training["train_minutes"]:.0f} minutes
+- Steps: {training["steps"]} (best validation at step {training["best_step"]}); {training["train_minutes"]:.1f} minutes
   on {training["hardware"]}; {training["num_parameters"]:,} parameters.
 
 ## Limitations
@@ -108,11 +139,19 @@ sharp = processor.postprocess(out.reconstruction, inputs["original_sizes"])[0]
 """
 
 
-def write_model_card(folder: str | Path, results: dict | None = None, name: str | None = None) -> Path:
-    """Write ``README.md`` in ``folder`` from ``results`` (default: the folder's ``eval_results.json``)."""
+def write_model_card(
+    folder: str | Path,
+    results: dict | None = None,
+    name: str | None = None,
+    evaluation: str | Path | None = None,
+    model_key: str | None = None,
+) -> Path:
+    """Write ``README.md`` in ``folder`` from ``results`` (default: the folder's ``eval_results.json``) and, when
+    given, the ``train/evaluate.py`` JSON report ``evaluation`` in which this model is the column ``model_key``."""
     folder = Path(folder)
     if results is None:
         results = json.loads((folder / "eval_results.json").read_text())
+    report = json.loads(Path(evaluation).read_text()) if evaluation is not None else None
     path = folder / "README.md"
-    path.write_text(model_card(results, name or folder.name))
+    path.write_text(model_card(results, name or folder.name, report, model_key or name or folder.name))
     return path

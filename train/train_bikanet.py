@@ -415,6 +415,7 @@ def finalize(output_dir: Path, state: dict, args: argparse.Namespace) -> None:
         "loss": args.loss,
         "ema_decay": args.ema_decay,
         "bank16_fraction": args.bank16_fraction,
+        "context_probability": args.context_probability,
         "noise_sigma": args.noise_sigma,
         "seed": args.seed,
         "train_sources": [Path(s).name for s in (args.train_dirs or ["bsds500_train"])],
