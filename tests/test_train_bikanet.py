@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from bikanet_hf import BikanetForImageDeblurring, BikanetImageProcessor
+from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, BikanetImageProcessor
 from tests.conftest import REPO_ROOT
 
 TINY = [
@@ -119,3 +119,34 @@ def test_refuses_to_start_over_existing_checkpoints(folders, tmp_path):
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "--resume_from_checkpoint latest" in result.stderr
+
+
+@pytest.mark.slow
+def test_init_from_a_pretrained_folder(folders, tmp_path):
+    start = tmp_path / "start"
+    BikanetForImageDeblurring(BikanetConfig(hidden_size=6, block_hidden_size=8, num_blocks=1)).save_pretrained(start)
+    cmd = [
+        sys.executable,
+        str(REPO_ROOT / "train" / "train_bikanet.py"),
+        "--output_dir",
+        str(tmp_path / "next"),
+        "--init_from",
+        str(start),
+        "--train_dirs",
+        str(folders / "train"),
+        "--validation_dir",
+        str(folders / "val"),
+        "--max_train_steps",
+        "1",
+        "--train_batch_size",
+        "2",
+        "--crop_size",
+        "16",
+        "--threads",
+        "1",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert BikanetForImageDeblurring.from_pretrained(tmp_path / "next").config.hidden_size == 6
+    bad = subprocess.run([*cmd[:-2], "--hidden_size", "8"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "--init_from takes the architecture" in bad.stderr

@@ -52,6 +52,9 @@ from bikanet_hf.training import (
 )
 
 logger = logging.getLogger("train_bikanet")
+# BikanetConfig fields that have a command-line flag of the same name.
+INT_CONFIG_FIELDS = ("hidden_size", "block_hidden_size", "num_blocks", "mapping_hidden_size", "mapping_num_layers")
+BOOL_CONFIG_FIELDS = ("use_kernel_adaptation", "use_long_term_skip", "use_wiener_prior", "adain_instance_norm")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -112,12 +115,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     g = p.add_argument_group("model (BikanetConfig fields)")
     g.add_argument("--config_name", default=None, help="A config.json or pretrained folder to start the config from.")
+    g.add_argument(
+        "--init_from",
+        default=None,
+        help="Start from the weights (and config) of a pretrained folder or Hub id, e.g. the bundled checkpoint "
+        "bikanet_hf/checkpoints/bikanet, with a fresh optimiser and schedule: how a later session continues a "
+        "committed model.",
+    )
     defaults = BikanetConfig()
-    for field in ("hidden_size", "block_hidden_size", "num_blocks", "mapping_hidden_size", "mapping_num_layers"):
+    for field in INT_CONFIG_FIELDS:
         g.add_argument(
             f"--{field}", type=int, default=None, help=f"BikanetConfig.{field} (default {getattr(defaults, field)})."
         )
-    for field in ("use_kernel_adaptation", "use_long_term_skip", "use_wiener_prior", "adain_instance_norm"):
+    for field in BOOL_CONFIG_FIELDS:
         g.add_argument(
             f"--{field}",
             type=lambda s: s.lower() in ("1", "true", "yes"),
@@ -169,6 +179,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--hub_revision", default=None, help="Branch to push to (default: main).")
     args = p.parse_args(argv)
 
+    if args.init_from and (
+        args.config_name or any(getattr(args, f) is not None for f in INT_CONFIG_FIELDS + BOOL_CONFIG_FIELDS)
+    ):
+        p.error("--init_from takes the architecture from the pretrained folder; drop --config_name and model flags")
     if args.push_to_hub and not args.hub_model_id:
         p.error("--push_to_hub needs --hub_model_id")
     for name in ("max_train_steps", "train_batch_size", "checkpointing_steps", "validation_steps", "crop_size"):
@@ -181,17 +195,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace) -> BikanetConfig:
     config = BikanetConfig.from_pretrained(args.config_name) if args.config_name else BikanetConfig()
-    for field in (
-        "hidden_size",
-        "block_hidden_size",
-        "num_blocks",
-        "mapping_hidden_size",
-        "mapping_num_layers",
-        "use_kernel_adaptation",
-        "use_long_term_skip",
-        "use_wiener_prior",
-        "adain_instance_norm",
-    ):
+    for field in INT_CONFIG_FIELDS + BOOL_CONFIG_FIELDS:
         if getattr(args, field) is not None:
             setattr(config, field, getattr(args, field))
     return config
@@ -278,8 +282,10 @@ def main(argv: list[str] | None = None) -> Path:
     )
 
     # --- model and optimisation ---------------------------------------------------------------------------------
-    config = build_config(args)
-    model = BikanetForImageDeblurring(config)
+    if args.init_from:
+        model = BikanetForImageDeblurring.from_pretrained(args.init_from)
+    else:
+        model = BikanetForImageDeblurring(build_config(args))
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
