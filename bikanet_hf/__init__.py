@@ -8,6 +8,29 @@ from .modeling_bikanet import BikanetForImageDeblurring
 
 __version__ = "0.1.0"
 
+
+def _register_auto_classes() -> None:
+    """Make ``AutoConfig`` / ``AutoModel`` / ``AutoModelForImageToImage`` / ``AutoImageProcessor`` know BIKAnet, and
+    make ``save_pretrained`` copy the self-contained model files and write ``auto_map``, so that a saved folder
+    loads with ``trust_remote_code=True`` where this package is not installed."""
+    from transformers import AutoConfig, AutoModel, AutoModelForImageToImage
+
+    AutoConfig.register(BikanetConfig.model_type, BikanetConfig, exist_ok=True)
+    AutoModel.register(BikanetConfig, BikanetForImageDeblurring, exist_ok=True)
+    AutoModelForImageToImage.register(BikanetConfig, BikanetForImageDeblurring, exist_ok=True)
+    BikanetConfig.register_for_auto_class()
+    BikanetForImageDeblurring.register_for_auto_class("AutoModel")
+    BikanetImageProcessor.register_for_auto_class("AutoImageProcessor")
+    try:  # transformers 5.17 cannot import AutoImageProcessor without torchvision (fixed in 5.18)
+        from transformers import AutoImageProcessor
+
+        AutoImageProcessor.register(BikanetConfig, slow_image_processor_class=BikanetImageProcessor, exist_ok=True)
+    except ImportError:
+        pass
+
+
+_register_auto_classes()
+
 __all__ = [
     "BikanetConfig",
     "BikanetForImageDeblurring",

@@ -212,6 +212,15 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         self.tail.zero_init = config.residual_output
         self.post_init()
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # transformers records one auto class per model class in auto_map; folders written for remote code (the
+        # class is registered for AutoModel) also map the image-to-image auto class to this model.
+        if self._auto_class is not None:
+            auto_map = dict(getattr(self.config, "auto_map", None) or {})
+            auto_map["AutoModelForImageToImage"] = f"modeling_bikanet.{type(self).__name__}"
+            self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     def _pad(self, images: torch.Tensor, multiple: int, min_size: int = 1) -> torch.Tensor:
         """Pad the bottom and right to a multiple of ``multiple`` and at least ``min_size`` (mirror, or edge
         replication when the image is too small to mirror)."""

@@ -1,0 +1,77 @@
+"""A saved checkpoint loads through the Auto classes, also where ``bikanet_hf`` is not importable."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForImageToImage
+
+from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, BikanetImageProcessor
+from bikanet_hf.kernels import bank16
+
+
+def save_tiny(folder):
+    torch.manual_seed(0)
+    model = BikanetForImageDeblurring(BikanetConfig(hidden_size=4, block_hidden_size=8, num_blocks=1)).eval()
+    with torch.no_grad():  # non-zero tail so that the output depends on every weight
+        model.tail.weight.normal_(0, 0.1)
+    model.save_pretrained(folder)
+    BikanetImageProcessor().save_pretrained(folder)
+    return model
+
+
+def test_auto_classes_inside_the_package(tmp_path):
+    model = save_tiny(tmp_path)
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), BikanetConfig)
+    for auto in (AutoModel, AutoModelForImageToImage):
+        loaded = auto.from_pretrained(tmp_path)
+        assert isinstance(loaded, BikanetForImageDeblurring)
+        torch.testing.assert_close(loaded.tail.weight, model.tail.weight)
+
+
+def test_saved_folder_loads_with_trust_remote_code_without_the_package(tmp_path):
+    model = save_tiny(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForImageToImage"}
+    for name in ("configuration_bikanet.py", "modeling_bikanet.py", "image_processing_bikanet.py"):
+        assert (tmp_path / name).is_file()
+    image = np.random.default_rng(0).integers(0, 256, (21, 30, 3), dtype=np.uint8)
+    np.save(tmp_path / "image.npy", image)
+    np.save(tmp_path / "kernel.npy", bank16()[7].astype(np.float32))
+    processor = BikanetImageProcessor()
+    inputs = processor(image)
+    with torch.no_grad():
+        expected = model(inputs["pixel_values"], torch.from_numpy(bank16()[[7]]).float()).reconstruction
+
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["bikanet_hf"] = None  # as if the package were not installed
+        import numpy as np, torch
+        from transformers import AutoImageProcessor, AutoModel, AutoModelForImageToImage
+        folder = {str(tmp_path)!r}
+        model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+        assert type(model).__name__ == "BikanetForImageDeblurring", type(model)
+        assert "bikanet_hf" not in type(model).__module__
+        AutoModelForImageToImage.from_pretrained(folder, trust_remote_code=True)
+        processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
+        inputs = processor(np.load(folder + "/image.npy"))
+        kernel = torch.from_numpy(np.load(folder + "/kernel.npy"))[None]
+        with torch.no_grad():
+            out = model(pixel_values=inputs["pixel_values"], kernel=kernel).reconstruction
+        torch.save(out, folder + "/out.pt")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected)
