@@ -10,26 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import median_seconds
 
 from bikanet_hf import corpus
 from bikanet_hf.metrics import psnr
 from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring
 from bikanet_hf.protocol import protocol_pairs
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 @torch.no_grad()

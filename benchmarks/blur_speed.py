@@ -8,22 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 
-import numpy as np
 import torch
+from timing import median_seconds
 
 import bikanet_hf.kernels as K
-
-
-def median_seconds(fn, repeats: int = 5) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def main() -> None:

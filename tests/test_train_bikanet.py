@@ -38,22 +38,17 @@ def folders(tmp_path_factory):
     return root
 
 
+def training_command(folders, output_dir, *extra) -> list[str]:
+    script = REPO_ROOT / "train" / "train_bikanet.py"
+    data = ["--train_dirs", str(folders / "train"), "--validation_dir", str(folders / "val")]
+    small = ["--train_batch_size", "2", "--crop_size", "16", "--threads", "1"]
+    return [sys.executable, str(script), "--output_dir", str(output_dir), *data, *small, *extra]
+
+
 def run_training(folders, output_dir, steps, *extra):
-    cmd = [
-        sys.executable,
-        str(REPO_ROOT / "train" / "train_bikanet.py"),
-        "--output_dir",
-        str(output_dir),
-        "--train_dirs",
-        str(folders / "train"),
-        "--validation_dir",
-        str(folders / "val"),
+    schedule = [
         "--max_train_steps",
         str(steps),
-        "--train_batch_size",
-        "2",
-        "--crop_size",
-        "16",
         "--checkpointing_steps",
         "1",
         "--validation_steps",
@@ -64,12 +59,10 @@ def run_training(folders, output_dir, steps, *extra):
         "1",
         "--ema_decay",
         "0.9",
-        "--threads",
-        "1",
-        *TINY,
-        *extra,
     ]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        training_command(folders, output_dir, *schedule, *TINY, *extra), capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -106,17 +99,7 @@ def test_train_resume_and_load(folders, tmp_path):
 
 def test_refuses_to_start_over_existing_checkpoints(folders, tmp_path):
     (tmp_path / "checkpoint-5").mkdir()
-    cmd = [
-        sys.executable,
-        str(REPO_ROOT / "train" / "train_bikanet.py"),
-        "--output_dir",
-        str(tmp_path),
-        "--train_dirs",
-        str(folders / "train"),
-        "--max_train_steps",
-        "1",
-        *TINY,
-    ]
+    cmd = training_command(folders, tmp_path, "--max_train_steps", "1", *TINY)
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "--resume_from_checkpoint latest" in result.stderr
 
@@ -125,28 +108,9 @@ def test_refuses_to_start_over_existing_checkpoints(folders, tmp_path):
 def test_init_from_a_pretrained_folder(folders, tmp_path):
     start = tmp_path / "start"
     BikanetForImageDeblurring(BikanetConfig(hidden_size=6, block_hidden_size=8, num_blocks=1)).save_pretrained(start)
-    cmd = [
-        sys.executable,
-        str(REPO_ROOT / "train" / "train_bikanet.py"),
-        "--output_dir",
-        str(tmp_path / "next"),
-        "--init_from",
-        str(start),
-        "--train_dirs",
-        str(folders / "train"),
-        "--validation_dir",
-        str(folders / "val"),
-        "--max_train_steps",
-        "1",
-        "--train_batch_size",
-        "2",
-        "--crop_size",
-        "16",
-        "--threads",
-        "1",
-    ]
+    cmd = training_command(folders, tmp_path / "next", "--init_from", str(start), "--max_train_steps", "1")
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert BikanetForImageDeblurring.from_pretrained(tmp_path / "next").config.hidden_size == 6
-    bad = subprocess.run([*cmd[:-2], "--hidden_size", "8"], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run([*cmd, "--hidden_size", "8"], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "--init_from takes the architecture" in bad.stderr
