@@ -7,12 +7,16 @@ optimizer, scheduler, RNG and data position), and a ``trainer_state.json`` with 
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import logging
 import os
 import re
 import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -117,3 +121,313 @@ def hardware_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA)"
     return f"CPU, {torch.get_num_threads()} threads"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The training loop every script of train/ runs
+# ---------------------------------------------------------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def add_training_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    crop_size: int,
+    learning_rate: float,
+    learning_rate_help: str,
+    context_probability: float,
+    context_probability_help: str,
+) -> None:
+    """The flags shared by the training scripts (output and resume, data, optimisation, validation, hub)."""
+    g = parser.add_argument_group("output and resume")
+    g.add_argument("--output_dir", required=True, help="Folder for checkpoints, logs and the final model.")
+    g.add_argument(
+        "--resume_from_checkpoint",
+        default=None,
+        help='"latest" (continue the newest complete checkpoint-N in --output_dir, or start if none) '
+        "or a checkpoint folder.",
+    )
+    g.add_argument("--checkpointing_steps", type=_positive_int, default=500, help="Save checkpoint-N this often.")
+    g.add_argument("--checkpoints_total_limit", type=int, default=3, help="Keep at most this many checkpoints.")
+    g.add_argument(
+        "--overwrite_output_dir", action="store_true", help="Allow a new run in a folder that holds checkpoints."
+    )
+
+    g = parser.add_argument_group("data")
+    g.add_argument(
+        "--train_dirs",
+        nargs="+",
+        default=None,
+        help="Sharp training image folders or Hub image dataset ids (default: bsds500_train).",
+    )
+    g.add_argument("--validation_dir", default=None, help="Validation folder (default: bsds500_val).")
+    g.add_argument(
+        "--validation_limit",
+        type=_positive_int,
+        default=16,
+        help="Periodic validation uses the first N quick pairs (full evaluation: the evaluation scripts).",
+    )
+    g.add_argument("--crop_size", type=_positive_int, default=crop_size, help="Training crop side in pixels.")
+    g.add_argument(
+        "--bank16_fraction",
+        type=float,
+        default=0.5,
+        help="Probability that a sample's kernel is a bank16 kernel instead of a random Gaussian.",
+    )
+    g.add_argument(
+        "--noise_sigma",
+        type=float,
+        default=0.0,
+        help="Noise augmentation: max σ (0–255 scale) of Gaussian noise added before quantisation.",
+    )
+    g.add_argument("--noise_probability", type=float, default=0.0, help="Fraction of samples that get noise.")
+    g.add_argument("--context_probability", type=float, default=context_probability, help=context_probability_help)
+    g.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
+
+    g = parser.add_argument_group("optimisation")
+    g.add_argument("--max_train_steps", type=_positive_int, default=20000, help="Total optimiser steps.")
+    g.add_argument(
+        "--stop_after_steps",
+        type=_positive_int,
+        default=None,
+        help="End this invocation at this global step (checkpoint and final model written) while the "
+        "schedule still targets --max_train_steps: a time-boxed session that a later run of the same "
+        "command with --resume_from_checkpoint latest continues.",
+    )
+    g.add_argument("--train_batch_size", type=_positive_int, default=16, help="Samples per device per step.")
+    g.add_argument("--gradient_accumulation_steps", type=_positive_int, default=1, help="Batches per optimiser step.")
+    g.add_argument("--learning_rate", type=float, default=learning_rate, help=learning_rate_help)
+    g.add_argument("--lr_warmup_steps", type=int, default=200, help="Linear warm-up steps before cosine decay.")
+    g.add_argument("--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm.")
+    g.add_argument("--ema_decay", type=float, default=0.0, help="EMA of weights (e.g. 0.999); 0 disables it.")
+    g.add_argument(
+        "--mixed_precision",
+        choices=("auto", "no", "bf16", "fp16"),
+        default="auto",
+        help='"auto": bf16 on a GPU, float32 on the CPU.',
+    )
+    g.add_argument("--channels_last", action="store_true", help="Use channels-last memory format.")
+    g.add_argument("--seed", type=int, default=0, help="Seed of weights and data (the data is a function of it).")
+
+    g = parser.add_argument_group("validation and logging")
+    g.add_argument("--validation_steps", type=_positive_int, default=500, help="Validate every this many steps.")
+    g.add_argument("--logging_steps", type=_positive_int, default=25, help="Log the training loss this often.")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
+
+    g = parser.add_argument_group("hub")
+    g.add_argument("--push_to_hub", action="store_true", help="Upload the final model folder to the Hub.")
+    g.add_argument("--hub_model_id", default=None, help="Repository id for --push_to_hub, e.g. user/name.")
+    g.add_argument("--hub_private", action="store_true", help="Create the Hub repository as private.")
+    g.add_argument("--hub_revision", default=None, help="Branch to push to (default: main).")
+
+
+def check_training_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.push_to_hub and not args.hub_model_id:
+        parser.error("--push_to_hub needs --hub_model_id")
+
+
+@dataclass
+class TrainingTask:
+    """What a training script adds to the shared loop: its model and how to train, score and save it.
+
+    ``compute_loss(model, batch)`` returns the loss of an on-the-fly batch; ``validate(model, device)`` returns a
+    dict of metrics in which ``score_key`` decides the best checkpoint; ``describe(metrics)`` is its log line;
+    ``finalize(output_dir, state)`` writes the final model folder from ``output_dir / "best"``.
+    """
+
+    name: str
+    model: nn.Module
+    compute_loss: Callable[[nn.Module, dict], torch.Tensor]
+    validate: Callable[[nn.Module, torch.device], dict]
+    describe: Callable[[dict], str]
+    finalize: Callable[[Path, dict], None]
+    score_key: str
+    higher_is_better: bool = True
+
+
+def run_training(args: argparse.Namespace, make_task: Callable[[], TrainingTask]) -> Path:
+    """Train with 🤗 Accelerate on the corpus's on-the-fly data; checkpoints, exact resume, validation, EMA."""
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration, set_seed
+    from tqdm.auto import tqdm
+    from transformers import get_cosine_schedule_with_warmup
+
+    from . import corpus
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    output_dir = Path(args.output_dir)
+    mixed_precision = args.mixed_precision
+    if mixed_precision == "auto":
+        mixed_precision = "bf16" if torch.cuda.is_available() else "no"
+    accelerator = Accelerator(
+        mixed_precision=mixed_precision,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        project_config=ProjectConfiguration(project_dir=str(output_dir)),
+    )
+    resume_path = resolve_resume_path(output_dir, args.resume_from_checkpoint)
+    if resume_path is None and list_checkpoints(output_dir) and not args.overwrite_output_dir:
+        raise SystemExit(
+            f"{output_dir} already holds checkpoints: pass --resume_from_checkpoint latest to continue "
+            "that run or --overwrite_output_dir to start a new one there."
+        )
+    set_seed(args.seed)
+
+    # Data: a fresh kernel and crop for every sample, a pure function of (seed, sample index).
+    data_dir = corpus.default_data_dir()
+    train_sources = args.train_dirs or [str(data_dir / "bsds500_train")]
+    samples_per_step = args.train_batch_size * args.gradient_accumulation_steps * accelerator.num_processes
+    with accelerator.main_process_first():
+        train_dataset = corpus.on_the_fly(
+            corpus.sharp_images(train_sources),
+            num_samples=args.max_train_steps * samples_per_step,
+            crop_size=args.crop_size,
+            seed=args.seed,
+            bank16_fraction=args.bank16_fraction,
+            noise_sigma=args.noise_sigma,
+            noise_probability=args.noise_probability,
+            context_probability=args.context_probability,
+        )
+    # Sequential order: the randomness is in the samples themselves, so resuming is skipping the batches seen.
+    train_dataloader = torch.utils.data.DataLoader(
+        train_dataset,
+        batch_size=args.train_batch_size,
+        shuffle=False,
+        num_workers=args.dataloader_num_workers,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    task = make_task()
+    model = task.model
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
+    scheduler = get_cosine_schedule_with_warmup(
+        optimizer,
+        num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
+        num_training_steps=args.max_train_steps * accelerator.num_processes,
+    )
+    model, optimizer, train_dataloader, scheduler = accelerator.prepare(model, optimizer, train_dataloader, scheduler)
+    ema = EMA(accelerator.unwrap_model(model), args.ema_decay) if args.ema_decay > 0 else None
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
+
+    state = {
+        "global_step": 0,
+        "train_seconds": 0.0,
+        "best_score": None,
+        "best_step": None,
+        "validation": [],
+        "log": [],
+        "args": vars(args),
+        "num_parameters": count_parameters(model),
+        "hardware": hardware_description(accelerator.device),
+    }
+    if resume_path is not None:
+        accelerator.load_state(str(resume_path))
+        state = load_trainer_state(resume_path) | {"args": vars(args)}
+        logger.info("Resumed from %s at step %d", resume_path, state["global_step"])
+    first_step = state["global_step"]
+    batches_to_skip = first_step * args.gradient_accumulation_steps
+    dataloader = (
+        accelerator.skip_first_batches(train_dataloader, batches_to_skip) if batches_to_skip else train_dataloader
+    )
+    logger.info(
+        "%s: %d parameters; %d steps of %d samples; device %s, precision %s",
+        task.name,
+        state["num_parameters"],
+        args.max_train_steps,
+        samples_per_step,
+        accelerator.device,
+        mixed_precision,
+    )
+    progress = tqdm(
+        total=args.max_train_steps,
+        initial=first_step,
+        desc="train",
+        unit="step",
+        disable=not accelerator.is_local_main_process,
+        dynamic_ncols=True,
+    )
+    model.train()
+    tick = time.perf_counter()
+    running_loss, running_count = 0.0, 0
+    last_step = min(args.max_train_steps, args.stop_after_steps or args.max_train_steps)
+    for batch in dataloader:
+        if state["global_step"] >= last_step:
+            break
+        with accelerator.accumulate(model):
+            if args.channels_last:
+                batch["blurred"] = batch["blurred"].contiguous(memory_format=torch.channels_last)
+            loss = task.compute_loss(model, batch)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        running_loss += loss.detach().item()
+        running_count += 1
+        if not accelerator.sync_gradients:
+            continue
+        state["global_step"] += 1
+        step = state["global_step"]
+        if ema is not None:
+            ema.update(accelerator.unwrap_model(model))
+        progress.update(1)
+        progress.set_postfix(loss=f"{running_loss / running_count:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        if step % args.logging_steps == 0:
+            state["log"].append({"step": step, "loss": running_loss / running_count, "lr": scheduler.get_last_lr()[0]})
+            running_loss, running_count = 0.0, 0
+
+        is_last = step >= last_step
+        if step % args.validation_steps == 0 or is_last:
+            state["train_seconds"] += time.perf_counter() - tick
+            if accelerator.is_main_process:
+                eval_model = ema.shadow if ema is not None else accelerator.unwrap_model(model)
+                metrics = task.validate(eval_model, accelerator.device) | {"step": step}
+                if ema is not None:  # measure what the EMA buys: the raw weights on the same pairs
+                    raw = task.validate(accelerator.unwrap_model(model), accelerator.device)
+                    metrics[f"{task.score_key}_without_ema"] = raw[task.score_key]
+                model.train()
+                state["validation"].append(metrics)
+                logger.info("step %d: %s", step, task.describe(metrics))
+                score, best = metrics[task.score_key], state["best_score"]
+                if best is None or (score > best if task.higher_is_better else score < best):
+                    state["best_score"], state["best_step"] = score, step
+                    eval_model.save_pretrained(output_dir / "best", safe_serialization=True)
+            tick = time.perf_counter()
+        if step % args.checkpointing_steps == 0 or is_last:
+            state["train_seconds"] += time.perf_counter() - tick
+            tick = time.perf_counter()
+            save_checkpoint(accelerator, output_dir, step, state, args.checkpoints_total_limit)
+    progress.close()
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        task.finalize(output_dir, state)
+        if args.push_to_hub:
+            push_folder(output_dir, args.hub_model_id, private=args.hub_private, revision=args.hub_revision)
+    accelerator.end_training()
+    return output_dir
+
+
+def push_folder(folder: Path, repo_id: str, *, private: bool = False, revision: str | None = None) -> str:
+    """Upload a finished run's model folder (not its checkpoints) to a Hub model repository; returns the URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    if revision:
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    url = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=str(folder),
+        revision=revision,
+        ignore_patterns=["checkpoint-*", "best/*", "*.tmp"],
+        commit_message=f"Upload {folder.name}",
+    )
+    logger.info("Pushed to %s", url)
+    return str(url)

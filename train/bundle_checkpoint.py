@@ -1,0 +1,65 @@
+#!/usr/bin/env python
+"""Copy a finished training run into the package as its default checkpoint, with a model card.
+
+The bundled folder (``bikanet_hf/checkpoints/bikanet``) is what the app, the tests and
+``BikanetForImageDeblurring.from_pretrained(<bundled path>)`` use offline. It holds the weights (safetensors), the
+config, the image processor, ``eval_results.json`` and a ``README.md`` card whose numbers come from the run's
+validation and, when given, a ``train/evaluate.py`` report. The model's Python files are not copied: inside the
+package the classes come from ``bikanet_hf`` itself (``save_pretrained`` to any other folder copies them for
+``trust_remote_code`` loading).
+
+Example:
+
+    python train/bundle_checkpoint.py --run runs/bikanet-main --evaluation benchmarks/results/table1.json \\
+        --model_key bikanet
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import bikanet_hf
+from bikanet_hf import BikanetForImageDeblurring, BikanetImageProcessor
+from bikanet_hf.hub import write_model_card
+from bikanet_hf.training import list_checkpoints, load_trainer_state
+
+DEFAULT_OUT = Path(bikanet_hf.__file__).resolve().parent / "checkpoints" / "bikanet"
+MAX_BYTES = 25 * 1024 * 1024
+
+
+def main(argv=None) -> Path:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="A finished train/train_bikanet.py --output_dir.")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="Destination folder (default: the bundled checkpoint).")
+    p.add_argument("--evaluation", default=None, help="A train/evaluate.py JSON report to put in the card.")
+    p.add_argument("--model_key", default="bikanet", help="This model's column name in --evaluation.")
+    p.add_argument("--name", default="bikanet", help="Model name shown in the card.")
+    args = p.parse_args(argv)
+
+    run, out = Path(args.run), Path(args.out)
+    results = json.loads((run / "eval_results.json").read_text())
+    checkpoints = list_checkpoints(run)
+    if checkpoints:  # runs made before a field existed: take it from the run's own recorded arguments
+        recorded = load_trainer_state(checkpoints[-1])["args"]
+        results["training"].setdefault("context_probability", recorded.get("context_probability", 1.0))
+    if out.exists():
+        shutil.rmtree(out)
+    model = BikanetForImageDeblurring.from_pretrained(run)
+    model.save_pretrained(out, safe_serialization=True)
+    for copied_code in out.glob("*.py"):
+        copied_code.unlink()
+    BikanetImageProcessor.from_pretrained(run).save_pretrained(out)
+    (out / "eval_results.json").write_text(json.dumps(results, indent=2))
+    write_model_card(out, results, name=args.name, evaluation=args.evaluation, model_key=args.model_key)
+    size = sum(f.stat().st_size for f in out.iterdir())
+    if size > MAX_BYTES:
+        raise SystemExit(f"{out} is {size / 2**20:.1f} MB, over the 25 MB a bundled checkpoint may take.")
+    print(f"bundled {run} into {out} ({size / 2**20:.2f} MB)")
+    return out
+
+
+if __name__ == "__main__":
+    main()
