@@ -414,6 +414,26 @@ def run_training(args: argparse.Namespace, make_task: Callable[[], TrainingTask]
     return output_dir
 
 
+def run_summary(state: dict, args: argparse.Namespace) -> dict:
+    """How a finished run was trained, for ``eval_results.json`` and the model card."""
+    return {
+        "steps": state["global_step"],
+        "best_step": state["best_step"],
+        "train_minutes": state["train_seconds"] / 60,
+        "hardware": state["hardware"],
+        "batch_size": args.train_batch_size,
+        "crop_size": args.crop_size,
+        "learning_rate": args.learning_rate,
+        "ema_decay": args.ema_decay,
+        "bank16_fraction": args.bank16_fraction,
+        "context_probability": args.context_probability,
+        "noise_sigma": args.noise_sigma,
+        "seed": args.seed,
+        "train_sources": [Path(s).name for s in (args.train_dirs or ["bsds500_train"])],
+        "num_parameters": state["num_parameters"],
+    }
+
+
 def push_folder(folder: Path, repo_id: str, *, private: bool = False, revision: str | None = None) -> str:
     """Upload a finished run's model folder (not its checkpoints) to a Hub model repository; returns the URL."""
     from huggingface_hub import HfApi

@@ -2,16 +2,13 @@
 
 import json
 import subprocess
-import sys
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
 from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, BikanetImageProcessor
-from tests.conftest import REPO_ROOT
+from tests.conftest import script_command
 
 TINY = [
     "--hidden_size",
@@ -27,22 +24,8 @@ TINY = [
 ]
 
 
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    root = tmp_path_factory.mktemp("images")
-    for split, count in (("train", 3), ("val", 2)):
-        (root / split).mkdir()
-        for i in range(count):
-            Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(root / split / f"{i}.png")
-    return root
-
-
 def training_command(folders, output_dir, *extra) -> list[str]:
-    script = REPO_ROOT / "train" / "train_bikanet.py"
-    data = ["--train_dirs", str(folders / "train"), "--validation_dir", str(folders / "val")]
-    small = ["--train_batch_size", "2", "--crop_size", "16", "--threads", "1"]
-    return [sys.executable, str(script), "--output_dir", str(output_dir), *data, *small, *extra]
+    return script_command("train_bikanet.py", folders, output_dir, *extra)
 
 
 def run_training(folders, output_dir, steps, *extra):

@@ -36,7 +36,13 @@ from bikanet_hf.image_processing_bikanet import BikanetImageProcessor
 from bikanet_hf.metrics import psnr, ssim
 from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring
 from bikanet_hf.protocol import protocol_pairs
-from bikanet_hf.training import TrainingTask, add_training_arguments, check_training_arguments, run_training
+from bikanet_hf.training import (
+    TrainingTask,
+    add_training_arguments,
+    check_training_arguments,
+    run_summary,
+    run_training,
+)
 
 logger = logging.getLogger("train_bikanet")
 # BikanetConfig fields that have a command-line flag of the same name.
@@ -168,23 +174,7 @@ def finalize(output_dir: Path, state: dict, args: argparse.Namespace) -> None:
     best.save_pretrained(output_dir, safe_serialization=True)
     BikanetImageProcessor().save_pretrained(output_dir)
     best_metrics = next(v for v in state["validation"] if v["step"] == state["best_step"])
-    training = {
-        "steps": state["global_step"],
-        "best_step": state["best_step"],
-        "train_minutes": state["train_seconds"] / 60,
-        "hardware": state["hardware"],
-        "batch_size": args.train_batch_size,
-        "crop_size": args.crop_size,
-        "learning_rate": args.learning_rate,
-        "loss": args.loss,
-        "ema_decay": args.ema_decay,
-        "bank16_fraction": args.bank16_fraction,
-        "context_probability": args.context_probability,
-        "noise_sigma": args.noise_sigma,
-        "seed": args.seed,
-        "train_sources": [Path(s).name for s in (args.train_dirs or ["bsds500_train"])],
-        "num_parameters": state["num_parameters"],
-    }
+    training = run_summary(state, args) | {"loss": args.loss}
     results = {"validation_quick": best_metrics, "training": training, "history": state["validation"]}
     (output_dir / "eval_results.json").write_text(json.dumps(results, indent=2))
     write_model_card(output_dir, results)

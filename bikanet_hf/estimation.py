@@ -1,0 +1,82 @@
+"""``estimate_kernel``: the blur kernel of a photo, in one call.
+
+Methods:
+
+* ``"amortized"`` — one pass of :class:`BikanetKernelEstimator` (fast; the default).
+
+The KernelGAN-style internal estimator (``"gan"``, ``"refine"``) is an open issue and not offered yet.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .image_io import load_rgb
+from .image_processing_bikanet import BikanetImageProcessor
+from .modeling_kernel_estimator import BikanetKernelEstimator
+
+METHODS = ("amortized",)
+DEFAULT_ESTIMATOR = Path(__file__).resolve().parent / "checkpoints" / "kernel-estimator"
+MIN_SIDE = 16
+# Mean absolute luminance step between neighbouring pixels (0–1 scale) below which an image carries too little
+# texture to tell its blur: a flat or nearly flat picture.
+MIN_TEXTURE = 2e-3
+
+
+@functools.lru_cache(maxsize=4)
+def _load_estimator(path: str) -> BikanetKernelEstimator:
+    return BikanetKernelEstimator.from_pretrained(path).eval()
+
+
+def load_estimator(estimator: BikanetKernelEstimator | str | os.PathLike | None = None) -> BikanetKernelEstimator:
+    """A loaded estimator, a local folder or Hub id (loaded once and cached), or the bundled default."""
+    if isinstance(estimator, BikanetKernelEstimator):
+        return estimator.eval()
+    if estimator is None:
+        if not (DEFAULT_ESTIMATOR / "config.json").is_file():
+            raise FileNotFoundError(
+                f"No bundled kernel estimator at {DEFAULT_ESTIMATOR}: train one with train/train_kernel_estimator.py "
+                "and pass its folder as estimator=..."
+            )
+        estimator = DEFAULT_ESTIMATOR
+    return _load_estimator(os.fspath(estimator))
+
+
+def _as_tensor(image) -> torch.Tensor:
+    if isinstance(image, str | os.PathLike):
+        image = load_rgb(image)
+    array = BikanetImageProcessor().to_array(image)
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+
+
+def estimate_kernel(image, method: str = "amortized", *, estimator=None) -> np.ndarray:
+    """The blur kernel of ``image`` (PIL image, H×W(×3) array, 3×H×W tensor in [0, 1], or a path) as a float64
+    17×17 numpy array: non-negative, summing to 1, centred.
+
+    Raises ``ValueError`` for an unknown method or an image smaller than 16×16. A flat image (too little texture to
+    see blur in) gets the estimator's best guess with a ``UserWarning`` saying so.
+    """
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; available: {', '.join(METHODS)}.")
+    x = _as_tensor(image)
+    if min(x.shape[-2:]) < MIN_SIDE:
+        raise ValueError(
+            f"The image is {x.shape[-1]}×{x.shape[-2]} pixels; estimating a blur kernel needs at least "
+            f"{MIN_SIDE}×{MIN_SIDE}."
+        )
+    model = load_estimator(estimator)
+    _, texture = model.select_crops(x)
+    if float(texture.max()) < MIN_TEXTURE:
+        warnings.warn(
+            "The image is almost flat (no edges or texture), so its blur cannot be measured; the returned kernel "
+            "is the estimator's guess and may be wrong.",
+            stacklevel=2,
+        )
+    kernel = model.estimate(x).kernel[0].double().numpy()
+    return kernel / kernel.sum()

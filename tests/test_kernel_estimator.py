@@ -1,0 +1,113 @@
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from bikanet_hf.configuration_kernel_estimator import BikanetKernelEstimatorConfig
+from bikanet_hf.estimation import estimate_kernel
+from bikanet_hf.kernels import bank16, degrade, gaussian_kernel
+from bikanet_hf.metrics import kernel_l1
+from bikanet_hf.modeling_kernel_estimator import BikanetKernelEstimator, covariance_from_parameters, gaussian_kernels
+from tests.conftest import script_command
+
+TINY = BikanetKernelEstimatorConfig(stem_size=4, hidden_sizes=[8, 8], head_hidden_size=8, crop_size=32)
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("estimator")
+    BikanetKernelEstimator(TINY).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize(("s1", "s2", "theta"), [(1.0, 1.0, 0.0), (2.5, 1.0, 30.0), (4.0, 1.5, 150.0), (3.0, 0.6, 95)])
+def test_rendered_gaussians_equal_the_protocol_kernels(s1, s2, theta):
+    cov = covariance_from_parameters(
+        torch.tensor([s1], dtype=torch.float64),
+        torch.tensor([s2], dtype=torch.float64),
+        torch.deg2rad(torch.tensor([theta], dtype=torch.float64)),
+    )
+    np.testing.assert_allclose(gaussian_kernels(cov, 17)[0].numpy(), gaussian_kernel(s1, s2, theta), atol=1e-12)
+    major, minor, angle = BikanetKernelEstimator.covariance_to_parameters(cov)
+    assert major.item() == pytest.approx(s1) and minor.item() == pytest.approx(s2)
+    if s1 != s2:
+        assert angle.item() == pytest.approx(theta % 180, abs=1e-6)
+
+
+def test_forward_gives_valid_kernels_and_the_protocol_loss():
+    model = BikanetKernelEstimator(TINY)
+    x = torch.rand(3, 3, 40, 36)
+    labels = torch.from_numpy(bank16()[[0, 7, 15]]).float()
+    out = model(pixel_values=x, labels=labels)
+    assert out.kernel.shape == (3, 17, 17) and (out.kernel >= 0).all()
+    torch.testing.assert_close(out.kernel.sum(dim=(-2, -1)), torch.ones(3))
+    expected = np.mean(
+        [kernel_l1(k.detach().double().numpy(), t.double().numpy()) for k, t in zip(out.kernel, labels, strict=True)]
+    )
+    assert out.loss.item() == pytest.approx(expected, abs=1e-5)
+    out.loss.backward()
+    assert (out.sigma_major >= out.sigma_minor).all() and ((0 <= out.theta) & (out.theta < 180)).all()
+
+
+def test_estimate_uses_the_most_textured_crops_of_any_size():
+    model = BikanetKernelEstimator(TINY).eval()
+    image = torch.full((3, 70, 100), 0.5)
+    image[:, :32, -32:] = torch.rand(3, 32, 32)  # only the top-right corner has texture
+    crops, texture = model.select_crops(image)
+    assert crops.shape == (4, 3, 32, 32) and texture[0] > 0 and torch.all(texture[1:] <= texture[0])
+    torch.testing.assert_close(crops[0], image[:, :32, -32:])
+    for shape in ((3, 20, 25), (3, 33, 200)):
+        out = model.estimate(torch.rand(shape))
+        assert out.kernel.shape == (1, 17, 17)
+
+
+def test_estimate_kernel_api(tiny_folder, rng):
+    sharp = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    blurred = degrade(sharp, gaussian_kernel(2.0, 1.0, 45))
+    kernel = estimate_kernel(blurred, estimator=tiny_folder)
+    assert kernel.shape == (17, 17) and kernel.dtype == np.float64 and kernel.min() >= 0
+    assert kernel.sum() == pytest.approx(1.0)
+    assert kernel_l1(kernel, kernel[::-1, ::-1]) < 1e-6  # a Gaussian is point-symmetric about the centre
+    np.testing.assert_array_equal(estimate_kernel(blurred[..., 0], estimator=tiny_folder).shape, (17, 17))
+    with pytest.raises(ValueError, match="at least 16×16"):
+        estimate_kernel(blurred[:10, :10], estimator=tiny_folder)
+    with pytest.raises(ValueError, match="Unknown method"):
+        estimate_kernel(blurred, method="magic", estimator=tiny_folder)
+    with pytest.warns(UserWarning, match="almost flat"):
+        estimate_kernel(np.full((40, 40, 3), 128, np.uint8), estimator=tiny_folder)
+
+
+@pytest.mark.slow
+def test_training_script_runs_resumes_and_saves(folders, tmp_path):
+    schedule = [
+        "--max_train_steps",
+        "3",
+        "--checkpointing_steps",
+        "1",
+        "--validation_steps",
+        "2",
+        "--lr_warmup_steps",
+        "1",
+        "--stem_size",
+        "4",
+        "--hidden_sizes",
+        "8",
+        "8",
+        "--head_hidden_size",
+        "8",
+    ]
+    out = tmp_path / "run"
+    for extra in (["--stop_after_steps", "2"], []):
+        cmd = script_command(
+            "train_kernel_estimator.py", folders, out, *schedule, "--resume_from_checkpoint", "latest", *extra
+        )
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert "Resumed from" in result.stderr
+    results = json.loads((out / "eval_results.json").read_text())
+    assert 0 <= results["validation_quick"]["kernel_l1"] <= 2 and results["training"]["steps"] == 3
+    assert BikanetKernelEstimator.from_pretrained(out).config.hidden_sizes == [8, 8]
+    assert "kernel error" in (out / "README.md").read_text()
