@@ -1,10 +1,13 @@
 """BIKAnet-HF: blind single-image deblurring (kernel estimation + the kernel-adaptive BIKAnet) for 🤗 users."""
 
 from .configuration_bikanet import BikanetConfig
+from .configuration_kernel_estimator import BikanetKernelEstimatorConfig
+from .estimation import estimate_kernel
 from .image_processing_bikanet import BikanetImageProcessor
 from .kernels import bank16, blur, degrade, gaussian_kernel, kernel_to_image, load_kernel, sample_kernels
 from .metrics import kernel_l1, psnr, ssim
 from .modeling_bikanet import BikanetForImageDeblurring
+from .modeling_kernel_estimator import BikanetKernelEstimator
 
 __version__ = "0.1.0"
 
@@ -18,8 +21,12 @@ def _register_auto_classes() -> None:
     AutoConfig.register(BikanetConfig.model_type, BikanetConfig, exist_ok=True)
     AutoModel.register(BikanetConfig, BikanetForImageDeblurring, exist_ok=True)
     AutoModelForImageToImage.register(BikanetConfig, BikanetForImageDeblurring, exist_ok=True)
-    BikanetConfig.register_for_auto_class()
-    BikanetForImageDeblurring.register_for_auto_class("AutoModel")
+    AutoConfig.register(BikanetKernelEstimatorConfig.model_type, BikanetKernelEstimatorConfig, exist_ok=True)
+    AutoModel.register(BikanetKernelEstimatorConfig, BikanetKernelEstimator, exist_ok=True)
+    for config_class in (BikanetConfig, BikanetKernelEstimatorConfig):
+        config_class.register_for_auto_class()
+    for model_class in (BikanetForImageDeblurring, BikanetKernelEstimator):
+        model_class.register_for_auto_class("AutoModel")
     BikanetImageProcessor.register_for_auto_class("AutoImageProcessor")
     try:  # transformers 5.17 cannot import AutoImageProcessor without torchvision (fixed in 5.18)
         from transformers import AutoImageProcessor
@@ -35,6 +42,9 @@ __all__ = [
     "BikanetConfig",
     "BikanetForImageDeblurring",
     "BikanetImageProcessor",
+    "BikanetKernelEstimator",
+    "BikanetKernelEstimatorConfig",
+    "estimate_kernel",
     "bank16",
     "blur",
     "degrade",

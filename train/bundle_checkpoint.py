@@ -1,17 +1,18 @@
 #!/usr/bin/env python
-"""Copy a finished training run into the package as its default checkpoint, with a model card.
+"""Copy a finished training run into the package as a default checkpoint, with its model card.
 
-The bundled folder (``bikanet_hf/checkpoints/bikanet``) is what the app, the tests and
-``BikanetForImageDeblurring.from_pretrained(<bundled path>)`` use offline. It holds the weights (safetensors), the
-config, the image processor, ``eval_results.json`` and a ``README.md`` card whose numbers come from the run's
-validation and, when given, a ``train/evaluate.py`` report. The model's Python files are not copied: inside the
-package the classes come from ``bikanet_hf`` itself (``save_pretrained`` to any other folder copies them for
-``trust_remote_code`` loading).
+Bundled folders (``bikanet_hf/checkpoints/bikanet``, ``bikanet_hf/checkpoints/kernel-estimator``) are what the app,
+the tests and ``from_pretrained(<bundled path>)`` use offline. Each holds the weights (safetensors), the config, the
+image processor when the model has one, ``eval_results.json`` and a ``README.md`` card whose numbers come from the
+run's validation and, for BIKAnet with ``--evaluation``, a ``train/evaluate.py`` report. The model's Python files
+are not copied: inside the package the classes come from ``bikanet_hf`` itself (``save_pretrained`` to any other
+folder copies them for ``trust_remote_code`` loading).
 
 Example:
 
     python train/bundle_checkpoint.py --run runs/bikanet-main --evaluation benchmarks/results/table1.json \\
         --model_key bikanet
+    python train/bundle_checkpoint.py --run runs/estimator --out bikanet_hf/checkpoints/kernel-estimator
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import json
 import shutil
 from pathlib import Path
 
+from transformers import AutoModel
+
 import bikanet_hf
-from bikanet_hf import BikanetForImageDeblurring, BikanetImageProcessor
+from bikanet_hf import BikanetImageProcessor
 from bikanet_hf.hub import write_model_card
 from bikanet_hf.training import list_checkpoints, load_trainer_state
 
@@ -34,7 +37,12 @@ def main(argv=None) -> Path:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="A finished train/train_bikanet.py --output_dir.")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="Destination folder (default: the bundled checkpoint).")
-    p.add_argument("--evaluation", default=None, help="A train/evaluate.py JSON report to put in the card.")
+    p.add_argument(
+        "--evaluation",
+        default=None,
+        help="A train/evaluate.py JSON report to put in a BIKAnet card (otherwise the "
+        "run's own README.md card is copied).",
+    )
     p.add_argument("--model_key", default="bikanet", help="This model's column name in --evaluation.")
     p.add_argument("--name", default="bikanet", help="Model name shown in the card.")
     args = p.parse_args(argv)
@@ -47,13 +55,16 @@ def main(argv=None) -> Path:
         results["training"].setdefault("context_probability", recorded.get("context_probability", 1.0))
     if out.exists():
         shutil.rmtree(out)
-    model = BikanetForImageDeblurring.from_pretrained(run)
-    model.save_pretrained(out, safe_serialization=True)
+    AutoModel.from_pretrained(run).save_pretrained(out, safe_serialization=True)  # BIKAnet or the estimator
     for copied_code in out.glob("*.py"):
         copied_code.unlink()
-    BikanetImageProcessor.from_pretrained(run).save_pretrained(out)
+    if (run / "preprocessor_config.json").is_file():
+        BikanetImageProcessor.from_pretrained(run).save_pretrained(out)
     (out / "eval_results.json").write_text(json.dumps(results, indent=2))
-    write_model_card(out, results, name=args.name, evaluation=args.evaluation, model_key=args.model_key)
+    if args.evaluation:
+        write_model_card(out, results, name=args.name, evaluation=args.evaluation, model_key=args.model_key)
+    else:
+        shutil.copy(run / "README.md", out / "README.md")
     size = sum(f.stat().st_size for f in out.iterdir())
     if size > MAX_BYTES:
         raise SystemExit(f"{out} is {size / 2**20:.1f} MB, over the 25 MB a bundled checkpoint may take.")
