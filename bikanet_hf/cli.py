@@ -3,6 +3,8 @@
 Commands:
   bikanet blur IN -o OUT (--kernel FILE | --sigma S1 [S2] [--angle DEG])   blur a sharp image as the benchmark does
   bikanet kernel (--kernel FILE | --sigma S1 [S2] [--angle DEG]) -o PNG   save a picture of a kernel
+  bikanet push {model,corpus,space} FOLDER REPO_ID [--private] [--revision BRANCH] [--token TOKEN]
+                                                                         share a folder on the Hugging Face Hub
 
 Run ``bikanet COMMAND --help`` for the details of each.
 """
@@ -98,6 +100,34 @@ def cmd_kernel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    from .push import PUSHERS
+
+    url = PUSHERS[args.kind](args.folder, args.repo_id, private=args.private, revision=args.revision, token=args.token)
+    print(f"pushed {args.folder} to {url}")
+    return 0
+
+
+EPILOG_PUSH = """\
+What each kind uploads:
+  model   a save_pretrained folder: config.json, the weights, the model card README.md (training checkpoints are
+          left out); it then loads with from_pretrained("REPO_ID")
+  corpus  a DatasetDict saved with save_to_disk (train/build_corpus.py --output-dir), with its dataset card; it then
+          loads with datasets.load_dataset("REPO_ID")
+  space   a folder built by 'python space/build.py OUTDIR', pushed to a Gradio Space; its README.md must start with
+          the Space YAML header (sdk: gradio)
+
+The token comes from --token, else HF_TOKEN, else 'hf auth login'; it needs the write role. HF_ENDPOINT selects
+another Hub.
+
+Examples:
+  bikanet push model runs/bikanet user/bikanet-deblur
+  bikanet push model runs/bikanet user/bikanet-deblur --revision dev --private
+  bikanet push corpus corpus/bsds_128 user/bikanet-corpus
+  bikanet push space /tmp/space user/bikanet-demo
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bikanet",
@@ -133,6 +163,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--picture-size", type=int, default=256, help="picture side in pixels (default: 256)")
     p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(func=cmd_kernel)
+
+    p = sub.add_parser(
+        "push",
+        help="upload a model, a corpus or a Space folder to the Hugging Face Hub",
+        description="Upload a trained model folder, a saved training corpus or a Space folder to a Hugging Face\n"
+        "Hub repository, creating the repository (and the branch, with --revision) when needed. The folder\n"
+        "and the token are checked before anything is uploaded. Prints the URL of the repository.",
+        epilog=EPILOG_PUSH,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("kind", choices=("model", "corpus", "space"), help="what FOLDER holds: model, corpus or space")
+    p.add_argument("folder", metavar="FOLDER", help="the folder to upload")
+    p.add_argument("repo_id", metavar="REPO_ID", help="the Hub repository, 'user/name' or 'organisation/name'")
+    p.add_argument("--private", action="store_true", help="create the repository as private (if it does not exist)")
+    p.add_argument(
+        "--revision", metavar="BRANCH", help="push to this branch, created from main if missing (default: main)"
+    )
+    p.add_argument(
+        "--token", metavar="TOKEN", help="Hub token with the write role (default: HF_TOKEN or hf auth login)"
+    )
+    p.set_defaults(func=cmd_push)
     return parser
 
 

@@ -436,18 +436,8 @@ def run_summary(state: dict, args: argparse.Namespace) -> dict:
 
 def push_folder(folder: Path, repo_id: str, *, private: bool = False, revision: str | None = None) -> str:
     """Upload a finished run's model folder (not its checkpoints) to a Hub model repository; returns the URL."""
-    from huggingface_hub import HfApi
+    from .push import push_model
 
-    api = HfApi()
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    if revision:
-        api.create_branch(repo_id, branch=revision, exist_ok=True)
-    url = api.upload_folder(
-        repo_id=repo_id,
-        folder_path=str(folder),
-        revision=revision,
-        ignore_patterns=["checkpoint-*", "best/*", "*.tmp"],
-        commit_message=f"Upload {folder.name}",
-    )
+    url = push_model(folder, repo_id, private=private, revision=revision)
     logger.info("Pushed to %s", url)
-    return str(url)
+    return url
