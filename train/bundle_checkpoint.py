@@ -56,12 +56,12 @@ def main(argv=None) -> Path:
     if out.exists():
         shutil.rmtree(out)
     AutoModel.from_pretrained(run).save_pretrained(out, safe_serialization=True)  # BIKAnet or the estimator
-    for copied_code in out.glob("*.py"):
-        copied_code.unlink()
     if (run / "preprocessor_config.json").is_file():
         BikanetImageProcessor.from_pretrained(run).save_pretrained(out)
+    for copied_code in out.glob("*.py"):
+        copied_code.unlink()
     (out / "eval_results.json").write_text(json.dumps(results, indent=2))
-    if args.evaluation:
+    if "psnr" in results["validation_quick"]:  # a BIKAnet run: its card, with the evaluation when given
         write_model_card(out, results, name=args.name, evaluation=args.evaluation, model_key=args.model_key)
     else:
         shutil.copy(run / "README.md", out / "README.md")
