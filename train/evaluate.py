@@ -30,7 +30,7 @@ from bikanet_hf.metrics import psnr, ssim
 from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring, wiener_deconvolution
 from bikanet_hf.protocol import TRACKS, protocol_pairs
 
-WIENER_BALANCE_GRID = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
+WIENER_BALANCE_GRID = (2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
 
 
 def wiener_deblur(blurred: np.ndarray, kernel: np.ndarray, balance: float) -> np.ndarray:
