@@ -131,7 +131,7 @@ Examples:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bikanet",
-        description="BIKAnet-HF: blind single-image deblurring. Blur kernels, the benchmark's blur, deblurring.",
+        description="BIKAnet-HF: blind single-image deblurring. Blur kernels, the benchmark's blur, Hub uploads.",
         epilog="Run 'bikanet COMMAND --help' for the options of a command.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
