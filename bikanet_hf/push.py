@@ -125,6 +125,37 @@ def _create_repo(api, repo_id: str, repo_type: str, private: bool, revision: str
         api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
 
 
+def _upload_folder(
+    folder: Path,
+    repo_id: str,
+    repo_type: str,
+    *,
+    private: bool,
+    revision: str | None,
+    token: str | None,
+    ignore_patterns: list[str],
+    **create_kwargs: Any,
+) -> str:
+    """Check the token, create the repository (and branch), upload ``folder`` and return the repository URL."""
+    from huggingface_hub import HfApi
+
+    check_token(token)
+    api = HfApi(token=token)
+    with _explain_hub_errors(repo_id, repo_type):
+        _create_repo(api, repo_id, repo_type, private, revision, **create_kwargs)
+        api.upload_folder(
+            repo_id=repo_id,
+            repo_type=repo_type,
+            folder_path=str(folder),
+            revision=revision,
+            ignore_patterns=ignore_patterns,
+            commit_message=f"Upload {folder.resolve().name}",
+        )
+    url = _repo_url(repo_id, repo_type, revision)
+    logger.info("Pushed %s to %s", folder, url)
+    return url
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Models
 # ---------------------------------------------------------------------------------------------------------------
@@ -164,23 +195,16 @@ def push_model(
     The folder must hold ``config.json`` and the weights; training leftovers (``checkpoint-*``, ``best/``) are
     not uploaded. With ``revision`` the files go to that branch, created from ``main`` if it does not exist.
     """
-    from huggingface_hub import HfApi
-
     folder = check_model_folder(folder)
-    check_token(token)
-    api = HfApi(token=token)
-    with _explain_hub_errors(repo_id, "model"):
-        _create_repo(api, repo_id, "model", private, revision)
-        api.upload_folder(
-            repo_id=repo_id,
-            folder_path=str(folder),
-            revision=revision,
-            ignore_patterns=MODEL_IGNORE_PATTERNS,
-            commit_message=f"Upload {folder.resolve().name}",
-        )
-    url = _repo_url(repo_id, "model", revision)
-    logger.info("Pushed %s to %s", folder, url)
-    return url
+    return _upload_folder(
+        folder,
+        repo_id,
+        "model",
+        private=private,
+        revision=revision,
+        token=token,
+        ignore_patterns=MODEL_IGNORE_PATTERNS,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -327,25 +351,17 @@ def push_space(
     The folder's ``README.md`` must start with the Space YAML header (``sdk: gradio`` …); the Space is created
     with that SDK. Python caches are not uploaded.
     """
-    from huggingface_hub import HfApi
-
     metadata = space_metadata(folder)
-    folder = Path(folder)
-    check_token(token)
-    api = HfApi(token=token)
-    with _explain_hub_errors(repo_id, "space"):
-        _create_repo(api, repo_id, "space", private, revision, space_sdk=str(metadata["sdk"]))
-        api.upload_folder(
-            repo_id=repo_id,
-            repo_type="space",
-            folder_path=str(folder),
-            revision=revision,
-            ignore_patterns=SPACE_IGNORE_PATTERNS,
-            commit_message=f"Upload {folder.resolve().name}",
-        )
-    url = _repo_url(repo_id, "space", revision)
-    logger.info("Pushed %s to %s", folder, url)
-    return url
+    return _upload_folder(
+        Path(folder),
+        repo_id,
+        "space",
+        private=private,
+        revision=revision,
+        token=token,
+        ignore_patterns=SPACE_IGNORE_PATTERNS,
+        space_sdk=str(metadata["sdk"]),
+    )
 
 
 PUSHERS = {"model": push_model, "corpus": push_corpus, "space": push_space}
