@@ -2,12 +2,14 @@
 
 from .configuration_bikanet import BikanetConfig
 from .configuration_kernel_estimator import BikanetKernelEstimatorConfig
+from .deblurring import DeblurResult, deblur
 from .estimation import estimate_kernel
 from .image_processing_bikanet import BikanetImageProcessor
 from .kernels import bank16, blur, degrade, gaussian_kernel, kernel_to_image, load_kernel, sample_kernels
 from .metrics import kernel_l1, psnr, ssim
 from .modeling_bikanet import BikanetForImageDeblurring
 from .modeling_kernel_estimator import BikanetKernelEstimator
+from .pipeline_bikanet import ImageDeblurringPipeline
 
 __version__ = "0.1.0"
 
@@ -28,6 +30,11 @@ def _register_auto_classes() -> None:
     for model_class in (BikanetForImageDeblurring, BikanetKernelEstimator):
         model_class.register_for_auto_class("AutoModel")
     BikanetImageProcessor.register_for_auto_class("AutoImageProcessor")
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    PIPELINE_REGISTRY.register_pipeline(
+        "image-deblurring", pipeline_class=ImageDeblurringPipeline, pt_model=AutoModelForImageToImage, type="image"
+    )
     try:  # transformers 5.17 cannot import AutoImageProcessor without torchvision (fixed in 5.18)
         from transformers import AutoImageProcessor
 
@@ -44,6 +51,9 @@ __all__ = [
     "BikanetImageProcessor",
     "BikanetKernelEstimator",
     "BikanetKernelEstimatorConfig",
+    "DeblurResult",
+    "ImageDeblurringPipeline",
+    "deblur",
     "estimate_kernel",
     "bank16",
     "blur",

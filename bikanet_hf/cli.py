@@ -1,6 +1,9 @@
 """The ``bikanet`` command line.
 
 Commands:
+  bikanet deblur IN [IN ...] -o OUTDIR [--kernel FILE | --sigma S1 [S2] [--angle DEG]]
+                                                                         deblur photos (blind without a kernel)
+  bikanet estimate-kernel IN [-o FILE]                                   estimate a photo's blur kernel
   bikanet blur IN -o OUT (--kernel FILE | --sigma S1 [S2] [--angle DEG])   blur a sharp image as the benchmark does
   bikanet kernel (--kernel FILE | --sigma S1 [S2] [--angle DEG]) -o PNG   save a picture of a kernel
   bikanet push {model,corpus,space} FOLDER REPO_ID [--private] [--revision BRANCH] [--token TOKEN]
@@ -12,6 +15,7 @@ Run ``bikanet COMMAND --help`` for the details of each.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -29,8 +33,8 @@ EPILOG_KERNEL = (
 )
 
 
-def _add_kernel_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_mutually_exclusive_group(required=True)
+def _add_kernel_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    group = parser.add_mutually_exclusive_group(required=required)
     group.add_argument("--kernel", metavar="FILE", help="kernel file: .npy, .png or .mat (first kernel in the file)")
     group.add_argument(
         "--sigma",
@@ -100,6 +104,120 @@ def cmd_kernel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _expand_inputs(patterns: list[str]) -> tuple[list[Path], list[str]]:
+    """Image files named by ``patterns`` (files, folders — their images, not recursive — and globs), in order and
+    without repeats, and the patterns that matched nothing."""
+    import glob
+
+    from .image_io import list_images
+
+    files: list[Path] = []
+    unmatched = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            matches = list_images(path)
+        elif path.is_file():
+            matches = [path]
+        else:
+            matches = [Path(p) for p in sorted(glob.glob(pattern)) if Path(p).is_file()]
+        if not matches:
+            unmatched.append(pattern)
+        files += [m for m in matches if m not in files]
+    return files, unmatched
+
+
+def _describe_kernel(kernel: np.ndarray) -> str:
+    """σ_major, σ_minor and angle of a kernel's second moments (what a Gaussian of the same spread would have)."""
+    r_y, r_x = (np.arange(n) - n // 2 for n in kernel.shape)
+    y, x = np.meshgrid(r_y, r_x, indexing="ij")
+    mean_x, mean_y = (kernel * x).sum(), (kernel * y).sum()
+    cxx, cyy = (kernel * (x - mean_x) ** 2).sum(), (kernel * (y - mean_y) ** 2).sum()
+    cxy = (kernel * (x - mean_x) * (y - mean_y)).sum()
+    eigenvalues, eigenvectors = np.linalg.eigh(np.array([[cxx, cxy], [cxy, cyy]]))
+    angle = np.degrees(np.arctan2(eigenvectors[1, 1], eigenvectors[0, 1])) % 180.0
+    major, minor = np.sqrt(np.maximum(eigenvalues[::-1], 0))
+    return f"σ_major {major:.2f} px, σ_minor {minor:.2f} px, angle {angle:.0f}°"
+
+
+def _save_kernel(kernel: np.ndarray, stem: Path) -> list[Path]:
+    paths = [stem.with_name(stem.name + "_kernel.npy"), stem.with_name(stem.name + "_kernel.png")]
+    np.save(paths[0], kernel)
+    kernel_to_image(kernel).save(paths[1])
+    return paths
+
+
+def cmd_deblur(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from .deblurring import deblur, load_model
+    from .estimation import load_estimator
+
+    kernel = _kernel_from_args(args) if (args.kernel or args.sigma) else None
+    files, unmatched = _expand_inputs(args.inputs)
+    for pattern in unmatched:
+        print(f"bikanet deblur: {pattern}: no such image file, folder or glob match", file=sys.stderr)
+    if not files:
+        raise ValueError("no input images found.")
+    outdir = Path(args.output_dir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    if not os.access(outdir, os.W_OK):
+        raise ValueError(f"{outdir} is not writable.")
+    model = load_model(args.model)
+    estimator = load_estimator(args.estimator) if kernel is None else None
+    failures = len(unmatched)
+    for path in tqdm(files, desc="deblur", unit="image", disable=args.quiet or len(files) == 1):
+        output = outdir / f"{path.stem}.png"
+        try:
+            _refuse_to_overwrite(output, files, args.force)
+            result = deblur(
+                path,
+                kernel,
+                model=model,
+                estimator=estimator,
+                method=args.method,
+                device=args.device,
+                tile_size=args.tile_size or None,
+            )
+            result.image.save(output)
+            written = [output] + (_save_kernel(result.kernel, outdir / path.stem) if args.save_kernel else [])
+            for note in result.notes:
+                tqdm.write(f"{path}: {note}", file=sys.stderr)
+            if not args.quiet:
+                how = "given kernel"
+                if result.kernel_estimated:
+                    how = "estimated kernel: " + _describe_kernel(result.kernel)
+                tqdm.write(f"{path} -> {', '.join(map(str, written))} ({how}; {result.seconds['total']:.1f} s)")
+        except (ValueError, OSError) as err:
+            failures += 1
+            tqdm.write(f"bikanet deblur: {path}: error: {err}", file=sys.stderr)
+    if failures:
+        print(f"bikanet deblur: {failures} of {len(files) + len(unmatched)} inputs failed", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def cmd_estimate_kernel(args: argparse.Namespace) -> int:
+    from .estimation import estimate_kernel
+
+    kernel = estimate_kernel(args.input, method=args.method, estimator=args.estimator)
+    print(f"{args.input}: {_describe_kernel(kernel)}")
+    if args.output:
+        output = Path(args.output)
+        _refuse_to_overwrite(output, [Path(args.input)], args.force)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if output.suffix.lower() == ".npy":
+            np.save(output, kernel)
+            kernel_to_image(kernel).save(output.with_suffix(".png"))
+            print(f"wrote {output} and {output.with_suffix('.png')}")
+        else:
+            kernel_to_image(kernel, size=args.picture_size).save(output)
+            print(f"wrote {output}")
+    else:
+        with np.printoptions(precision=4, suppress=True, linewidth=200):
+            print(kernel)
+    return 0
+
+
 def cmd_push(args: argparse.Namespace) -> int:
     from .push import PUSHERS
 
@@ -131,10 +249,54 @@ Examples:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bikanet",
-        description="BIKAnet-HF: blind single-image deblurring. Blur kernels, the benchmark's blur, Hub uploads.",
+        description="BIKAnet-HF: blind single-image deblurring. Deblur photos, estimate and draw blur kernels, blur "
+        "images as the benchmark does, share models on the Hub.",
         epilog="Run 'bikanet COMMAND --help' for the options of a command.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "deblur",
+        help="deblur photos: blind (kernel estimated) or with a known kernel",
+        description="Deblur images and write each as OUTDIR/NAME.png. Without --kernel/--sigma the blur kernel\n"
+        "of each image is estimated first (blind mode); large photos are processed in overlapping tiles, so memory\n"
+        "stays bounded. Inputs are never overwritten; an existing output is replaced only with --force. Files that\n"
+        "cannot be read are reported and skipped; the exit status is 0 only when every input was deblurred.",
+        epilog=EPILOG_KERNEL + "\n\nExamples:\n"
+        "  bikanet deblur photo.jpg -o sharp/                      blind: estimate the kernel, then deblur\n"
+        "  bikanet deblur shots/ 'more/*.png' -o sharp/ --save-kernel\n"
+        "  bikanet deblur photo.jpg -o sharp/ --sigma 2.5 1.0 --angle 30\n"
+        "  bikanet deblur photo.jpg -o sharp/ --kernel psf.npy --device cuda",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", metavar="IN", help="image files, folders (their images) or glob patterns")
+    p.add_argument("-o", "--output-dir", required=True, metavar="OUTDIR", help="folder for the results (created)")
+    _add_kernel_arguments(p, required=False)
+    p.add_argument("--method", default="amortized", help="kernel estimation method in blind mode (default: amortized)")
+    p.add_argument("--save-kernel", action="store_true", help="also write NAME_kernel.npy and NAME_kernel.png")
+    p.add_argument("--device", default=None, help="torch device for BIKAnet, e.g. cpu or cuda (default: cpu)")
+    p.add_argument("--tile-size", type=int, default=512, help="tile side for large images; 0: one pass (default 512)")
+    p.add_argument("--model", default=None, help="BIKAnet folder or Hub id (default: the bundled checkpoint)")
+    p.add_argument("--estimator", default=None, help="kernel estimator folder or Hub id (default: bundled)")
+    p.add_argument("--force", action="store_true", help="replace outputs that exist")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    p.set_defaults(func=cmd_deblur)
+
+    p = sub.add_parser(
+        "estimate-kernel",
+        help="estimate the blur kernel of a photo",
+        description="Estimate the blur kernel of a photo and print its spread (σ_major, σ_minor, angle) and the\n"
+        "17×17 kernel, or save it with -o: .npy (the array, plus a .png picture beside it) or .png (a picture).",
+        epilog="Examples:\n  bikanet estimate-kernel photo.jpg\n  bikanet estimate-kernel photo.jpg -o kernel.npy",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("input", metavar="IN", help="the blurred image file")
+    p.add_argument("-o", "--output", help="save the kernel: .npy (array and picture) or .png (picture)")
+    p.add_argument("--method", default="amortized", help="estimation method (default: amortized)")
+    p.add_argument("--estimator", default=None, help="kernel estimator folder or Hub id (default: bundled)")
+    p.add_argument("--picture-size", type=int, default=256, help="picture side in pixels (default: 256)")
+    p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    p.set_defaults(func=cmd_estimate_kernel)
 
     p = sub.add_parser(
         "blur",

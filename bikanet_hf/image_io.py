@@ -33,6 +33,11 @@ def to_rgb_uint8(image: Image.Image) -> np.ndarray:
 
 def load_rgb(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as ``H×W×3`` uint8 RGB, or raise ``ValueError`` that says what is wrong with it."""
+    return to_rgb_uint8(open_image(path))
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """Open and decode an image file, or raise ``ValueError`` that says what is wrong with it."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no such file.")
@@ -41,13 +46,65 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
-            return to_rgb_uint8(im)
+            return im.copy()
     except UnidentifiedImageError:
         raise ValueError(f"{path}: not an image file PIL can read.") from None
     except Image.DecompressionBombError as err:
         raise ValueError(f"{path}: the image is too large to open safely ({err}).") from None
     except (OSError, SyntaxError, ValueError) as err:  # truncated or corrupt data
         raise ValueError(f"{path}: the image data is corrupt or truncated ({err}).") from None
+
+
+def alpha_channel(image: Image.Image) -> np.ndarray | None:
+    """The ``H×W`` uint8 alpha of an image with transparency (upright, as :func:`to_rgb_uint8`), else ``None``."""
+    if image.mode not in ("RGBA", "LA", "PA") and not (image.mode == "P" and "transparency" in image.info):
+        return None
+    return np.asarray(ImageOps.exif_transpose(image).convert("RGBA"), dtype=np.uint8)[..., 3].copy()
+
+
+def read_image(image: str | os.PathLike | Image.Image | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A user's image as ``(rgb, alpha)``: ``H×W×3`` uint8 and the ``H×W`` uint8 alpha channel or ``None``.
+
+    Takes a path, a PIL image (any mode; EXIF orientation applied) or a numpy array: ``H×W`` or ``H×W×1`` (grey),
+    ``H×W×3`` (RGB) or ``H×W×4`` (RGBA), of dtype uint8, uint16 (scaled to 8 bits) or float in [0, 1]. Raises
+    ``ValueError`` with a sentence saying what is wrong.
+    """
+    if isinstance(image, str | os.PathLike):
+        image = open_image(image)
+    if isinstance(image, Image.Image):
+        rgb, alpha = to_rgb_uint8(image), alpha_channel(image)
+    elif isinstance(image, np.ndarray):
+        rgb, alpha = _array_to_rgb(image)
+    else:
+        raise ValueError(f"Expected an image path, a PIL image or a numpy array, got {type(image).__name__}.")
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise ValueError(f"The image is empty ({rgb.shape[1]}×{rgb.shape[0]} pixels).")
+    return rgb, alpha
+
+
+def _array_to_rgb(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"An image array must be H×W, H×W×3 or H×W×4, got shape {array.shape}.")
+    if array.dtype == np.uint8:
+        pass
+    elif array.dtype == np.uint16:
+        array = np.round(array / 257.0).astype(np.uint8)
+    elif np.issubdtype(array.dtype, np.floating):
+        if not np.all(np.isfinite(array)):
+            raise ValueError("The image array contains NaN or infinite values.")
+        if array.size and (array.min() < 0 or array.max() > 1):
+            raise ValueError(
+                f"A float image array must hold values in [0, 1], got {array.min():.3g}…{array.max():.3g} "
+                "(pass uint8 for 0–255 data)."
+            )
+        array = np.round(array * 255.0).astype(np.uint8)
+    else:
+        raise ValueError(f"Image arrays must be uint8, uint16 or float in [0, 1], got {array.dtype}.")
+    alpha = array[..., 3].copy() if array.shape[-1] == 4 else None
+    rgb = np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array[..., :3]
+    return np.ascontiguousarray(rgb), alpha
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

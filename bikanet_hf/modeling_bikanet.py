@@ -17,6 +17,8 @@ saved weights for ``trust_remote_code`` loading.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -282,3 +284,66 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         if not return_dict:
             return (loss, reconstruction) if loss is not None else (reconstruction,)
         return ImageDeblurringOutput(loss=loss, reconstruction=reconstruction)
+
+    @torch.no_grad()
+    def deblur_tiled(
+        self,
+        pixel_values: torch.Tensor,
+        kernel: torch.Tensor,
+        tile_size: int | None = 512,
+        tile_overlap: int = 64,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> torch.Tensor:
+        """Deblur images of any size in overlapping ``tile_size`` tiles, so that memory stays bounded.
+
+        Each tile is deblurred on its own (its Wiener front-end and AdaIN statistics see only the tile) and the
+        tiles are blended with weights that ignore the outer quarter of each overlap, where a tile's own border
+        effects live, and ramp linearly across the middle half. ``tile_size=None`` or an image no larger than one
+        tile runs in one pass. ``progress(done, total)`` is called after each tile. Returns B×3×H×W in [0, 1].
+        """
+        height, width = pixel_values.shape[-2:]
+        if tile_size is None or (height <= tile_size and width <= tile_size):
+            output = self(pixel_values, kernel).reconstruction
+            if progress is not None:
+                progress(1, 1)
+            return output
+        if not 0 <= 2 * tile_overlap < tile_size:
+            raise ValueError(f"tile_overlap ({tile_overlap}) must be less than half of tile_size ({tile_size}).")
+        rows = _tile_starts(height, tile_size, tile_overlap)
+        cols = _tile_starts(width, tile_size, tile_overlap)
+        output = torch.zeros(pixel_values.shape, dtype=torch.float32, device=pixel_values.device)
+        total_weight = torch.zeros((height, width), dtype=torch.float32, device=pixel_values.device)
+        for index, (top, left) in enumerate((t, l) for t in rows for l in cols):
+            bottom, right = min(top + tile_size, height), min(left + tile_size, width)
+            tile = self(pixel_values[..., top:bottom, left:right], kernel).reconstruction.float()
+            device = pixel_values.device
+            weight = (
+                _blend_ramp(bottom - top, tile_overlap, top > 0, bottom < height, device)[:, None]
+                * (_blend_ramp(right - left, tile_overlap, left > 0, right < width, device)[None, :])
+            )
+            output[..., top:bottom, left:right] += tile * weight
+            total_weight[top:bottom, left:right] += weight
+            if progress is not None:
+                progress(index + 1, len(rows) * len(cols))
+        return (output / total_weight).to(pixel_values.dtype)
+
+
+def _tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Evenly spaced starts of tiles covering ``length`` with neighbours overlapping by at least ``overlap``."""
+    if length <= tile:
+        return [0]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
+
+
+def _blend_ramp(length: int, overlap: int, ramp_start: bool, ramp_end: bool, device) -> torch.Tensor:
+    """1-D blending weight of a tile: 0 over the first quarter of the overlap on sides that meet another tile,
+    a linear ramp over the next half, 1 elsewhere (and 1 up to the image's own borders)."""
+    position = torch.arange(length, dtype=torch.float32, device=device) + 0.5
+    margin, ramp = overlap / 4, max(overlap / 2, 1.0)
+    weight = torch.ones(length, dtype=torch.float32, device=device)
+    if ramp_start:
+        weight = weight * ((position - margin) / ramp).clamp(0, 1)
+    if ramp_end:
+        weight = weight * ((length - position - margin) / ramp).clamp(0, 1)
+    return weight.clamp_min(1e-6)

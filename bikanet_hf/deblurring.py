@@ -1,0 +1,190 @@
+"""``deblur``: one call from a user's blurred photo to a sharp one.
+
+The data flows one way: image → processor → kernel (given, or estimated once per image) → BIKAnet (in overlapping
+tiles for large photos) → image. The ``image-deblurring`` pipeline (:mod:`bikanet_hf.pipeline_bikanet`) runs the
+same steps through :func:`prepare_inputs` and :func:`restore`, so both give the same pixels.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .estimation import estimate_kernel
+from .image_io import read_image
+from .image_processing_bikanet import BikanetImageProcessor
+from .kernels import load_kernel, pad_kernel, validate_kernel
+from .modeling_bikanet import BikanetForImageDeblurring
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "checkpoints" / "bikanet"
+DEFAULT_TILE_SIZE = 512
+DEFAULT_TILE_OVERLAP = 64
+# `progress(fraction, stage)`: fraction of the work done in [0, 1] and a few words on what is being done.
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class DeblurResult:
+    """What :func:`deblur` returns.
+
+    Attributes:
+        image: the deblurred image, same size as the input; RGB, or RGBA with the input's alpha kept.
+        kernel: the blur kernel used, estimated or given (the model's size, 17×17 by default; float64, sum 1).
+        kernel_estimated: whether ``kernel`` was estimated (blind mode).
+        seconds: wall time per stage (``"estimate"``, ``"deblur"``, ``"total"``).
+        num_tiles: tiles the image was deblurred in (1: one pass).
+        notes: what was done to the inputs that the caller may want to know (e.g. a kernel cropped or normalised).
+    """
+
+    image: Image.Image
+    kernel: np.ndarray
+    kernel_estimated: bool
+    seconds: dict[str, float] = field(default_factory=dict)
+    num_tiles: int = 1
+    notes: list[str] = field(default_factory=list)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_model(path: str) -> BikanetForImageDeblurring:
+    return BikanetForImageDeblurring.from_pretrained(path).eval()
+
+
+def load_model(model: BikanetForImageDeblurring | str | os.PathLike | None = None) -> BikanetForImageDeblurring:
+    """A loaded BIKAnet, a local folder or Hub id (loaded once and cached), or the bundled default checkpoint."""
+    if isinstance(model, BikanetForImageDeblurring):
+        return model.eval()
+    return _load_model(os.fspath(model if model is not None else DEFAULT_MODEL))
+
+
+def prepare_kernel(kernel, size: int) -> tuple[np.ndarray, list[str]]:
+    """A user's kernel (array, or a .npy/.png/.mat path) as a ``size×size`` float64 kernel summing to 1, and notes.
+
+    Odd sizes up to ``size`` are centred in zeros. A larger kernel is cropped to its central ``size×size`` window
+    and renormalised — the model was trained on 17×17 Gaussians, so mass outside that window is lost; the note
+    says how much, and a ``UserWarning`` is raised when it is more than 5%. Bad kernels raise ``ValueError``.
+    """
+    notes = []
+    if isinstance(kernel, str | os.PathLike):
+        k = load_kernel(kernel)
+    else:
+        raw = np.asarray(kernel, dtype=np.float64)
+        k = validate_kernel(raw, warn=False)
+        if abs(raw.sum() - 1.0) > 1e-6:
+            notes.append(f"The kernel summed to {raw.sum():.6g}; it was normalised to sum 1.")
+    h, w = k.shape
+    if h > size or w > size:
+        top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+        window = k[top : top + min(h, size), left : left + min(w, size)]
+        lost = 1.0 - window.sum()
+        k = window / window.sum()
+        message = (
+            f"The {h}×{w} kernel was cropped to its central {size}×{size} window, which the model was trained for; "
+            f"{100 * lost:.1f}% of its mass lay outside."
+        )
+        notes.append(message)
+        if lost > 0.05:
+            warnings.warn(message + " Expect a softer result: large motion blur is beyond this model.", stacklevel=3)
+    return pad_kernel(k, size), notes
+
+
+def prepare_inputs(
+    image, kernel=None, *, kernel_size: int, estimator=None, method: str = "amortized"
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, bool, list[str], float]:
+    """Read the image and settle its ``kernel_size×kernel_size`` kernel (estimated when ``kernel`` is ``None``):
+    ``(rgb, alpha, kernel, estimated, notes, estimate_seconds)``."""
+    rgb, alpha = read_image(image)
+    start = time.perf_counter()
+    if kernel is None:
+        k, notes, estimated = estimate_kernel(rgb, method=method, estimator=estimator), [], True
+        k, _ = prepare_kernel(k, size=kernel_size)
+    else:
+        (k, notes), estimated = prepare_kernel(kernel, size=kernel_size), False
+    return rgb, alpha, k, estimated, notes, time.perf_counter() - start
+
+
+def restore(
+    model: BikanetForImageDeblurring,
+    rgb: np.ndarray,
+    kernel: np.ndarray,
+    *,
+    tile_size: int | None = DEFAULT_TILE_SIZE,
+    tile_overlap: int = DEFAULT_TILE_OVERLAP,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, int]:
+    """Deblur an ``H×W×3`` uint8 image with a kernel; returns the uint8 result and the number of tiles used."""
+    device = next(model.parameters()).device
+    processor = BikanetImageProcessor()
+    pixel_values = torch.from_numpy(processor.to_array(rgb)).permute(2, 0, 1)[None].to(device)
+    kernel_tensor = torch.from_numpy(np.ascontiguousarray(kernel)).float()[None].to(device)
+    tiles = []
+
+    def count(done: int, total: int) -> None:
+        tiles[:] = [total]
+        if progress is not None:
+            progress(done, total)
+
+    output = model.deblur_tiled(pixel_values, kernel_tensor, tile_size, tile_overlap, count)
+    return np.asarray(processor.postprocess(output)[0]), tiles[0]
+
+
+def deblur(
+    image,
+    kernel=None,
+    *,
+    model=None,
+    estimator=None,
+    method: str = "amortized",
+    device: str | torch.device | None = None,
+    tile_size: int | None = DEFAULT_TILE_SIZE,
+    tile_overlap: int = DEFAULT_TILE_OVERLAP,
+    progress: Progress | None = None,
+) -> DeblurResult:
+    """Deblur a photo; blind (the kernel is estimated) when ``kernel`` is ``None``.
+
+    Args:
+        image: a path, a PIL image, or an ``H×W`` / ``H×W×3`` / ``H×W×4`` uint8 (or uint16, or float in [0, 1])
+            numpy array. Alpha is kept; EXIF orientation is applied.
+        kernel: the blur kernel if known — an array or a ``.npy`` / ``.png`` / ``.mat`` file, any odd size
+            (see :func:`prepare_kernel`); ``None`` estimates it once for the whole image.
+        model: BIKAnet — a loaded model, a local folder or a Hub id; default: the bundled checkpoint (cached).
+        estimator: the kernel estimator for blind mode (same forms); default: the bundled one.
+        method: kernel estimation method (see :func:`bikanet_hf.estimate_kernel`).
+        device: where to run BIKAnet (``"cpu"``, ``"cuda"``…); default: where the model already is.
+        tile_size: side of the overlapping tiles large images are processed in (bounded memory); ``None``: one pass.
+        tile_overlap: overlap of neighbouring tiles in pixels (seams are blended inside it).
+        progress: ``progress(fraction, stage)`` called as the work advances.
+
+    Returns:
+        A :class:`DeblurResult` (``.image``, ``.kernel``, ``.seconds``, …).
+    """
+    start = time.perf_counter()
+    if progress is not None:
+        progress(0.0, "estimating the blur kernel" if kernel is None else "preparing")
+    bikanet = load_model(model)
+    rgb, alpha, k, estimated, notes, estimate_seconds = prepare_inputs(
+        image, kernel, kernel_size=bikanet.config.kernel_size, estimator=estimator, method=method
+    )
+    if device is not None:
+        bikanet.to(device)
+
+    def tile_progress(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done / total, f"deblurring (tile {done} of {total})" if total > 1 else "deblurring")
+
+    deblur_start = time.perf_counter()
+    restored, num_tiles = restore(
+        bikanet, rgb, k, tile_size=tile_size, tile_overlap=tile_overlap, progress=tile_progress
+    )
+    deblur_seconds = time.perf_counter() - deblur_start
+    result = Image.fromarray(np.dstack([restored, alpha]) if alpha is not None else restored)
+    seconds = {"estimate": estimate_seconds, "deblur": deblur_seconds, "total": time.perf_counter() - start}
+    return DeblurResult(result, k, estimated, seconds, num_tiles, notes)

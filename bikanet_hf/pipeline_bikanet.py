@@ -1,0 +1,105 @@
+"""The ``image-deblurring`` pipeline: ``pipeline("image-deblurring", model=...)(image, kernel=None)``.
+
+Blind when no kernel is given: the kernel estimator (the pipeline's ``estimator``, else the ``kernel_estimator``
+subfolder of the model's folder or Hub repository) estimates it once per image; BIKAnet then deblurs the image in
+overlapping tiles. It runs the same steps as :func:`bikanet_hf.deblur`, so both give the same pixels.
+
+Self-contained on purpose (torch, numpy, PIL, transformers and sibling files only): saving the pipeline copies this
+file, so that ``pipeline(..., trust_remote_code=True)`` works where ``bikanet_hf`` is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import Pipeline
+
+from .image_processing_bikanet import BikanetImageProcessor
+from .modeling_kernel_estimator import BikanetKernelEstimator
+
+ESTIMATOR_SUBFOLDER = "kernel_estimator"
+
+
+def kernel_for_model(kernel, size: int) -> np.ndarray:
+    """An odd-sized 2-D kernel as ``size×size`` float64 summing to 1: centred in zeros if smaller, its central
+    window renormalised if larger. ``ValueError`` for kernels empty, even-sized, not finite or of non-positive sum."""
+    k = np.squeeze(np.asarray(kernel, dtype=np.float64))
+    if k.ndim != 2 or k.size == 0 or k.shape[0] % 2 == 0 or k.shape[1] % 2 == 0:
+        raise ValueError(f"A blur kernel must be a non-empty 2-D array of odd sizes, got shape {k.shape}.")
+    if not np.all(np.isfinite(k)) or k.sum() <= 0:
+        raise ValueError("A blur kernel must hold finite values with a positive sum.")
+    h, w = k.shape
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    k = k[top : top + size, left : left + size]
+    out = np.zeros((size, size))
+    y, x = (size - k.shape[0]) // 2, (size - k.shape[1]) // 2
+    out[y : y + k.shape[0], x : x + k.shape[1]] = k
+    return out / out.sum()
+
+
+class ImageDeblurringPipeline(Pipeline):
+    """Deblurs images with BIKAnet; estimates each image's blur kernel when none is given.
+
+    Call with one image or a list (PIL images, ``H×W(×3)`` arrays or file paths) and optionally ``kernel=`` (an
+    array used for every image), ``tile_size=`` and ``tile_overlap=``. Each result is a dict with ``"image"`` (PIL
+    RGB, same size) and ``"kernel"`` (the kernel used, float64).
+    """
+
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = False
+    _load_video_processor = False
+
+    def __init__(self, *args, estimator=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.image_processor is None:
+            self.image_processor = BikanetImageProcessor()
+        self._estimator = estimator
+
+    @property
+    def estimator(self) -> BikanetKernelEstimator:
+        """The kernel estimator, loaded on first use."""
+        if not isinstance(self._estimator, BikanetKernelEstimator):
+            source = self._estimator
+            if source is None:
+                source, subfolder = self.model.name_or_path, ESTIMATOR_SUBFOLDER
+            else:
+                subfolder = ""
+            try:
+                self._estimator = BikanetKernelEstimator.from_pretrained(os.fspath(source), subfolder=subfolder)
+            except OSError as err:
+                raise ValueError(
+                    f"No kernel estimator found for blind deblurring ({err}); pass kernel=... or estimator=..."
+                ) from None
+            self._estimator.eval()
+        return self._estimator
+
+    def _sanitize_parameters(self, kernel=None, tile_size=None, tile_overlap=None, **kwargs):
+        preprocess = {"kernel": kernel} if kernel is not None else {}
+        forward = {k: v for k, v in (("tile_size", tile_size), ("tile_overlap", tile_overlap)) if v is not None}
+        return preprocess, forward, {}
+
+    def preprocess(self, image, kernel=None) -> dict:
+        if isinstance(image, str | os.PathLike):
+            with Image.open(image) as opened:
+                image = opened.copy()
+        pixel_values = torch.from_numpy(np.ascontiguousarray(self.image_processor.to_array(image))).permute(2, 0, 1)
+        size = self.model.config.kernel_size
+        if kernel is None:
+            estimate = self.estimator.estimate(pixel_values).kernel[0].double().numpy()
+            kernel = kernel_for_model(estimate, size)
+        else:
+            kernel = kernel_for_model(kernel, size)
+        return {"pixel_values": pixel_values[None], "kernel": torch.from_numpy(kernel).float()[None]}
+
+    def _forward(self, model_inputs: dict, tile_size: int | None = 512, tile_overlap: int = 64) -> dict:
+        output = self.model.deblur_tiled(model_inputs["pixel_values"], model_inputs["kernel"], tile_size, tile_overlap)
+        return {"reconstruction": output, "kernel": model_inputs["kernel"]}
+
+    def postprocess(self, model_outputs: dict) -> dict:
+        image = self.image_processor.postprocess(model_outputs["reconstruction"])[0]
+        return {"image": image, "kernel": model_outputs["kernel"][0].double().cpu().numpy()}

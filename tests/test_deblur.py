@@ -1,0 +1,168 @@
+"""The public deblurring API: ``deblur``, the ``image-deblurring`` pipeline, tiling, and the CLI commands."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data as skdata
+from transformers import pipeline
+
+from bikanet_hf import DeblurResult, deblur
+from bikanet_hf.cli import main
+from bikanet_hf.configuration_kernel_estimator import BikanetKernelEstimatorConfig
+from bikanet_hf.deblurring import DEFAULT_MODEL, load_model, prepare_kernel
+from bikanet_hf.kernels import degrade, gaussian_kernel
+from bikanet_hf.metrics import psnr
+from bikanet_hf.modeling_kernel_estimator import BikanetKernelEstimator
+
+KERNEL = gaussian_kernel(2.5, 1.0, 30)
+
+
+@pytest.fixture(scope="module")
+def sharp():
+    return skdata.astronaut()[40:136, 180:308].copy()  # 96×128, a face and its edges
+
+
+@pytest.fixture(scope="module")
+def blurred(sharp):
+    return degrade(sharp, KERNEL)
+
+
+@pytest.fixture(scope="module")
+def tiny_estimator(tmp_path_factory):
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("estimator")
+    BikanetKernelEstimator(BikanetKernelEstimatorConfig(head_hidden_size=8, head_layers=1)).save_pretrained(folder)
+    return folder
+
+
+def test_non_blind_deblur_restores_detail(sharp, blurred):
+    result = deblur(blurred, KERNEL)
+    assert isinstance(result, DeblurResult) and not result.kernel_estimated
+    restored = np.asarray(result.image)
+    assert result.image.mode == "RGB" and restored.shape == sharp.shape
+    assert psnr(sharp, restored) > psnr(sharp, blurred) + 3.0
+    np.testing.assert_allclose(result.kernel, KERNEL)
+    assert result.num_tiles == 1 and result.seconds["total"] >= result.seconds["deblur"] > 0
+
+
+def test_tiles_blend_without_visible_seams(sharp, blurred):
+    calls = []
+    whole = np.asarray(deblur(blurred, KERNEL, tile_size=None).image)
+    tiled = deblur(blurred, KERNEL, tile_size=64, tile_overlap=24, progress=lambda f, stage: calls.append(f))
+    assert tiled.num_tiles == 6  # 2 rows × 3 columns of 64-pixel tiles
+    assert calls[-1] == 1.0 and calls == sorted(calls)
+    # Equal to one pass up to the tiles' own border effects, which the blending keeps out of the result.
+    assert psnr(whole, np.asarray(tiled.image)) > 40
+    assert abs(psnr(sharp, whole) - psnr(sharp, np.asarray(tiled.image))) < 0.1
+
+
+def test_images_as_users_have_them(tmp_path, sharp, blurred):
+    rgba = np.dstack([blurred, np.tile(np.arange(128, dtype=np.uint8), (96, 1))])
+    result = deblur(rgba, KERNEL)
+    assert result.image.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(result.image)[..., 3], rgba[..., 3])
+
+    gray = deblur(blurred[..., 0], KERNEL).image
+    assert gray.mode == "RGB" and gray.size == (128, 96)
+    wide = deblur((blurred.astype(np.uint16) * 257), KERNEL).image
+    np.testing.assert_array_equal(np.asarray(wide), np.asarray(deblur(blurred, KERNEL).image))
+
+    # A phone photo stored sideways with an EXIF orientation tag comes out upright.
+    path = tmp_path / "sideways.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    Image.fromarray(blurred).save(path, exif=exif, quality=95)
+    assert deblur(path, KERNEL).image.size == (96, 128)
+    assert deblur(np.zeros((1, 1, 3), np.uint8), KERNEL).image.size == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "empty"), (b"not an image at all", "not an image"), (None, "corrupt or truncated")],
+)
+def test_bad_files_give_clear_errors(tmp_path, blurred, content, message):
+    path = tmp_path / "bad.png"
+    if content is None:
+        Image.fromarray(blurred).save(path)
+        content = path.read_bytes()[:300]  # truncated PNG
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        deblur(path, KERNEL)
+
+
+def test_kernels_are_checked_and_fitted_to_the_model(blurred):
+    with pytest.raises(ValueError, match="even size"):
+        deblur(blurred, np.ones((4, 4)))
+    with pytest.raises(ValueError, match="NaN"):
+        deblur(blurred, np.full((3, 3), np.nan))
+    with pytest.raises(ValueError, match="positive sum"):
+        deblur(blurred, -np.ones((3, 3)))
+    with pytest.raises(ValueError, match="empty"):
+        deblur(blurred, np.zeros((0, 0)))
+    kernel, notes = prepare_kernel(2 * gaussian_kernel(1.0, 1.0, 0, size=5), size=17)
+    assert kernel.shape == (17, 17) and kernel.sum() == pytest.approx(1) and "normalised" in notes[0]
+    np.testing.assert_allclose(kernel[6:11, 6:11], gaussian_kernel(1.0, 1.0, 0, size=5))
+    _, notes = prepare_kernel(gaussian_kernel(1.5, 1.5, 0, size=31), size=17)  # all its mass fits: no warning
+    assert "0.0%" in notes[0]
+    with pytest.warns(UserWarning, match="motion blur"):
+        kernel, notes = prepare_kernel(np.ones((31, 31)), size=17)
+    assert kernel.shape == (17, 17) and "69.9%" in notes[-1]  # 1 − 17²/31² ≈ 70% lost
+
+
+def test_blind_deblur_estimates_once_and_pipeline_gives_the_same_pixels(blurred, tiny_estimator):
+    result = deblur(blurred, estimator=tiny_estimator, tile_size=64, tile_overlap=16)
+    assert result.kernel_estimated and result.kernel.shape == (17, 17) and result.kernel.sum() == pytest.approx(1)
+    assert result.seconds["estimate"] > 0 and result.num_tiles > 1
+
+    pipe = pipeline("image-deblurring", model=str(DEFAULT_MODEL), estimator=str(tiny_estimator), device="cpu")
+    out = pipe(blurred, tile_size=64, tile_overlap=16)
+    np.testing.assert_array_equal(np.asarray(out["image"]), np.asarray(result.image))
+    np.testing.assert_allclose(out["kernel"], result.kernel, atol=1e-6)
+
+    known = pipe([blurred, blurred[:50]], kernel=KERNEL)  # a batch: one result per image, each its own size
+    assert [o["image"].size for o in known] == [(128, 96), (128, 50)]
+    np.testing.assert_array_equal(np.asarray(known[0]["image"]), np.asarray(deblur(blurred, KERNEL).image))
+
+
+def test_model_argument_accepts_a_loaded_model_or_folder(blurred):
+    model = load_model(DEFAULT_MODEL)
+    assert load_model(str(DEFAULT_MODEL)) is model  # loaded once, cached
+    a = deblur(blurred, KERNEL, model=model).image
+    b = deblur(blurred, KERNEL, model=DEFAULT_MODEL, device="cpu").image
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_cli_deblur_folders_globs_failures(tmp_path, blurred, tiny_estimator, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.fromarray(blurred).save(inputs / "a.png")
+    Image.fromarray(blurred[:64, :64]).save(inputs / "b.jpg")
+    (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    out = tmp_path / "out"
+    code = main(["deblur", str(inputs), str(tmp_path / "missing*.png"), "-o", str(out), "--sigma", "2.5", "1", "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and "broken.png" in err and "missing" in err and "2 of 4 inputs failed" in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    assert Image.open(out / "a.png").size == (128, 96)
+
+    # Blind, with the kernel saved; an existing output is not replaced without --force; inputs never.
+    blind = ["deblur", str(inputs / "a.png"), "-o", str(out), "--estimator", str(tiny_estimator), "--save-kernel"]
+    assert main(blind) == 1 and "already exists" in capsys.readouterr().err
+    code = main([*blind, "--force"])
+    assert code == 0 and "estimated kernel: σ_major" in capsys.readouterr().out
+    assert np.load(out / "a_kernel.npy").shape == (17, 17) and (out / "a_kernel.png").is_file()
+    before = (inputs / "a.png").read_bytes()
+    assert main(["deblur", str(inputs / "a.png"), "-o", str(inputs), "--sigma", "1", "--force", "-q"]) == 1
+    assert "input file" in capsys.readouterr().err and (inputs / "a.png").read_bytes() == before
+
+
+def test_cli_estimate_kernel(tmp_path, blurred, tiny_estimator, capsys):
+    path = tmp_path / "photo.png"
+    Image.fromarray(blurred).save(path)
+    assert main(["estimate-kernel", str(path), "--estimator", str(tiny_estimator), "-o", str(tmp_path / "k.npy")]) == 0
+    assert "σ_major" in capsys.readouterr().out
+    kernel = np.load(tmp_path / "k.npy")
+    assert kernel.shape == (17, 17) and kernel.sum() == pytest.approx(1) and (tmp_path / "k.png").is_file()
+    assert main(["estimate-kernel", str(tmp_path / "nope.png"), "--estimator", str(tiny_estimator)]) == 2
+    assert "no such file" in capsys.readouterr().err
