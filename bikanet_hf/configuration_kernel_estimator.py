@@ -13,24 +13,28 @@ class BikanetKernelEstimatorConfig(PretrainedConfig):
 
     Args:
         num_channels (`int`, *optional*, defaults to 3):
-            Colour channels of the input image.
+            Colour channels of the input image (the statistics are taken on its luminance).
         kernel_size (`int`, *optional*, defaults to 17):
             Side of the square kernel the estimator returns (odd).
-        stem_size (`int`, *optional*, defaults to 24):
-            Channels of the full-resolution stem; fine detail decides small blur widths, so the first layer does not
-            downsample.
-        hidden_sizes (`list[int]`, *optional*, defaults to `[32, 64, 96, 128]`):
-            Channels of the stages; each stage halves the resolution (strided convolution, no pooling).
-        head_hidden_size (`int`, *optional*, defaults to 128):
-            Width of the MLP that maps pooled features to the Gaussian's parameters.
+        reblur_sigmas (`list[float]`, *optional*, defaults to `[0.0, 0.7, 1.4, 2.8, 5.0]`):
+            Widths (pixels) of the isotropic Gaussians the image is re-blurred with before its gradients are measured;
+            0 is the image itself. How fast edges soften under re-blurring tells how blurred they already were.
+        num_directions (`int`, *optional*, defaults to 12):
+            Directions, evenly spaced over 180°, in which derivatives are taken (they resolve anisotropic blur).
+        moments (`list[int]`, *optional*, defaults to `[1, 2, 4]`):
+            Powers p of the pooled derivative magnitudes ``mean(|∂I|^p)^(1/p)``; high powers weigh strong edges.
+        head_hidden_size (`int`, *optional*, defaults to 256):
+            Width of the MLP that maps the statistics to the Gaussian's parameters.
+        head_layers (`int`, *optional*, defaults to 2):
+            Hidden layers of that MLP.
         sigma_min (`float`, *optional*, defaults to 0.3):
             Smallest blur width (pixels) the estimator can return.
         sigma_max (`float`, *optional*, defaults to 5.0):
             Largest blur width (pixels) the estimator can return.
-        crop_size (`int`, *optional*, defaults to 128):
-            Side of the crops a large image is estimated from (the training crop size).
-        max_crops (`int`, *optional*, defaults to 4):
-            How many of the most textured crops of a large image are averaged (as covariances).
+        crop_size (`int`, *optional*, defaults to 256):
+            Side of the crops a large image is measured on by `estimate` (their statistics are pooled).
+        max_crops (`int`, *optional*, defaults to 8):
+            How many of the most textured crops of a large image `estimate` pools.
     """
 
     model_type = "bikanet_kernel_estimator"
@@ -39,13 +43,15 @@ class BikanetKernelEstimatorConfig(PretrainedConfig):
         self,
         num_channels: int = 3,
         kernel_size: int = 17,
-        stem_size: int = 24,
-        hidden_sizes: list[int] | None = None,
-        head_hidden_size: int = 128,
+        reblur_sigmas: list[float] | None = None,
+        num_directions: int = 12,
+        moments: list[int] | None = None,
+        head_hidden_size: int = 256,
+        head_layers: int = 2,
         sigma_min: float = 0.3,
         sigma_max: float = 5.0,
-        crop_size: int = 128,
-        max_crops: int = 4,
+        crop_size: int = 256,
+        max_crops: int = 8,
         **kwargs,
     ):
         if kernel_size % 2 != 1:
@@ -54,9 +60,14 @@ class BikanetKernelEstimatorConfig(PretrainedConfig):
             raise ValueError(f"Need 0 < sigma_min < sigma_max, got {sigma_min} and {sigma_max}.")
         self.num_channels = num_channels
         self.kernel_size = kernel_size
-        self.stem_size = stem_size
-        self.hidden_sizes = list(hidden_sizes) if hidden_sizes is not None else [32, 64, 96, 128]
+        reblur_sigmas = reblur_sigmas if reblur_sigmas is not None else [0.0, 0.7, 1.4, 2.8, 5.0]
+        self.reblur_sigmas = [float(s) for s in reblur_sigmas]
+        if any(s < 0 for s in self.reblur_sigmas) or not self.reblur_sigmas:
+            raise ValueError(f"reblur_sigmas must be non-negative widths, got {self.reblur_sigmas}.")
+        self.num_directions = num_directions
+        self.moments = [int(p) for p in moments] if moments is not None else [1, 2, 4]
         self.head_hidden_size = head_hidden_size
+        self.head_layers = head_layers
         self.sigma_min = sigma_min
         self.sigma_max = sigma_max
         self.crop_size = crop_size

@@ -249,6 +249,13 @@ class TrainingTask:
     higher_is_better: bool = True
 
 
+def training_sources(args: argparse.Namespace) -> list[str]:
+    """The sharp image sources of a run: ``--train_dirs``, or bsds500_train of the shared data."""
+    from . import corpus
+
+    return args.train_dirs or [str(corpus.default_data_dir() / "bsds500_train")]
+
+
 def run_training(args: argparse.Namespace, make_task: Callable[[], TrainingTask]) -> Path:
     """Train with 🤗 Accelerate on the corpus's on-the-fly data; checkpoints, exact resume, validation, EMA."""
     from accelerate import Accelerator
@@ -278,8 +285,7 @@ def run_training(args: argparse.Namespace, make_task: Callable[[], TrainingTask]
     set_seed(args.seed)
 
     # Data: a fresh kernel and crop for every sample, a pure function of (seed, sample index).
-    data_dir = corpus.default_data_dir()
-    train_sources = args.train_dirs or [str(data_dir / "bsds500_train")]
+    train_sources = training_sources(args)
     samples_per_step = args.train_batch_size * args.gradient_accumulation_steps * accelerator.num_processes
     with accelerator.main_process_first():
         train_dataset = corpus.on_the_fly(

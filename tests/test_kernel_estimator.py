@@ -12,7 +12,7 @@ from bikanet_hf.metrics import kernel_l1
 from bikanet_hf.modeling_kernel_estimator import BikanetKernelEstimator, covariance_from_parameters, gaussian_kernels
 from tests.conftest import script_command
 
-TINY = BikanetKernelEstimatorConfig(stem_size=4, hidden_sizes=[8, 8], head_hidden_size=8, crop_size=32)
+TINY = BikanetKernelEstimatorConfig(head_hidden_size=8, head_layers=1, crop_size=32, max_crops=4)
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,39 @@ def test_estimate_uses_the_most_textured_crops_of_any_size():
         assert out.kernel.shape == (1, 17, 17)
 
 
+def test_statistics_measure_blur_width_and_direction(rng):
+    """The parameter-free statistics alone already tell blur apart: more blur, weaker derivatives; blur along x
+    weakens x-derivatives more than y-derivatives."""
+    statistics = BikanetKernelEstimator(TINY).statistics
+    sharp = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+
+    def moments(kernel):
+        image = torch.from_numpy(degrade(sharp, kernel)).permute(2, 0, 1).float().div(255)[None]
+        return statistics(image)[0, : TINY.num_directions]  # p = 1, no re-blur: one value per direction
+
+    light, heavy = moments(gaussian_kernel(0.8, 0.8, 0)), moments(gaussian_kernel(3.0, 3.0, 0))
+    assert torch.all(heavy < 0.6 * light)
+    along_x = moments(gaussian_kernel(3.0, 0.8, 0))
+    quarter = TINY.num_directions // 2  # the direction at 90°
+    assert along_x[0] < 0.6 * along_x[quarter]
+    # Log-features do not depend on contrast: a dimmer copy of the image has the same ones.
+    image = torch.from_numpy(degrade(sharp, gaussian_kernel(2.0, 1.0, 45))).permute(2, 0, 1).float().div(255)[None]
+    a, b = (statistics.log_features(statistics(x)) for x in (image, 0.5 * image))
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+
+
+def test_calibration_is_saved_and_reloaded(tmp_path):
+    model = BikanetKernelEstimator(TINY)
+    crops = torch.rand(6, 3, 32, 32)
+    model.calibrate(crops)
+    features = (model.statistics.log_features(model.statistics(crops)) - model.feature_mean) / model.feature_std
+    torch.testing.assert_close(features.mean(0), torch.zeros_like(features[0]), atol=1e-4, rtol=0)
+    model.save_pretrained(tmp_path)
+    loaded = BikanetKernelEstimator.from_pretrained(tmp_path)
+    image = torch.rand(3, 50, 60)
+    torch.testing.assert_close(loaded.estimate(image).kernel, model.eval().estimate(image).kernel)
+
+
 def test_estimate_kernel_api(tiny_folder, rng):
     sharp = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
     blurred = degrade(sharp, gaussian_kernel(2.0, 1.0, 45))
@@ -91,13 +124,12 @@ def test_training_script_runs_resumes_and_saves(folders, tmp_path):
         "2",
         "--lr_warmup_steps",
         "1",
-        "--stem_size",
-        "4",
-        "--hidden_sizes",
-        "8",
-        "8",
         "--head_hidden_size",
         "8",
+        "--head_layers",
+        "1",
+        "--calibration_samples",
+        "4",
     ]
     out = tmp_path / "run"
     for extra in (["--stop_after_steps", "2"], []):
@@ -109,5 +141,6 @@ def test_training_script_runs_resumes_and_saves(folders, tmp_path):
     assert "Resumed from" in result.stderr
     results = json.loads((out / "eval_results.json").read_text())
     assert 0 <= results["validation_quick"]["kernel_l1"] <= 2 and results["training"]["steps"] == 3
-    assert BikanetKernelEstimator.from_pretrained(out).config.hidden_sizes == [8, 8]
+    trained = BikanetKernelEstimator.from_pretrained(out)
+    assert trained.config.head_layers == 1 and bool(torch.any(trained.feature_std != 1))  # calibrated
     assert "kernel error" in (out / "README.md").read_text()

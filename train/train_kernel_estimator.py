@@ -35,6 +35,7 @@ from bikanet_hf.training import (
     check_training_arguments,
     run_summary,
     run_training,
+    training_sources,
 )
 
 
@@ -51,11 +52,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     g = p.add_argument_group("model (BikanetKernelEstimatorConfig fields)")
     g.add_argument("--init_from", default=None, help="Start from the weights of a pretrained estimator folder.")
-    g.add_argument("--stem_size", type=int, default=None, help="BikanetKernelEstimatorConfig.stem_size.")
-    g.add_argument(
-        "--hidden_sizes", type=int, nargs="+", default=None, help="BikanetKernelEstimatorConfig.hidden_sizes."
-    )
     g.add_argument("--head_hidden_size", type=int, default=None, help="BikanetKernelEstimatorConfig.head_hidden_size.")
+    g.add_argument("--head_layers", type=int, default=None, help="BikanetKernelEstimatorConfig.head_layers.")
+    g.add_argument("--num_directions", type=int, default=None, help="BikanetKernelEstimatorConfig.num_directions.")
+    g.add_argument(
+        "--calibration_samples",
+        type=int,
+        default=1024,
+        help="Training crops (drawn apart from the training stream) that set the feature standardisation.",
+    )
     args = p.parse_args(argv)
     check_training_arguments(p, args)
     return args
@@ -82,12 +87,20 @@ def main(argv: list[str] | None = None) -> Path:
         if args.init_from:
             model = BikanetKernelEstimator.from_pretrained(args.init_from)
         else:
-            overrides = {f: getattr(args, f) for f in ("stem_size", "hidden_sizes", "head_hidden_size")}
+            overrides = {f: getattr(args, f) for f in ("head_hidden_size", "head_layers", "num_directions")}
             model = BikanetKernelEstimator(
-                BikanetKernelEstimatorConfig(
-                    crop_size=args.crop_size, **{k: v for k, v in overrides.items() if v is not None}
-                )
+                BikanetKernelEstimatorConfig(**{k: v for k, v in overrides.items() if v is not None})
             )
+            # Seed + 1: calibration crops are drawn apart from the training stream (seed), reproducibly.
+            calibration = corpus.on_the_fly(
+                corpus.sharp_images(training_sources(args)),
+                num_samples=args.calibration_samples,
+                crop_size=args.crop_size,
+                seed=args.seed + 1,
+                bank16_fraction=args.bank16_fraction,
+                context_probability=args.context_probability,
+            )
+            model.calibrate(torch.stack(calibration[:]["blurred"]))
         return TrainingTask(
             name="Kernel estimator",
             model=model,
@@ -121,7 +134,9 @@ tags: [blur-kernel-estimation, deblurring, bikanet]
 # BIKAnet amortized kernel estimator
 
 One network pass from a blurred photo to its Gaussian blur kernel (17×17), for blind deblurring with BIKAnet.
-Large images are estimated from their most textured {best.config.crop_size}×{best.config.crop_size} crops.
+It measures how the image's edges soften when re-blurred by known Gaussians, in {best.config.num_directions}
+directions, and an MLP maps these statistics to the kernel; large images are measured on their most textured
+{best.config.crop_size}×{best.config.crop_size} crops.
 
 Validation (measured at the end of training): mean kernel error Σ|k̂ − k| = {metrics["kernel_l1"]:.4f} on the
 first {metrics["num_pairs"]} protocol quick pairs of BSDS500 val (0 = exact, 2 = disjoint).
