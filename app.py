@@ -1,16 +1,18 @@
-"""BIKAnet deblurring demo: a Gradio app for non-blind deblurring (the blur kernel is given).
+"""BIKAnet deblurring demo: a Gradio app for blind and non-blind deblurring.
 
-Two tabs share one results panel:
+Three tabs share one results panel:
 
+* **Blind** — estimate the blur kernel from the photo itself, then deblur with it (the default).
 * **Known kernel** — deblur a photo whose blur you know: a Gaussian from sliders or a kernel file.
-* **Try it on a sharp photo** — the app blurs a sharp photo as the benchmark does, deblurs it with the true kernel
-  and scores both against the original.
+* **Try it on a sharp photo** — the app blurs a sharp photo as the benchmark does, deblurs it (blind, or with the
+  true kernel) and scores both against the original.
 
-Each tab is one ``*_tab`` function that builds its controls and wires its button to a handler; a blind mode (kernel
-estimated from the photo) will be one more tab and handler of the same shape.
+Each tab is one ``*_tab`` function that builds its controls and wires its button to a handler of the same shape.
+Large photos are deblurred in overlapping tiles (``bikanet_hf.deblurring.restore``) with a progress bar.
 
-Run ``python app.py`` (http://127.0.0.1:7860; ``PORT`` changes the port). The model loads once, at import, from
-``$BIKANET_MODEL`` or the checkpoint bundled in ``bikanet_hf/checkpoints/bikanet``.
+Run ``python app.py`` (http://127.0.0.1:7860; ``PORT`` changes the port). The models load once, at import:
+BIKAnet from ``$BIKANET_MODEL`` or the checkpoint bundled in ``bikanet_hf/checkpoints/bikanet``; the kernel
+estimator from ``$BIKANET_ESTIMATOR``, else the ``kernel_estimator`` folder inside the BIKAnet checkpoint.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from PIL import Image
 
 import bikanet_hf
 from bikanet_hf import BikanetForImageDeblurring, BikanetImageProcessor, image_io, kernels, metrics
+from bikanet_hf.deblurring import restore
+from bikanet_hf.estimation import estimate_kernel, load_estimator
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # else gradio contacts api.gradio.app at start-up
 
@@ -80,6 +84,8 @@ def load_model(path: str | os.PathLike) -> tuple[BikanetForImageDeblurring, Bika
 
 MODEL, PROCESSOR = load_model(MODEL_PATH)
 KERNEL_SIZE = MODEL.config.kernel_size
+ESTIMATOR = load_estimator(os.environ.get("BIKANET_ESTIMATOR") or MODEL_PATH / "kernel_estimator")
+TILE_SIZE, TILE_OVERLAP = 512, 64  # large photos are deblurred in overlapping tiles (bounded memory)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -129,8 +135,8 @@ def read_photo(upload: Any, what: str = "photo") -> tuple[np.ndarray, str]:
     if width * height > MAX_PIXELS:
         raise gr.Error(
             f"The {what} {_quoted(name)} is {width}×{height} pixels ({width * height / 1e6:.1f} megapixels); this "
-            f"demo handles up to {MAX_PIXELS / 1e6:.1f} megapixels. Please downscale or crop it (tiling for large "
-            "photos is planned).",
+            f"demo handles up to {MAX_PIXELS / 1e6:.1f} megapixels. Please downscale or crop it, or use the "
+            "bikanet command line or Python API, which have no such limit.",
             print_exception=False,
         )
     try:
@@ -234,12 +240,27 @@ def choose_kernel(
     )
 
 
-def deblur(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Non-blind deblurring: ``H×W×3`` uint8 blurred photo and its ``KERNEL_SIZE²`` kernel → restored uint8."""
-    inputs = PROCESSOR(image)
-    with torch.no_grad():
-        out = MODEL(pixel_values=inputs["pixel_values"], kernel=torch.from_numpy(kernel).float()[None])
-    return np.asarray(PROCESSOR.postprocess(out.reconstruction, inputs["original_sizes"])[0])
+def deblur(image: np.ndarray, kernel: np.ndarray, progress: Any = None) -> np.ndarray:
+    """``H×W×3`` uint8 blurred photo and its ``KERNEL_SIZE²`` kernel → restored uint8, in tiles for large photos;
+    ``progress`` is a ``gr.Progress`` (or ``None``)."""
+
+    def tile_done(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done / total, desc=f"Deblurring, tile {done} of {total}" if total > 1 else "Deblurring")
+
+    with torch.inference_mode():
+        return restore(MODEL, image, kernel, tile_size=TILE_SIZE, tile_overlap=TILE_OVERLAP, progress=tile_done)[0]
+
+
+def estimate(image: np.ndarray) -> tuple[np.ndarray, str]:
+    """The blur kernel of a blurred photo and a description of it (with a caveat when the photo is nearly flat)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kernel = estimate_kernel(image, estimator=ESTIMATOR)
+    text = "estimated, " + kernels.describe_kernel(kernel)
+    if any("flat" in str(w.message) for w in caught):
+        text += " (the photo has almost no edges, so this estimate is a guess)"
+    return kernel, text
 
 
 def save_restored(restored: np.ndarray, stem: str) -> str:
@@ -277,12 +298,35 @@ def metrics_table(sharp: np.ndarray, blurred: np.ndarray, restored: np.ndarray) 
 # ---------------------------------------------------------------------------------------------------------------
 # Event handlers: one per mode, each returning (slider pair, kernel picture, report, download path)
 # ---------------------------------------------------------------------------------------------------------------
-def run_known_kernel(photo, source, sigma_major, sigma_minor, angle, kernel_file):
+def run_blind(photo, progress=gr.Progress()):  # noqa: B008 (gradio's idiom for a progress bar)
+    """Estimate the blur kernel of an uploaded blurred photo, then deblur it with that kernel."""
+    start = time.perf_counter()
+    blurred, stem = read_photo(photo, "blurred photo")
+    progress(0.0, desc="Estimating the blur kernel")
+    kernel, kernel_text = estimate(blurred)
+    restored = deblur(blurred, kernel, progress)
+    seconds = time.perf_counter() - start
+    report = (
+        f"**Estimated the blur and deblurred in {seconds:.2f} s** on {MODEL.device.type.upper()} · "
+        f"{blurred.shape[1]}×{blurred.shape[0]} px · kernel: {html.escape(kernel_text)}"
+    )
+    return (blurred, restored), kernels.kernel_to_image(kernel), report, save_restored(restored, stem)
+
+
+def run_known_kernel(
+    photo,
+    source,
+    sigma_major,
+    sigma_minor,
+    angle,
+    kernel_file,
+    progress=gr.Progress(),  # noqa: B008
+):
     """Deblur an uploaded blurred photo with the kernel the user gives."""
     start = time.perf_counter()
     blurred, stem = read_photo(photo, "blurred photo")
     kernel, kernel_text = choose_kernel(source, sigma_major, sigma_minor, angle, kernel_file)
-    restored = deblur(blurred, kernel)
+    restored = deblur(blurred, kernel, progress)
     seconds = time.perf_counter() - start
     report = (
         f"**Deblurred in {seconds:.2f} s** on {MODEL.device.type.upper()} · "
@@ -291,20 +335,44 @@ def run_known_kernel(photo, source, sigma_major, sigma_minor, angle, kernel_file
     return (blurred, restored), kernels.kernel_to_image(kernel), report, save_restored(restored, stem)
 
 
-def run_sharp_photo(photo, source, sigma_major, sigma_minor, angle, kernel_file):
-    """Blur a sharp photo with the chosen kernel (the benchmark's blur), deblur it with that kernel and score both."""
+DEBLUR_BLIND = "Estimated kernel (blind)"
+DEBLUR_TRUE = "True kernel"
+
+
+def run_sharp_photo(
+    photo,
+    source,
+    sigma_major,
+    sigma_minor,
+    angle,
+    kernel_file,
+    deblur_with,
+    progress=gr.Progress(),  # noqa: B008
+):
+    """Blur a sharp photo with the chosen kernel (the benchmark's blur), deblur it — blind, or with the true
+    kernel — and score both against the original."""
     start = time.perf_counter()
     sharp, stem = read_photo(photo, "sharp photo")
     kernel, kernel_text = choose_kernel(source, sigma_major, sigma_minor, angle, kernel_file)
     blurred = kernels.degrade(sharp, kernel)
-    restored = deblur(blurred, kernel)
+    if deblur_with == DEBLUR_TRUE:
+        used, picture, how = kernel, kernels.kernel_to_image(kernel), "with the true kernel"
+    else:
+        progress(0.0, desc="Estimating the blur kernel")
+        used, estimated_text = estimate(blurred)
+        picture = kernels.kernel_pair_image(used, kernel)
+        how = (
+            f"blind (kernel {html.escape(estimated_text)}; error Σ|k̂ − k| = {metrics.kernel_l1(used, kernel):.3f}, "
+            "0 is exact)"
+        )
+    restored = deblur(blurred, used, progress)
     table = metrics_table(sharp, blurred, restored)
     seconds = time.perf_counter() - start
     report = (
-        f"**Blurred, deblurred and scored in {seconds:.2f} s** on {MODEL.device.type.upper()} · "
-        f"{sharp.shape[1]}×{sharp.shape[0]} px · kernel: {html.escape(kernel_text)}\n\n{table}"
+        f"**Blurred, deblurred {how} and scored in {seconds:.2f} s** on {MODEL.device.type.upper()} · "
+        f"{sharp.shape[1]}×{sharp.shape[0]} px · true kernel: {html.escape(kernel_text)}\n\n{table}"
     )
-    return (blurred, restored), kernels.kernel_to_image(kernel), report, save_restored(restored, stem)
+    return (blurred, restored), picture, report, save_restored(restored, stem)
 
 
 def kernel_preview(source, sigma_major, sigma_minor, angle, kernel_file):
@@ -321,14 +389,15 @@ def kernel_preview(source, sigma_major, sigma_minor, angle, kernel_file):
 INTRO = """
 # BIKAnet deblurring
 
-Removes blur from a photo **when you know the blur kernel** (non-blind deblurring) with BIKAnet, a network whose
-blocks adapt to the kernel.
+Removes blur from a photo with BIKAnet, a network whose blocks adapt to the blur kernel. **Blind** mode first
+estimates the kernel from the photo itself; if you know the blur, give it in **Known kernel**.
 
 - **Works on:** Gaussian-like blur — soft optics, slight defocus, the blur of a downscaled or filtered picture —
   up to about σ = 4 px (17×17 kernels).
 - **Does not fix:** strong camera shake or motion streaks, very large defocus, or blur that changes across the
   picture. A wrong kernel gives a wrong result: try a few widths and compare.
-- **Blind mode** (the app estimates the kernel from the photo) is coming; for now you give the kernel.
+- **Blind estimates** assume one Gaussian-like blur for the whole photo; a photo with few edges gives a poor
+  estimate. **Try it on a sharp photo** shows how close the estimate comes to the truth.
 """
 
 EXAMPLE_KERNELS = {  # file → (σ major, σ minor, angle) it was blurred with; see bikanet_hf/examples/README.md
@@ -442,22 +511,37 @@ def _kernel_controls(prefix: str) -> KernelControls:
     return controls
 
 
+def _photo_input(label: str, elem_id: str) -> gr.Image:
+    return gr.Image(type="filepath", image_mode=None, label=label, sources=["upload", "clipboard"], elem_id=elem_id)
+
+
+def _run_button(label: str, prefix: str, handler, inputs: list, results: Results, api_name: str) -> None:
+    """The tab's button, wired to its handler. preprocess=False: gr.Image's own preprocessing opens the upload with
+    PIL and fails on a corrupt file before our code runs, with an error a person cannot read; raw uploads reach
+    read_photo, which explains the problem."""
+    button = gr.Button(label, variant="primary", elem_id=f"{prefix}-run")
+    button.click(handler, inputs, results.outputs, api_name=api_name, preprocess=False, concurrency_id="model")
+
+
+def _blind_tab(results: Results) -> None:
+    gr.Markdown("Upload a blurred photo: the app estimates its blur kernel, then removes that blur.")
+    photo = _photo_input("Blurred photo", "blind-photo")
+    _run_button("Estimate the blur and deblur", "blind", run_blind, [photo], results, "deblur_blind")
+    gr.Examples(
+        [[str(EXAMPLES_DIR / name)] for name in EXAMPLE_KERNELS],
+        [photo],
+        label="Examples (blurred with a known kernel; see how close the estimate comes)",
+        example_labels=[
+            f"{name.split('_')[0]} (blurred with σ {p[0]} × {p[1]} at {p[2]:g}°)"
+            for name, p in EXAMPLE_KERNELS.items()
+        ],
+    )
+
+
 def _known_kernel_tab(results: Results) -> None:
-    photo = gr.Image(
-        type="filepath", image_mode=None, label="Blurred photo", sources=["upload", "clipboard"], elem_id="known-photo"
-    )
+    photo = _photo_input("Blurred photo", "known-photo")
     kernel = _kernel_controls("known")
-    button = gr.Button("Deblur", variant="primary", elem_id="known-run")
-    # preprocess=False: gr.Image's own preprocessing opens the upload with PIL and fails on a corrupt file before
-    # our code runs, with an error a person cannot read; raw uploads reach read_photo, which explains the problem.
-    button.click(
-        run_known_kernel,
-        [photo, *kernel.inputs],
-        results.outputs,
-        api_name="deblur_known_kernel",
-        preprocess=False,
-        concurrency_id="model",
-    )
+    _run_button("Deblur", "known", run_known_kernel, [photo, *kernel.inputs], results, "deblur_known_kernel")
     gr.Examples(
         [[str(EXAMPLES_DIR / name), KERNEL_FROM_SLIDERS, *params] for name, params in EXAMPLE_KERNELS.items()],
         [photo, kernel.source, kernel.sigma_major, kernel.sigma_minor, kernel.angle],
@@ -471,21 +555,19 @@ def _known_kernel_tab(results: Results) -> None:
 def _sharp_photo_tab(results: Results) -> None:
     gr.Markdown(
         "Upload a **sharp** photo: the app blurs it with the kernel you choose (the benchmark's blur), deblurs it "
-        "with that same kernel and scores both against your original."
+        "— estimating the kernel, or with the true one — and scores both against your original."
     )
-    photo = gr.Image(
-        type="filepath", image_mode=None, label="Sharp photo", sources=["upload", "clipboard"], elem_id="sharp-photo"
-    )
+    photo = _photo_input("Sharp photo", "sharp-photo")
     kernel = _kernel_controls("sharp")
-    button = gr.Button("Blur, then deblur", variant="primary", elem_id="sharp-run")
-    button.click(
-        run_sharp_photo,
-        [photo, *kernel.inputs],
-        results.outputs,
-        api_name="try_on_sharp_photo",
-        preprocess=False,  # see _known_kernel_tab
-        concurrency_id="model",
+    deblur_with = gr.Radio(
+        [DEBLUR_BLIND, DEBLUR_TRUE],
+        value=DEBLUR_BLIND,
+        label="Deblur with",
+        info="Blind shows what you would get on a real photo; the true kernel shows the deblurring alone.",
+        elem_id="sharp-deblur-with",
     )
+    inputs = [photo, *kernel.inputs, deblur_with]
+    _run_button("Blur, then deblur", "sharp", run_sharp_photo, inputs, results, "try_on_sharp_photo")
     gr.Examples(
         [[str(EXAMPLES_DIR / name), KERNEL_FROM_SLIDERS, *params] for name, params in SHARP_EXAMPLES.items()],
         [photo, kernel.source, kernel.sigma_major, kernel.sigma_minor, kernel.angle],
@@ -510,7 +592,7 @@ def build_demo() -> gr.Blocks:
                 elem_id="result-slider",
             ),
             kernel_picture=gr.Image(
-                label="Kernel used",
+                label="Kernel used (estimated, or yours)",
                 type="pil",
                 format="png",
                 height=180,
@@ -524,6 +606,8 @@ def build_demo() -> gr.Blocks:
         with gr.Row(equal_height=False):
             with gr.Column(min_width=320):
                 with gr.Tabs():
+                    with gr.Tab("Blind", id="blind"):
+                        _blind_tab(results)
                     with gr.Tab("Known kernel", id="known"):
                         _known_kernel_tab(results)
                     with gr.Tab("Try it on a sharp photo", id="sharp"):

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from .image_io import load_rgb
-from .kernels import KERNEL_SIZE, degrade, gaussian_kernel, kernel_to_image, load_kernel
+from .kernels import KERNEL_SIZE, degrade, describe_kernel, gaussian_kernel, kernel_to_image, load_kernel
 
 EPILOG_KERNEL = (
     "Kernels: give a file (.npy, .png or .mat, any odd size; normalised to sum 1) with --kernel, or a Gaussian with "
@@ -127,19 +127,6 @@ def _expand_inputs(patterns: list[str]) -> tuple[list[Path], list[str]]:
     return files, unmatched
 
 
-def _describe_kernel(kernel: np.ndarray) -> str:
-    """σ_major, σ_minor and angle of a kernel's second moments (what a Gaussian of the same spread would have)."""
-    r_y, r_x = (np.arange(n) - n // 2 for n in kernel.shape)
-    y, x = np.meshgrid(r_y, r_x, indexing="ij")
-    mean_x, mean_y = (kernel * x).sum(), (kernel * y).sum()
-    cxx, cyy = (kernel * (x - mean_x) ** 2).sum(), (kernel * (y - mean_y) ** 2).sum()
-    cxy = (kernel * (x - mean_x) * (y - mean_y)).sum()
-    eigenvalues, eigenvectors = np.linalg.eigh(np.array([[cxx, cxy], [cxy, cyy]]))
-    angle = np.degrees(np.arctan2(eigenvectors[1, 1], eigenvectors[0, 1])) % 180.0
-    major, minor = np.sqrt(np.maximum(eigenvalues[::-1], 0))
-    return f"σ_major {major:.2f} px, σ_minor {minor:.2f} px, angle {angle:.0f}°"
-
-
 def _save_kernel(kernel: np.ndarray, stem: Path) -> list[Path]:
     paths = [stem.with_name(stem.name + "_kernel.npy"), stem.with_name(stem.name + "_kernel.png")]
     np.save(paths[0], kernel)
@@ -186,7 +173,7 @@ def cmd_deblur(args: argparse.Namespace) -> int:
             if not args.quiet:
                 how = "given kernel"
                 if result.kernel_estimated:
-                    how = "estimated kernel: " + _describe_kernel(result.kernel)
+                    how = "estimated kernel: " + describe_kernel(result.kernel)
                 tqdm.write(f"{path} -> {', '.join(map(str, written))} ({how}; {result.seconds['total']:.1f} s)")
         except (ValueError, OSError) as err:
             failures += 1
@@ -200,7 +187,7 @@ def cmd_estimate_kernel(args: argparse.Namespace) -> int:
     from .estimation import estimate_kernel
 
     kernel = estimate_kernel(args.input, method=args.method, estimator=args.estimator)
-    print(f"{args.input}: {_describe_kernel(kernel)}")
+    print(f"{args.input}: {describe_kernel(kernel)}")
     if args.output:
         output = Path(args.output)
         _refuse_to_overwrite(output, [Path(args.input)], args.force)

@@ -389,3 +389,38 @@ def kernel_to_image(kernel: np.ndarray, size: int = 256, grid: bool = True, cent
             [cx * cell, cy * cell, (cx + 1) * cell - 1, (cy + 1) * cell - 1], outline=(0, 220, 255), width=width
         )
     return picture
+
+
+def kernel_spread(kernel: np.ndarray) -> tuple[float, float, float]:
+    """``(σ_major, σ_minor, angle°)`` of a kernel's second moments about its centre of mass: the widths and direction
+    a Gaussian of the same spread has (for a Gaussian kernel, its own parameters up to truncation)."""
+    k = np.asarray(kernel, dtype=np.float64)
+    k = k / k.sum()
+    y, x = np.meshgrid(np.arange(k.shape[0]) - k.shape[0] // 2, np.arange(k.shape[1]) - k.shape[1] // 2, indexing="ij")
+    mean_x, mean_y = (k * x).sum(), (k * y).sum()
+    cxx, cyy = (k * (x - mean_x) ** 2).sum(), (k * (y - mean_y) ** 2).sum()
+    cxy = (k * (x - mean_x) * (y - mean_y)).sum()
+    eigenvalues, eigenvectors = np.linalg.eigh(np.array([[cxx, cxy], [cxy, cyy]]))
+    angle = float(np.degrees(np.arctan2(eigenvectors[1, 1], eigenvectors[0, 1])) % 180.0)
+    major, minor = np.sqrt(np.maximum(eigenvalues[::-1], 0.0))
+    return float(major), float(minor), angle
+
+
+def describe_kernel(kernel: np.ndarray) -> str:
+    """A few words on a kernel's spread, e.g. ``σ_major 2.50 px, σ_minor 1.00 px, angle 30°``."""
+    major, minor, angle = kernel_spread(kernel)
+    return f"σ_major {major:.2f} px, σ_minor {minor:.2f} px, angle {angle:.0f}°"
+
+
+def kernel_pair_image(estimated: np.ndarray, truth: np.ndarray, size: int = 256) -> Image.Image:
+    """Two kernel pictures side by side, each on its own colour scale and labelled: "estimated" and "true"."""
+    pictures = [kernel_to_image(k, size=size) for k in (estimated, truth)]
+    gap, label_height = size // 16, 20
+    canvas = Image.new("RGB", (2 * pictures[0].width + gap, pictures[0].height + label_height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for i, (picture, label) in enumerate(zip(pictures, ("estimated", "true"), strict=True)):
+        left = i * (picture.width + gap)
+        canvas.paste(picture, (left, label_height))
+        draw.text((left + 4, 4), label, fill=(0, 0, 0))
+    return canvas
+

@@ -17,7 +17,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, BikanetImageProcessor, kernels
+from bikanet_hf import (
+    BikanetConfig,
+    BikanetForImageDeblurring,
+    BikanetImageProcessor,
+    BikanetKernelEstimator,
+    BikanetKernelEstimatorConfig,
+    kernels,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # gradio 6.31 calls pandas APIs that pandas 3 deprecates, in its queue; not this app's concern.
@@ -29,7 +36,8 @@ MAX_PIXELS_IN_TESTS = 300_000  # above every bundled example (≤ 512×512), so 
 # Helpers shared with test_app_browser.py
 # ---------------------------------------------------------------------------------------------------------------
 def load_app(tmp_root: Path):
-    """Import ``app`` with a tiny random model, gradio's temp files under ``tmp_root`` and a small pixel limit.
+    """Import ``app`` with a tiny random model and kernel estimator, gradio's temp files under ``tmp_root``
+    and a small pixel limit.
 
     The app reads its settings at import, so they are set first; a second call returns the module already loaded.
     Gradio's own variables stay set for the session: gradio reads GRADIO_TEMP_DIR again at launch and per request.
@@ -42,10 +50,15 @@ def load_app(tmp_root: Path):
     )
     BikanetForImageDeblurring(config).save_pretrained(model_dir)
     BikanetImageProcessor().save_pretrained(model_dir)
+    estimator_dir = tmp_root / "tiny-estimator"
+    BikanetKernelEstimator(BikanetKernelEstimatorConfig(head_hidden_size=8, head_layers=1)).save_pretrained(
+        estimator_dir
+    )
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ.setdefault("GRADIO_TEMP_DIR", str(tmp_root / "gradio"))
     with pytest.MonkeyPatch.context() as mp:  # only while importing: the rest of the suite keeps its environment
         mp.setenv("BIKANET_MODEL", str(model_dir))
+        mp.setenv("BIKANET_ESTIMATOR", str(estimator_dir))
         mp.setenv("BIKANET_MAX_PIXELS", str(MAX_PIXELS_IN_TESTS))
         mp.syspath_prepend(str(REPO_ROOT))
         app = importlib.import_module("app")
@@ -226,11 +239,28 @@ def test_handlers_return_slider_pair_kernel_picture_report_and_download(app, tmp
     assert Path(download).name == "my_photo_deblurred.png"
     np.testing.assert_array_equal(np.asarray(Image.open(download)), pair[1])
 
-    pair, _, report, _ = app.run_sharp_photo(str(photo), app.KERNEL_FROM_SLIDERS, 2.0, 1.0, 30, None)
-    np.testing.assert_array_equal(
-        pair[0], kernels.degrade(np.array(Image.open(photo)), app.kernel_from_sliders(2, 1, 30)[0])
-    )
-    assert "| Blurred |" in report and "| Restored |" in report and "**Gain:" in report
+    true_kernel = app.kernel_from_sliders(2, 1, 30)[0]
+    for deblur_with in (app.DEBLUR_TRUE, app.DEBLUR_BLIND):
+        pair, picture, report, _ = app.run_sharp_photo(
+            str(photo), app.KERNEL_FROM_SLIDERS, 2.0, 1.0, 30, None, deblur_with
+        )
+        np.testing.assert_array_equal(pair[0], kernels.degrade(np.array(Image.open(photo)), true_kernel))
+        assert "| Blurred |" in report and "| Restored |" in report and "**Gain:" in report
+    # Blind: the estimated kernel is shown beside the true one, and the report gives its error.
+    assert picture.size[0] > 2 * picture.size[1] * 0.9 and "error Σ|k̂ − k| = " in report
+
+    pair, picture, report, download = app.run_blind(str(photo))
+    assert pair[1].shape == (48, 64, 3) and "kernel: estimated, σ_major" in report
+    assert Path(download).name == "my_photo_deblurred.png"
+
+
+def test_large_photos_are_deblurred_in_tiles_with_progress(app, tmp_path, monkeypatch):
+    monkeypatch.setattr(app, "TILE_SIZE", 32)
+    monkeypatch.setattr(app, "TILE_OVERLAP", 8)
+    photo = np.asarray(Image.open(write_photo(tmp_path / "p.png", 70, 90)))
+    calls = []
+    restored = app.deblur(photo, kernels.gaussian_kernel(2.0, 1.0, 30.0), lambda f, desc: calls.append(desc))
+    assert restored.shape == (70, 90, 3) and calls[-1] == "Deblurring, tile 12 of 12"
 
 
 def test_metrics_table_reports_gain(app):
@@ -323,7 +353,7 @@ def test_server_sharp_photo_reports_finite_psnr_and_ssim(client, tmp_path):
 
     photo = write_photo(tmp_path / "sharp.png", 48, 48, seed=3)
     result = client.predict(
-        handle_file(photo), "Gaussian (sliders)", 3.0, 3.0, 0, None, api_name="/try_on_sharp_photo"
+        handle_file(photo), "Gaussian (sliders)", 3.0, 3.0, 0, None, "True kernel", api_name="/try_on_sharp_photo"
     )
     report = _deblur_outputs_ok(result, (48, 48), "sharp")
     rows = dict(re.findall(r"\| (Blurred|Restored) \| ([^|]+\|[^|]+)\|", report))
@@ -355,6 +385,18 @@ def test_server_runs_a_bundled_example(client):
 
 
 @pytest.mark.slow
+def test_server_blind_mode_estimates_then_deblurs(client):
+    from gradio_client import handle_file
+
+    app = sys.modules["app"]
+    name = next(iter(app.EXAMPLE_KERNELS))
+    result = client.predict(handle_file(app.EXAMPLES_DIR / name), api_name="/deblur_blind")
+    with Image.open(app.EXAMPLES_DIR / name) as im:
+        size = im.size
+    assert "kernel: estimated, σ_major" in _deblur_outputs_ok(result, size, Path(name).stem)
+
+
+@pytest.mark.slow
 def test_server_kernel_preview(client):
     picture = client.predict("Gaussian (sliders)", 3.0, 1.0, 45, None, api_name="/known_kernel_preview")
     with Image.open(picture) as im:
@@ -372,7 +414,7 @@ def test_server_corrupt_upload_gives_the_sentence_then_keeps_working(client, tmp
     assert "Traceback" not in str(excinfo.value)
     big = write_photo(tmp_path / "big.png", 600, 600)
     with pytest.raises(Exception, match="this demo handles up to 0.3 megapixels"):
-        client.predict(handle_file(big), "Gaussian (sliders)", 2.0, 2.0, 0, None, api_name="/try_on_sharp_photo")
+        client.predict(handle_file(big), api_name="/deblur_blind")
     with pytest.raises(Exception, match="up to 17×17"):
         np.save(tmp_path / "k21.npy", kernels.gaussian_kernel(2.0, 2.0, 0.0, size=21))
         client.predict(

@@ -75,19 +75,23 @@ def offline_page(browser, **context_options):
     return page
 
 
-def test_deblur_in_the_browser_offline(browser, server_url, tmp_path):
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def test_blind_deblur_in_the_browser_offline(browser, server_url, tmp_path):
     page = offline_page(browser, viewport={"width": 1280, "height": 900})
     page.goto(server_url)
-    page.locator("#known-run").wait_for(state="visible")
-    page.locator("#known-photo input[type=file]").set_input_files(write_photo(tmp_path / "browser.png", 96, 128))
-    page.locator("#known-photo img").first.wait_for(state="visible")  # the upload finished and shows a preview
-    page.locator("#known-run").click()
+    page.locator("#blind-run").wait_for(state="visible")  # blind is the first tab a visitor sees
+    page.locator("#blind-photo input[type=file]").set_input_files(write_photo(tmp_path / "browser.png", 96, 128))
+    page.locator("#blind-photo img").first.wait_for(state="visible")  # the upload finished and shows a preview
+    page.locator("#blind-run").click()
     slider_images = page.locator("#result-slider img")
     slider_images.first.wait_for(state="visible")
     page.locator("#kernel-picture img").first.wait_for(state="visible")
     page.locator("#download a").first.wait_for(state="attached")
     assert slider_images.count() >= 2, "the slider shows both the blurry and the deblurred picture"
-    assert "Deblurred in" in page.locator("#report").inner_text()
+    assert "Estimated the blur and deblurred in" in page.locator("#report").inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
     assert not page.blocked, f"the page asked for outside resources: {page.blocked}"
@@ -97,7 +101,7 @@ def test_deblur_in_the_browser_offline(browser, server_url, tmp_path):
 def test_phone_width_stacks_the_columns(browser, server_url):
     page = offline_page(browser, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page.goto(server_url)
-    button = page.locator("#known-run")
+    button = page.locator("#blind-run")
     button.wait_for(state="visible")
     button.scroll_into_view_if_needed()
     box = button.bounding_box()
@@ -112,6 +116,7 @@ def test_phone_width_stacks_the_columns(browser, server_url):
 def test_example_fills_the_sliders_and_runs(browser, server_url):
     page = offline_page(browser, viewport={"width": 1280, "height": 900})
     page.goto(server_url)
+    open_tab(page, "Known kernel")
     page.get_by_text("coffee: σ 2.5 × 1.0 at 30°").click()
     page.locator("#known-photo img").first.wait_for(state="visible")
     assert page.locator("#known-sigma-major input[type=number]").input_value() == "2.5"
@@ -128,6 +133,7 @@ def test_corrupt_upload_shows_the_sentence(browser, server_url, tmp_path):
     page.goto(server_url)
     corrupt = tmp_path / "broken.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\nnot really a picture")
+    open_tab(page, "Known kernel")
     page.locator("#known-photo input[type=file]").set_input_files(corrupt)
     page.locator("#known-photo img").first.wait_for(state="attached")
     page.locator("#known-run").click()
@@ -138,6 +144,7 @@ def test_corrupt_upload_shows_the_sentence(browser, server_url, tmp_path):
 def test_kernel_file_source_swaps_the_controls_and_is_used(browser, server_url, tmp_path):
     page = offline_page(browser, viewport={"width": 1280, "height": 900})
     page.goto(server_url)
+    open_tab(page, "Known kernel")
     page.locator("#known-kernel-source").get_by_label("Kernel file").check()
     page.locator("#known-kernel-file").wait_for(state="visible")
     page.locator("#known-sigma-major").wait_for(state="hidden")
