@@ -22,7 +22,8 @@ from .image_processing_bikanet import BikanetImageProcessor
 from .modeling_kernel_estimator import BikanetKernelEstimator
 
 METHODS = ("amortized",)
-DEFAULT_ESTIMATOR = Path(__file__).resolve().parent / "checkpoints" / "kernel-estimator"
+# Inside the bundled BIKAnet folder, so that the folder (and a Hub repository made from it) is a whole blind deblurrer.
+DEFAULT_ESTIMATOR = Path(__file__).resolve().parent / "checkpoints" / "bikanet" / "kernel_estimator"
 MIN_SIDE = 16
 # Mean absolute luminance step between neighbouring pixels (0–1 scale) below which an image carries too little
 # texture to tell its blur: a flat or nearly flat picture.

@@ -216,12 +216,32 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         # transformers records one auto class per model class in auto_map; folders written for remote code (the
-        # class is registered for AutoModel) also map the image-to-image auto class to this model.
+        # class is registered for AutoModel) also map the image-to-image auto class to this model, and carry the
+        # "image-deblurring" pipeline (its file and the files it imports, and config.custom_pipelines), so that
+        # pipeline("image-deblurring", model=folder, trust_remote_code=True) works without bikanet_hf.
+        pipeline_class = None
         if self._auto_class is not None:
             auto_map = dict(getattr(self.config, "auto_map", None) or {})
             auto_map["AutoModelForImageToImage"] = f"modeling_bikanet.{type(self).__name__}"
             self.config.auto_map = auto_map
-        return super().save_pretrained(save_directory, *args, **kwargs)
+            try:
+                from .pipeline_bikanet import ImageDeblurringPipeline as pipeline_class
+            except ImportError:  # a folder loaded as remote code without the pipeline file
+                pass
+            else:
+                self.config.custom_pipelines = {
+                    "image-deblurring": {
+                        "impl": f"pipeline_bikanet.{pipeline_class.__name__}",
+                        "pt": ["AutoModelForImageToImage"],
+                        "type": "image",
+                    }
+                }
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if pipeline_class is not None:
+            from transformers.dynamic_module_utils import custom_object_save
+
+            custom_object_save(pipeline_class, save_directory)
+        return result
 
     def _pad(self, images: torch.Tensor, multiple: int, min_size: int = 1) -> torch.Tensor:
         """Pad the bottom and right to a multiple of ``multiple`` and at least ``min_size`` (mirror, or edge

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bikanet_hf import BikanetConfig, BikanetForImageDeblurring
+from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, BikanetKernelEstimator, BikanetKernelEstimatorConfig
 from bikanet_hf.kernels import gaussian_kernel
 from bikanet_hf.metrics import psnr
 from tests.conftest import REPO_ROOT
@@ -34,6 +34,9 @@ def test_evaluate_writes_json_and_markdown(tmp_path, data_dir):
     BikanetForImageDeblurring(BikanetConfig(hidden_size=4, block_hidden_size=8, num_blocks=1)).save_pretrained(
         tmp_path / "model"
     )
+    BikanetKernelEstimator(BikanetKernelEstimatorConfig(head_hidden_size=8, head_layers=1)).save_pretrained(
+        tmp_path / "estimator"
+    )
     report = evaluate.main(
         [
             "--model",
@@ -47,6 +50,8 @@ def test_evaluate_writes_json_and_markdown(tmp_path, data_dir):
             "5e-4",
             "--threads",
             "1",
+            "--estimator",
+            str(tmp_path / "estimator"),
             "--out",
             str(tmp_path / "table"),
         ]
@@ -54,12 +59,14 @@ def test_evaluate_writes_json_and_markdown(tmp_path, data_dir):
     saved = json.loads((tmp_path / "table.json").read_text())
     assert saved["results"] == report["results"]
     quick = saved["results"]["images"]["quick"]
-    assert set(quick) == {"blurred", "wiener", "wiener-frontend", "tiny"} and quick["tiny"]["num_pairs"] == 2
+    assert set(quick) == {"blurred", "wiener", "wiener-frontend", "tiny", "tiny+blind", "kernel_estimate"}
+    assert quick["tiny"]["num_pairs"] == quick["tiny+blind"]["num_pairs"] == 2
+    assert 0 <= quick["kernel_estimate"]["kernel_l1"] <= 2
     # An untrained BIKAnet returns its Wiener front-end exactly.
     assert quick["tiny"]["psnr"] == pytest.approx(quick["wiener-frontend"]["psnr"], abs=1e-9)
     assert quick["wiener"]["delta_psnr"] > 0
     table = (tmp_path / "table.md").read_text()
-    assert "| images | random |" in table and "tiny" in table
+    assert "| images | random |" in table and "tiny+blind" in table and "kernel L1 (estimate)" in table
 
 
 def test_gaussian_sanity_of_wiener_helper():

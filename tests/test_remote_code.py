@@ -75,3 +75,48 @@ def test_saved_folder_loads_with_trust_remote_code_without_the_package(tmp_path)
     )
     assert result.returncode == 0, result.stderr[-3000:]
     torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected)
+
+
+def test_pipeline_loads_with_trust_remote_code_without_the_package(tmp_path):
+    """A saved BIKAnet folder (with its kernel estimator in ``kernel_estimator/``) runs the ``image-deblurring``
+    pipeline, blind and with a kernel, where bikanet_hf is not importable, with the same pixels as ``deblur``."""
+    from bikanet_hf import BikanetKernelEstimator, BikanetKernelEstimatorConfig, deblur
+
+    model = save_tiny(tmp_path)
+    estimator = BikanetKernelEstimator(BikanetKernelEstimatorConfig(head_hidden_size=8, head_layers=1))
+    estimator.save_pretrained(tmp_path / "kernel_estimator")
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["custom_pipelines"]["image-deblurring"]["impl"] == "pipeline_bikanet.ImageDeblurringPipeline"
+    image = np.random.default_rng(1).integers(0, 256, (40, 52, 3), dtype=np.uint8)
+    np.save(tmp_path / "image.npy", image)
+    np.save(tmp_path / "kernel.npy", bank16()[3])
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["bikanet_hf"] = None  # as if the package were not installed
+        import numpy as np
+        from transformers import pipeline
+        folder = {str(tmp_path)!r}
+        pipe = pipeline("image-deblurring", model=folder, trust_remote_code=True, device="cpu")
+        assert "bikanet_hf" not in type(pipe).__module__, type(pipe).__module__
+        image = np.load(folder + "/image.npy")
+        np.save(folder + "/known.npy", np.asarray(pipe(image, kernel=np.load(folder + "/kernel.npy"))["image"]))
+        blind = pipe(image)
+        np.save(folder + "/blind.npy", np.asarray(blind["image"]))
+        np.save(folder + "/blind_kernel.npy", blind["kernel"])
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    known = deblur(image, bank16()[3], model=model)
+    np.testing.assert_array_equal(np.load(tmp_path / "known.npy"), np.asarray(known.image))
+    blind = deblur(image, model=model, estimator=BikanetKernelEstimator.from_pretrained(tmp_path / "kernel_estimator"))
+    np.testing.assert_array_equal(np.load(tmp_path / "blind.npy"), np.asarray(blind.image))
+    np.testing.assert_allclose(np.load(tmp_path / "blind_kernel.npy"), blind.kernel, atol=1e-6)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Copy a finished training run into the package as a default checkpoint, with its model card.
 
-Bundled folders (``bikanet_hf/checkpoints/bikanet``, ``bikanet_hf/checkpoints/kernel-estimator``) are what the app,
+Bundled folders (``bikanet_hf/checkpoints/bikanet`` and, inside it, the kernel estimator's ``kernel_estimator``, so
+that one folder or Hub repository holds a whole blind deblurrer) are what the app,
 the tests and ``from_pretrained(<bundled path>)`` use offline. Each holds the weights (safetensors), the config, the
 image processor when the model has one, ``eval_results.json`` and a ``README.md`` card whose numbers come from the
 run's validation and, for BIKAnet with ``--evaluation``, a ``train/evaluate.py`` report. The model's Python files
@@ -12,7 +13,7 @@ Example:
 
     python train/bundle_checkpoint.py --run runs/bikanet-main --evaluation benchmarks/results/table1.json \\
         --model_key bikanet
-    python train/bundle_checkpoint.py --run runs/estimator --out bikanet_hf/checkpoints/kernel-estimator
+    python train/bundle_checkpoint.py --run runs/estimator --out bikanet_hf/checkpoints/bikanet/kernel_estimator
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ def main(argv=None) -> Path:
     if checkpoints:  # runs made before a field existed: take it from the run's own recorded arguments
         recorded = load_trainer_state(checkpoints[-1])["args"]
         results["training"].setdefault("context_probability", recorded.get("context_probability", 1.0))
-    if out.exists():
-        shutil.rmtree(out)
+    if out.exists():  # replace the files; subfolders (the BIKAnet folder's kernel_estimator) are kept
+        for old in out.iterdir():
+            if old.is_file():
+                old.unlink()
     AutoModel.from_pretrained(run).save_pretrained(out, safe_serialization=True)  # BIKAnet or the estimator
     if (run / "preprocessor_config.json").is_file():
         BikanetImageProcessor.from_pretrained(run).save_pretrained(out)
@@ -65,7 +68,7 @@ def main(argv=None) -> Path:
         write_model_card(out, results, name=args.name, evaluation=args.evaluation, model_key=args.model_key)
     else:
         shutil.copy(run / "README.md", out / "README.md")
-    size = sum(f.stat().st_size for f in out.iterdir())
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     if size > MAX_BYTES:
         raise SystemExit(f"{out} is {size / 2**20:.1f} MB, over the 25 MB a bundled checkpoint may take.")
     print(f"bundled {run} into {out} ({size / 2**20:.2f} MB)")
