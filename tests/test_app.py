@@ -458,11 +458,15 @@ def test_space_card_header_is_valid():
 
 def test_space_build_assembles_a_deployable_folder(tmp_path):
     build = load_space_build()
-    files = {str(p) for p in build.build(tmp_path / "space", allow_missing_checkpoint=True)}
+    files = {str(p) for p in build.build(tmp_path / "space", allow_missing_checkpoint=True, model_id="me/bikanet")}
     assert {"README.md", "requirements.txt", "app.py", "bikanet_hf/__init__.py", "bikanet_hf/kernels.py"} <= files
     assert {"bikanet_hf/examples/coffee_blurred.png", "bikanet_hf/examples/README.md"} <= files
     assert not any("__pycache__" in f or f.endswith(".pyc") for f in files)
     assert (tmp_path / "space" / "app.py").read_bytes() == (REPO_ROOT / "app.py").read_bytes()
+    import yaml
+
+    card = yaml.safe_load((tmp_path / "space" / "README.md").read_text(encoding="utf-8").split("---\n")[1])
+    assert card["models"] == ["me/bikanet"] and card["sdk"] == "gradio"
     with pytest.raises(FileExistsError):
         build.build(tmp_path / "space", allow_missing_checkpoint=True)
     with pytest.raises(ValueError, match="overwrite the repository"):
