@@ -147,7 +147,10 @@ def cmd_deblur(args: argparse.Namespace) -> int:
     if not files:
         raise ValueError("no input images found.")
     outdir = Path(args.output_dir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create the output folder {outdir}: {err.strerror or err}.") from None
     if not os.access(outdir, os.W_OK):
         raise ValueError(f"{outdir} is not writable.")
     model = load_model(args.model)
@@ -166,7 +169,12 @@ def cmd_deblur(args: argparse.Namespace) -> int:
                 device=args.device,
                 tile_size=args.tile_size or None,
             )
-            result.image.save(output)
+            partial = output.with_name(f".{output.name}.partial")
+            try:  # a full disk or a crash leaves no half-written result under the final name
+                result.image.save(partial, format="PNG")
+                os.replace(partial, output)
+            finally:
+                partial.unlink(missing_ok=True)
             written = [output] + (_save_kernel(result.kernel, outdir / path.stem) if args.save_kernel else [])
             for note in result.notes:
                 tqdm.write(f"{path}: {note}", file=sys.stderr)

@@ -67,6 +67,29 @@ def resolve_resume_path(output_dir: str | os.PathLike, resume_from_checkpoint: s
     return None
 
 
+def load_first_good_checkpoint(accelerator, output_dir, resume_path: Path, requested: str) -> Path:
+    """``accelerator.load_state`` from ``resume_path``; with ``--resume_from_checkpoint latest``, a checkpoint whose
+    files are corrupt (e.g. truncated by a full disk) is skipped with a warning for the next older complete one.
+    A requested checkpoint that does not load, or no loadable one at all, ends the run with a message saying so."""
+    candidates = [resume_path]
+    if requested == "latest":
+        older = [p for p in reversed(list_checkpoints(output_dir)) if p != resume_path and is_complete_checkpoint(p)]
+        candidates += [p for p in older if int(p.name.split("-")[1]) < int(resume_path.name.split("-")[1])]
+    for path in candidates:
+        try:
+            accelerator.load_state(str(path))
+        except Exception as err:  # safetensors, torch.load and pickle each fail their own way on a damaged file
+            if requested != "latest":
+                raise SystemExit(f"Checkpoint {path} is corrupt and cannot be resumed from: {err}") from None
+            logger.warning("Checkpoint %s is corrupt (%s); falling back to an older one.", path, err)
+            continue
+        return path
+    raise SystemExit(
+        f"No checkpoint in {output_dir} could be loaded (all corrupt); move them away, or pass --overwrite_output_dir "
+        "without --resume_from_checkpoint to start a new run."
+    )
+
+
 def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, state: dict, total_limit: int | None):
     """Write ``checkpoint-{step}`` (accelerate state, then the trainer state last) and prune the oldest beyond
     ``total_limit``. Returns the checkpoint path."""
@@ -333,7 +356,7 @@ def run_training(args: argparse.Namespace, make_task: Callable[[], TrainingTask]
         "hardware": hardware_description(accelerator.device),
     }
     if resume_path is not None:
-        accelerator.load_state(str(resume_path))
+        resume_path = load_first_good_checkpoint(accelerator, output_dir, resume_path, args.resume_from_checkpoint)
         state = load_trainer_state(resume_path) | {"args": vars(args)}
         logger.info("Resumed from %s at step %d", resume_path, state["global_step"])
     first_step = state["global_step"]
