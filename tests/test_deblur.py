@@ -76,6 +76,15 @@ def test_images_as_users_have_them(tmp_path, sharp, blurred):
     assert deblur(path, KERNEL).image.size == (96, 128)
     assert deblur(np.zeros((1, 1, 3), np.uint8), KERNEL).image.size == (1, 1)
 
+    # A print-shop CMYK JPEG and a 16-bit greyscale PNG (a scanner's) come out as 8-bit RGB of the same size.
+    Image.fromarray(blurred).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    cmyk = deblur(tmp_path / "cmyk.jpg", KERNEL).image
+    assert cmyk.mode == "RGB" and cmyk.size == (128, 96)
+    assert np.abs(np.asarray(cmyk, float) - np.asarray(deblur(blurred, KERNEL).image, float)).mean() < 8
+    Image.fromarray(blurred[..., 1].astype(np.uint16) * 257).save(tmp_path / "gray16.png")
+    gray16 = deblur(tmp_path / "gray16.png", KERNEL).image
+    np.testing.assert_array_equal(np.asarray(gray16), np.asarray(deblur(blurred[..., 1], KERNEL).image))
+
 
 @pytest.mark.parametrize(
     ("content", "message"),
