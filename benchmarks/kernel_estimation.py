@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -28,14 +29,8 @@ from bikanet_hf.kernels import sample_kernels
 from bikanet_hf.metrics import kernel_l1
 from bikanet_hf.protocol import protocol_pairs
 
-
-def polyblur_kernel(blurred: np.ndarray) -> np.ndarray:
-    """Polyblur's Gaussian blur estimate of an 8-bit RGB image, as a 17×17 kernel summing to 1."""
-    from polyblur.blur_estimation import gaussian_blur_estimation
-
-    x = torch.from_numpy(blurred).permute(2, 0, 1)[None].float() / 255.0
-    kernel = gaussian_blur_estimation(x, ker_size=17)[0, 0].double().numpy()
-    return kernel / kernel.sum()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+from evaluate import polyblur_kernel  # noqa: E402
 
 
 def available_methods(gan_limit: int) -> dict:

@@ -2,6 +2,7 @@
 
 from .configuration_bikanet import BikanetConfig
 from .configuration_kernel_estimator import BikanetKernelEstimatorConfig
+from .configuration_kernelgan import KernelGANConfig
 from .deblurring import DeblurResult, deblur
 from .estimation import estimate_kernel
 from .image_processing_bikanet import BikanetImageProcessor
@@ -9,6 +10,7 @@ from .kernels import bank16, blur, degrade, gaussian_kernel, kernel_to_image, lo
 from .metrics import kernel_l1, psnr, ssim
 from .modeling_bikanet import BikanetForImageDeblurring
 from .modeling_kernel_estimator import BikanetKernelEstimator
+from .modeling_kernelgan import KernelGAN
 from .pipeline_bikanet import ImageDeblurringPipeline
 
 __version__ = "0.1.0"
@@ -25,6 +27,8 @@ def _register_auto_classes() -> None:
     AutoModelForImageToImage.register(BikanetConfig, BikanetForImageDeblurring, exist_ok=True)
     AutoConfig.register(BikanetKernelEstimatorConfig.model_type, BikanetKernelEstimatorConfig, exist_ok=True)
     AutoModel.register(BikanetKernelEstimatorConfig, BikanetKernelEstimator, exist_ok=True)
+    AutoConfig.register(KernelGANConfig.model_type, KernelGANConfig, exist_ok=True)
+    AutoModel.register(KernelGANConfig, KernelGAN, exist_ok=True)
     for config_class in (BikanetConfig, BikanetKernelEstimatorConfig):
         config_class.register_for_auto_class()
     for model_class in (BikanetForImageDeblurring, BikanetKernelEstimator):
@@ -52,6 +56,8 @@ __all__ = [
     "BikanetKernelEstimator",
     "BikanetKernelEstimatorConfig",
     "DeblurResult",
+    "KernelGAN",
+    "KernelGANConfig",
     "ImageDeblurringPipeline",
     "deblur",
     "estimate_kernel",

@@ -2,9 +2,9 @@
 
 Methods:
 
-* ``"amortized"`` — one pass of :class:`BikanetKernelEstimator` (fast; the default).
-
-The KernelGAN-style internal estimator (``"gan"``, ``"refine"``) is an open issue and not offered yet.
+* ``"amortized"`` — one pass of :class:`BikanetKernelEstimator` (tens of milliseconds; the default);
+* ``"gan"`` — :class:`KernelGAN`, a GAN trained on the photo's own crops (seconds per photo; see its module);
+* ``"refine"`` — KernelGAN started from the amortized estimate.
 """
 
 from __future__ import annotations
@@ -12,16 +12,19 @@ from __future__ import annotations
 import functools
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .configuration_kernelgan import KernelGANConfig
 from .image_io import load_rgb
 from .image_processing_bikanet import BikanetImageProcessor
 from .modeling_kernel_estimator import BikanetKernelEstimator
+from .modeling_kernelgan import MIN_IMAGE_SIDE, KernelGAN
 
-METHODS = ("amortized",)
+METHODS = ("amortized", "gan", "refine")
 # Inside the bundled BIKAnet folder, so that the folder (and a Hub repository made from it) is a whole blind deblurrer.
 DEFAULT_ESTIMATOR = Path(__file__).resolve().parent / "checkpoints" / "bikanet" / "kernel_estimator"
 MIN_SIDE = 16
@@ -56,20 +59,38 @@ def _as_tensor(image) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
 
 
-def estimate_kernel(image, method: str = "amortized", *, estimator=None) -> np.ndarray:
+def estimate_kernel(
+    image,
+    method: str = "amortized",
+    *,
+    estimator=None,
+    gan: KernelGAN | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
     """The blur kernel of ``image`` (PIL image, H×W(×3) array, 3×H×W tensor in [0, 1], or a path) as a float64
     17×17 numpy array: non-negative, summing to 1, centred.
 
-    Raises ``ValueError`` for an unknown method or an image smaller than 16×16. A flat image (too little texture to
-    see blur in) gets the estimator's best guess with a ``UserWarning`` saying so.
+    Args:
+        method: ``"amortized"`` (default), ``"gan"`` or ``"refine"`` (see the module docstring).
+        estimator: the amortized estimator (loaded model, folder or Hub id; default: the bundled one).
+        gan: a :class:`KernelGAN` with non-default settings (default: ``KernelGAN(KernelGANConfig())``).
+        steps: KernelGAN training steps (default: its config's); seed: makes KernelGAN deterministic.
+        progress: ``progress(step, total)`` during KernelGAN training.
+
+    Raises ``ValueError`` for an unknown method or an image too small (16×16 for the amortized estimator, 64×64 for
+    KernelGAN). A flat image (too little texture to see blur in) gets the estimator's best guess with a
+    ``UserWarning`` saying so.
     """
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}; available: {', '.join(METHODS)}.")
     x = _as_tensor(image)
-    if min(x.shape[-2:]) < MIN_SIDE:
+    smallest = MIN_SIDE if method == "amortized" else MIN_IMAGE_SIDE
+    if min(x.shape[-2:]) < smallest:
         raise ValueError(
-            f"The image is {x.shape[-1]}×{x.shape[-2]} pixels; estimating a blur kernel needs at least "
-            f"{MIN_SIDE}×{MIN_SIDE}."
+            f"The image is {x.shape[-1]}×{x.shape[-2]} pixels; estimating a blur kernel with the {method} method "
+            f"needs at least {smallest}×{smallest}."
         )
     model = load_estimator(estimator)
     _, texture = model.select_crops(x)
@@ -80,4 +101,8 @@ def estimate_kernel(image, method: str = "amortized", *, estimator=None) -> np.n
             stacklevel=2,
         )
     kernel = model.estimate(x).kernel[0].double().numpy()
+    if method != "amortized":
+        gan = gan if gan is not None else KernelGAN(KernelGANConfig())
+        init = kernel if method == "refine" else None
+        kernel = gan.estimate(x, steps=steps, seed=seed, init_kernel=init, progress=progress).numpy()
     return kernel / kernel.sum()

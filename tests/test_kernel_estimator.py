@@ -144,3 +144,20 @@ def test_training_script_runs_resumes_and_saves(folders, tmp_path):
     trained = BikanetKernelEstimator.from_pretrained(out)
     assert trained.config.head_layers == 1 and bool(torch.any(trained.feature_std != 1))  # calibrated
     assert "kernel error" in (out / "README.md").read_text()
+
+
+def test_estimate_kernel_gan_and_refine_methods(tiny_folder, rng):
+    sharp = rng.integers(0, 256, (72, 80, 3), dtype=np.uint8)
+    blurred = degrade(sharp, gaussian_kernel(2.0, 1.0, 45))
+    steps = []
+    for method in ("gan", "refine"):
+        kernel = estimate_kernel(
+            blurred, method, estimator=tiny_folder, steps=3, progress=lambda s, t: steps.append(t)
+        )
+        assert kernel.shape == (17, 17) and kernel.min() >= 0 and kernel.sum() == pytest.approx(1.0)
+    assert steps == [3] * 6
+    # refine with no training steps is the amortized estimate, re-rendered through the GAN's calibration round trip
+    amortized = estimate_kernel(blurred, estimator=tiny_folder)
+    assert kernel_l1(estimate_kernel(blurred, "refine", estimator=tiny_folder, steps=0), amortized) < 0.15
+    with pytest.raises(ValueError, match="at least 64×64"):
+        estimate_kernel(blurred[:40], "gan", estimator=tiny_folder)

@@ -73,6 +73,15 @@ def polyblur_deblur(blurred: np.ndarray) -> np.ndarray:
     return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
 
 
+def polyblur_kernel(blurred: np.ndarray) -> np.ndarray:
+    """Polyblur's Gaussian blur estimate of an 8-bit RGB image, as a 17×17 kernel summing to 1."""
+    from polyblur.blur_estimation import gaussian_blur_estimation
+
+    x = torch.from_numpy(blurred).permute(2, 0, 1)[None].float() / 255.0
+    kernel = gaussian_blur_estimation(x, ker_size=17)[0, 0].double().numpy()
+    return kernel / kernel.sum()
+
+
 def tune_wiener_balance(pairs: list, grid=WIENER_BALANCE_GRID) -> tuple[float, dict]:
     """The balance with the best mean PSNR on ``pairs`` (and the whole sweep)."""
     sweep = {b: float(np.mean([psnr(p.sharp, wiener_deblur(p.blurred, p.kernel, b)) for p in pairs])) for b in grid}
