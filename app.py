@@ -252,12 +252,38 @@ def deblur(image: np.ndarray, kernel: np.ndarray, progress: Any = None) -> np.nd
         return restore(MODEL, image, kernel, tile_size=TILE_SIZE, tile_overlap=TILE_OVERLAP, progress=tile_done)[0]
 
 
-def estimate(image: np.ndarray) -> tuple[np.ndarray, str]:
-    """The blur kernel of a blurred photo and a description of it (with a caveat when the photo is nearly flat)."""
+ESTIMATE_FAST = "Fast (one network pass)"
+ESTIMATE_REFINE = "KernelGAN refine (slower: trains a GAN on your photo)"
+
+
+def estimate(image: np.ndarray, how: str = ESTIMATE_FAST, steps: int = 300, progress: Any = None):
+    """The blur kernel of a blurred photo and a description of it (with a caveat when the photo is nearly flat).
+
+    ``how``: the fast amortized estimator, or KernelGAN refining its answer for ``steps`` steps (``progress`` is a
+    ``gr.Progress`` that shows them)."""
+    if how not in (ESTIMATE_FAST, ESTIMATE_REFINE):
+        raise gr.Error(
+            f"Choose the kernel estimator: {ESTIMATE_FAST!r} or {ESTIMATE_REFINE!r}.", print_exception=False
+        )
+    method, options = "amortized", {}
+    if how == ESTIMATE_REFINE:
+        if min(image.shape[:2]) < 64:
+            raise gr.Error(
+                "KernelGAN needs a photo of at least 64×64 pixels; use the fast estimator.", print_exception=False
+            )
+        steps = int(steps)
+
+        def step_done(step: int, total: int) -> None:
+            if progress is not None and (step % 10 == 0 or step == total):
+                progress(step / total, desc=f"KernelGAN, step {step} of {total}")
+
+        method, options = "refine", {"steps": steps, "progress": step_done}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        kernel = estimate_kernel(image, estimator=ESTIMATOR)
-    text = "estimated, " + kernels.describe_kernel(kernel)
+        kernel = estimate_kernel(image, method, estimator=ESTIMATOR, **options)
+    text = ("estimated by KernelGAN refine, " if method == "refine" else "estimated, ") + kernels.describe_kernel(
+        kernel
+    )
     if any("flat" in str(w.message) for w in caught):
         text += " (the photo has almost no edges, so this estimate is a guess)"
     return kernel, text
@@ -298,12 +324,12 @@ def metrics_table(sharp: np.ndarray, blurred: np.ndarray, restored: np.ndarray) 
 # ---------------------------------------------------------------------------------------------------------------
 # Event handlers: one per mode, each returning (slider pair, kernel picture, report, download path)
 # ---------------------------------------------------------------------------------------------------------------
-def run_blind(photo, progress=gr.Progress()):  # noqa: B008 (gradio's idiom for a progress bar)
+def run_blind(photo, how=ESTIMATE_FAST, steps=300, progress=gr.Progress()):  # noqa: B008 (gradio's progress idiom)
     """Estimate the blur kernel of an uploaded blurred photo, then deblur it with that kernel."""
     start = time.perf_counter()
     blurred, stem = read_photo(photo, "blurred photo")
     progress(0.0, desc="Estimating the blur kernel")
-    kernel, kernel_text = estimate(blurred)
+    kernel, kernel_text = estimate(blurred, how, steps, progress)
     restored = deblur(blurred, kernel, progress)
     seconds = time.perf_counter() - start
     report = (
@@ -526,7 +552,19 @@ def _run_button(label: str, prefix: str, handler, inputs: list, results: Results
 def _blind_tab(results: Results) -> None:
     gr.Markdown("Upload a blurred photo: the app estimates its blur kernel, then removes that blur.")
     photo = _photo_input("Blurred photo", "blind-photo")
-    _run_button("Estimate the blur and deblur", "blind", run_blind, [photo], results, "deblur_blind")
+    how = gr.Radio(
+        [ESTIMATE_FAST, ESTIMATE_REFINE],
+        value=ESTIMATE_FAST,
+        label="Kernel estimator",
+        info="The fast one answers in a fraction of a second; KernelGAN learns the blur from your photo's own "
+        "patches (a few seconds per 100 steps on a CPU) and refines the fast estimate.",
+        elem_id="blind-estimator",
+    )
+    steps = gr.Slider(50, 600, value=300, step=50, label="KernelGAN steps", visible=False, elem_id="blind-gan-steps")
+    how.change(
+        lambda choice: gr.update(visible=choice == ESTIMATE_REFINE), how, steps, api_visibility="private", queue=False
+    )
+    _run_button("Estimate the blur and deblur", "blind", run_blind, [photo, how, steps], results, "deblur_blind")
     gr.Examples(
         [[str(EXAMPLES_DIR / name)] for name in EXAMPLE_KERNELS],
         [photo],

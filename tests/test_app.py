@@ -252,6 +252,12 @@ def test_handlers_return_slider_pair_kernel_picture_report_and_download(app, tmp
     pair, picture, report, download = app.run_blind(str(photo))
     assert pair[1].shape == (48, 64, 3) and "kernel: estimated, σ_major" in report
     assert Path(download).name == "my_photo_deblurred.png"
+    with pytest.raises(app.gr.Error, match="at least 64×64"):
+        app.run_blind(str(photo), app.ESTIMATE_REFINE, 50)
+    steps = []
+    larger = write_photo(tmp_path / "larger.png", 72, 80)
+    _, _, report, _ = app.run_blind(str(larger), app.ESTIMATE_REFINE, 50, lambda f, desc: steps.append(desc))
+    assert "estimated by KernelGAN refine" in report and "KernelGAN, step 50 of 50" in steps
 
 
 def test_large_photos_are_deblurred_in_tiles_with_progress(app, tmp_path, monkeypatch):

@@ -156,3 +156,18 @@ def test_kernel_file_source_swaps_the_controls_and_is_used(browser, server_url, 
     page.locator("#report").get_by_text("9×9 kernel from k9.npy, centred in 17×17").wait_for(state="visible")
     page.locator("#known-kernel-preview img").first.wait_for(state="visible")  # the preview shows the file
     page.context.close()
+
+
+def test_kernelgan_refine_shows_its_steps_and_runs(browser, server_url, tmp_path):
+    page = offline_page(browser, viewport={"width": 1280, "height": 900})
+    page.goto(server_url)
+    page.locator("#blind-gan-steps").wait_for(state="hidden")
+    page.locator("#blind-estimator").get_by_label("KernelGAN refine").check()
+    page.locator("#blind-gan-steps").wait_for(state="visible")
+    page.locator("#blind-gan-steps input[type=number]").fill("50")
+    page.locator("#blind-gan-steps input[type=number]").press("Enter")
+    page.locator("#blind-photo input[type=file]").set_input_files(write_photo(tmp_path / "gan.png", 96, 128))
+    page.locator("#blind-photo img").first.wait_for(state="visible")
+    page.locator("#blind-run").click()
+    page.locator("#report").get_by_text("estimated by KernelGAN refine").wait_for(state="visible")
+    page.context.close()
