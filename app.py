@@ -324,6 +324,17 @@ def metrics_table(sharp: np.ndarray, blurred: np.ndarray, restored: np.ndarray) 
 # ---------------------------------------------------------------------------------------------------------------
 # Event handlers: one per mode, each returning (slider pair, kernel picture, report, download path)
 # ---------------------------------------------------------------------------------------------------------------
+def _results(blurred, restored, picture, stem: str, what: str, start: float, details: str):
+    """The outputs every handler returns: the slider pair, the kernel picture, the report (what was done, the time,
+    the device and size, then ``details``) and the saved full-size PNG."""
+    seconds = time.perf_counter() - start
+    report = (
+        f"**{what} in {seconds:.2f} s** on {MODEL.device.type.upper()} · "
+        f"{blurred.shape[1]}×{blurred.shape[0]} px · {details}"
+    )
+    return (blurred, restored), picture, report, save_restored(restored, stem)
+
+
 def run_blind(photo, how=ESTIMATE_FAST, steps=300, progress=gr.Progress()):  # noqa: B008 (gradio's progress idiom)
     """Estimate the blur kernel of an uploaded blurred photo, then deblur it with that kernel."""
     start = time.perf_counter()
@@ -331,12 +342,15 @@ def run_blind(photo, how=ESTIMATE_FAST, steps=300, progress=gr.Progress()):  # n
     progress(0.0, desc="Estimating the blur kernel")
     kernel, kernel_text = estimate(blurred, how, steps, progress)
     restored = deblur(blurred, kernel, progress)
-    seconds = time.perf_counter() - start
-    report = (
-        f"**Estimated the blur and deblurred in {seconds:.2f} s** on {MODEL.device.type.upper()} · "
-        f"{blurred.shape[1]}×{blurred.shape[0]} px · kernel: {html.escape(kernel_text)}"
+    return _results(
+        blurred,
+        restored,
+        kernels.kernel_to_image(kernel),
+        stem,
+        "Estimated the blur and deblurred",
+        start,
+        f"kernel: {html.escape(kernel_text)}",
     )
-    return (blurred, restored), kernels.kernel_to_image(kernel), report, save_restored(restored, stem)
 
 
 def run_known_kernel(
@@ -353,12 +367,15 @@ def run_known_kernel(
     blurred, stem = read_photo(photo, "blurred photo")
     kernel, kernel_text = choose_kernel(source, sigma_major, sigma_minor, angle, kernel_file)
     restored = deblur(blurred, kernel, progress)
-    seconds = time.perf_counter() - start
-    report = (
-        f"**Deblurred in {seconds:.2f} s** on {MODEL.device.type.upper()} · "
-        f"{blurred.shape[1]}×{blurred.shape[0]} px · kernel: {html.escape(kernel_text)}"
+    return _results(
+        blurred,
+        restored,
+        kernels.kernel_to_image(kernel),
+        stem,
+        "Deblurred",
+        start,
+        f"kernel: {html.escape(kernel_text)}",
     )
-    return (blurred, restored), kernels.kernel_to_image(kernel), report, save_restored(restored, stem)
 
 
 DEBLUR_BLIND = "Estimated kernel (blind)"
@@ -392,13 +409,8 @@ def run_sharp_photo(
             "0 is exact)"
         )
     restored = deblur(blurred, used, progress)
-    table = metrics_table(sharp, blurred, restored)
-    seconds = time.perf_counter() - start
-    report = (
-        f"**Blurred, deblurred {how} and scored in {seconds:.2f} s** on {MODEL.device.type.upper()} · "
-        f"{sharp.shape[1]}×{sharp.shape[0]} px · true kernel: {html.escape(kernel_text)}\n\n{table}"
-    )
-    return (blurred, restored), picture, report, save_restored(restored, stem)
+    details = f"true kernel: {html.escape(kernel_text)}\n\n{metrics_table(sharp, blurred, restored)}"
+    return _results(blurred, restored, picture, stem, f"Blurred, deblurred {how} and scored", start, details)
 
 
 def kernel_preview(source, sigma_major, sigma_minor, angle, kernel_file):

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from timing import machine, write_results
 
 from bikanet_hf import corpus, deblur
 from bikanet_hf.deblurring import load_model
@@ -120,13 +119,8 @@ def main() -> None:
         "what": "blind bikanet_hf.deblur on the CPU (amortized estimate + BIKAnet, 512-pixel tiles, overlap 64)",
         "sizes": sizes,
         "tiles_vs_one_pass_1024": tiles,
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "machine": platform.processor() or platform.machine(),
+        **machine(args.threads),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2))
     lines = [
         f"Blind `bikanet_hf.deblur` on the CPU ({args.threads} threads, torch {torch.__version__}), one process per "
         "size; peak memory is the process's maximum resident set, models included "
@@ -145,8 +139,7 @@ def main() -> None:
         f"Tiles against one pass on {len(tiles['images'])} 1024×1024 photos (true kernel): PSNR differs by at most "
         f"{tiles['max_abs_psnr_difference_db']:.3f} dB (mean {tiles['mean_abs_psnr_difference_db']:.3f} dB).",
     ]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, report, lines)
 
 
 if __name__ == "__main__":

@@ -13,15 +13,13 @@ Writes ``benchmarks/results/kernel_estimation.{json,md}``.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from timing import median_seconds
+from timing import machine, median_seconds, write_results
 
 from bikanet_hf import corpus
 from bikanet_hf.estimation import METHODS, estimate_kernel, load_estimator
@@ -92,13 +90,8 @@ def main() -> None:
         "kernel_l1": rows,
         "seconds_512x512": {"amortized": seconds_512},
         "estimator": args.estimator or "bundled",
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "machine": platform.processor() or platform.machine(),
+        **machine(args.threads),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2))
     names = list(methods)
     lines = [
         "Kernel error Σ|k̂ − k| on bsds500_val (lower is better; 0 = exact, 2 = disjoint), CPU "
@@ -116,8 +109,7 @@ def main() -> None:
         average_cell = f"{cols['average_kernel']['kernel_l1']:.3f} ({cols['average_kernel']['num_pairs']} images)"
         lines.append(f"| {track} | " + " | ".join(cells) + f" | {average_cell} |")
     lines += ["", f"Time per 512×512 image (amortized): {seconds_512 * 1000:.1f} ms (median of 7)."]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, report, lines)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,11 @@ The fitted constants are to be copied into ``KernelGANConfig``'s defaults by han
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from timing import machine, write_results
 
 from bikanet_hf import corpus
 from bikanet_hf.configuration_kernelgan import KernelGANConfig
@@ -124,13 +122,8 @@ def main() -> None:
         "kernel_l1": rows,
         "refine_random_track_from_true_kernel_times_1.3": refine,
         "steps": steps,
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "machine": platform.processor() or platform.machine(),
+        **machine(args.threads),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2))
     lines = [
         f"KernelGAN ({steps} steps, {args.threads} CPU thread) on bsds500_val. Map Σ_b = a·Σ_g + c·I fitted on the "
         f"random track's first {args.calibration} images: a = {scale}, c = {offset} (their L1: {cal_l1:.3f}); "
@@ -146,8 +139,7 @@ def main() -> None:
         f"Refine (random track, {refine['num_pairs']} pairs, started from the true kernel widened ×1.3): "
         f"L1 {refine['init_l1']:.3f} at the start → {refine['refined_l1']:.3f} after {steps} steps.",
     ]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, report, lines)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import platform
 import time
+from pathlib import Path
 
 import numpy as np
+import torch
 
 
 def median_seconds(fn, repeats: int = 5) -> float:
@@ -16,3 +20,18 @@ def median_seconds(fn, repeats: int = 5) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+def machine(threads: int) -> dict:
+    """What the numbers were measured on, recorded with them."""
+    return {"threads": threads, "torch": torch.__version__, "machine": platform.processor() or platform.machine()}
+
+
+def write_results(prefix: str | Path, report: dict, markdown_lines: list[str]) -> Path:
+    """``PREFIX.json`` (the report) and ``PREFIX.md`` (the lines) under ``benchmarks/results`` or wherever given."""
+    out = Path(prefix)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    out.with_suffix(".md").write_text("\n".join(markdown_lines) + "\n")
+    print("\n".join(markdown_lines))
+    return out

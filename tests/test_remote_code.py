@@ -13,6 +13,20 @@ from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, BikanetImagePro
 from bikanet_hf.kernels import bank16
 
 
+def run_without_the_package(script: str, folder) -> None:
+    """Run ``script`` in a fresh interpreter, offline, with ``bikanet_hf`` unimportable; fail with its stderr."""
+    script = 'import sys\nsys.modules["bikanet_hf"] = None  # as if the package were not installed\n' + script
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=folder,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def save_tiny(folder):
     torch.manual_seed(0)
     model = BikanetForImageDeblurring(BikanetConfig(hidden_size=4, block_hidden_size=8, num_blocks=1)).eval()
@@ -48,8 +62,6 @@ def test_saved_folder_loads_with_trust_remote_code_without_the_package(tmp_path)
 
     script = textwrap.dedent(
         f"""
-        import sys
-        sys.modules["bikanet_hf"] = None  # as if the package were not installed
         import numpy as np, torch
         from transformers import AutoImageProcessor, AutoModel, AutoModelForImageToImage
         folder = {str(tmp_path)!r}
@@ -65,15 +77,7 @@ def test_saved_folder_loads_with_trust_remote_code_without_the_package(tmp_path)
         torch.save(out, folder + "/out.pt")
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=tmp_path,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_without_the_package(script, tmp_path)
     torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected)
 
 
@@ -92,8 +96,6 @@ def test_pipeline_loads_with_trust_remote_code_without_the_package(tmp_path):
     np.save(tmp_path / "kernel.npy", bank16()[3])
     script = textwrap.dedent(
         f"""
-        import sys
-        sys.modules["bikanet_hf"] = None  # as if the package were not installed
         import numpy as np
         from transformers import pipeline
         folder = {str(tmp_path)!r}
@@ -106,15 +108,7 @@ def test_pipeline_loads_with_trust_remote_code_without_the_package(tmp_path):
         np.save(folder + "/blind_kernel.npy", blind["kernel"])
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=tmp_path,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_without_the_package(script, tmp_path)
     known = deblur(image, bank16()[3], model=model)
     np.testing.assert_array_equal(np.load(tmp_path / "known.npy"), np.asarray(known.image))
     blind = deblur(image, model=model, estimator=BikanetKernelEstimator.from_pretrained(tmp_path / "kernel_estimator"))
