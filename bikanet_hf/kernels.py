@@ -423,4 +423,3 @@ def kernel_pair_image(estimated: np.ndarray, truth: np.ndarray, size: int = 256)
         canvas.paste(picture, (left, label_height))
         draw.text((left + 4, 4), label, fill=(0, 0, 0))
     return canvas
-
