@@ -63,6 +63,11 @@ def main(argv=None) -> Path:
         BikanetImageProcessor.from_pretrained(run).save_pretrained(out)
     for copied_code in out.glob("*.py"):
         copied_code.unlink()
+    # Without its code files the folder cannot serve its pipeline as remote code; inside the package the pipeline is
+    # registered by bikanet_hf itself, and a custom_pipelines entry would make pipeline() demand trust_remote_code.
+    config = json.loads((out / "config.json").read_text())
+    if config.pop("custom_pipelines", None) is not None:
+        (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     (out / "eval_results.json").write_text(json.dumps(results, indent=2))
     if "psnr" in results["validation_quick"]:  # a BIKAnet run: its card, with the evaluation when given
         write_model_card(out, results, name=args.name, evaluation=args.evaluation, model_key=args.model_key)
