@@ -7,7 +7,7 @@ DEV_STAMP := $(VENV)/.installed-dev-$(shell cat pyproject.toml | sha1sum | cut -
 export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: run test lint format install install-dev chromium clean
+.PHONY: run test lint format install install-dev chromium bench-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ lint: $(DEV_STAMP)
 format: $(DEV_STAMP)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
+
+# Benchmark extras: matplotlib for the plots, and the peer Polyblur, whose setup imports torch (so it is built
+# without isolation, after torch is installed).
+bench-deps: $(DEV_STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) -m pip install --quiet --no-build-isolation "polyblur==0.1.6"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

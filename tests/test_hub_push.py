@@ -15,7 +15,14 @@ from huggingface_hub import HfApi, ModelCard, constants
 from huggingface_hub.errors import RepositoryNotFoundError
 from PIL import Image
 
-from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, BikanetImageProcessor, cli
+from bikanet_hf import (
+    BikanetConfig,
+    BikanetForImageDeblurring,
+    BikanetImageProcessor,
+    BikanetKernelEstimator,
+    BikanetKernelEstimatorConfig,
+    cli,
+)
 from bikanet_hf.hub import write_model_card
 
 from .fake_hub import fake_hub_fixture  # noqa: F401  (registers the `fake_hub` fixture)
@@ -61,6 +68,8 @@ def tiny_model(tmp_path_factory):
         model.tail.weight.data.normal_(0, 0.1)
     model.save_pretrained(folder)
     BikanetImageProcessor().save_pretrained(folder)
+    estimator = BikanetKernelEstimator(BikanetKernelEstimatorConfig(head_hidden_size=8, head_layers=1))
+    estimator.save_pretrained(folder / "kernel_estimator")  # a whole blind deblurrer in one repository
     write_model_card(folder, {"validation_quick": VALIDATION, "training": TRAINING}, name="tiny")
     return folder, model
 
@@ -85,7 +94,9 @@ def test_push_model_loads_back_with_transformers_and_its_card(fake_hub, tiny_mod
     folder, model = tiny_model
     assert push("model", folder, "user/tiny") == 0
     assert f"{fake_hub.url}/user/tiny" in capsys.readouterr().out
-    assert {"config.json", "model.safetensors", "README.md", "modeling_bikanet.py"} <= set(fake_hub.files("user/tiny"))
+    pushed = set(fake_hub.files("user/tiny"))
+    assert {"config.json", "model.safetensors", "README.md", "modeling_bikanet.py", "pipeline_bikanet.py"} <= pushed
+    assert "kernel_estimator/model.safetensors" in pushed
     assert fake_hub.repo("user/tiny").private is False
 
     expected = deblur(model)
@@ -114,6 +125,12 @@ from transformers import AutoModel
 model = AutoModel.from_pretrained("user/tiny", trust_remote_code=True).eval()
 assert type(model).__module__.startswith("transformers_modules."), type(model).__module__
 torch.testing.assert_close(deblur(model), torch.load({str(tmp_path / "expected.pt")!r}), rtol=0, atol=0)
+# The image-deblurring pipeline from the Hub id, blind: its estimator comes from the repository's kernel_estimator/.
+import numpy as np
+from transformers import pipeline
+pipe = pipeline("image-deblurring", model="user/tiny", trust_remote_code=True, device="cpu")
+out = pipe(np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8))
+assert out["image"].size == (40, 30) and out["kernel"].shape == (17, 17), out
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
