@@ -50,14 +50,36 @@ def gaussian_kernels(covariance: torch.Tensor, size: int) -> torch.Tensor:
     return torch.softmax(-0.5 * quad, dim=-1).reshape(-1, size, size)
 
 
-def _gaussian_blur(gray: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of B×1×H×W with mirror padding (radius ⌈3σ⌉, clipped to what the image allows)."""
-    radius = min(math.ceil(3 * sigma), gray.shape[-1] - 1, gray.shape[-2] - 1)
-    taps = torch.arange(-radius, radius + 1, device=gray.device, dtype=gray.dtype)
-    g = torch.exp(-0.5 * (taps / sigma) ** 2)
-    g = g / g.sum()
-    out = F.conv2d(F.pad(gray, (radius, radius, 0, 0), mode="reflect"), g.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="reflect"), g.view(1, 1, -1, 1))
+def _gaussian_blurs(gray: torch.Tensor, sigmas: list[float]) -> list[torch.Tensor]:
+    """B×1×H×W blurred by a Gaussian of each width in ``sigmas`` (0: the image itself), with mirror padding.
+
+    Each is the separable convolution with the sampled Gaussian of radius ⌈3σ⌉ (clipped to what the image allows),
+    normalised to sum 1; all are computed from one FFT of the image mirror-padded by the largest radius, which gives
+    the same values as direct convolution (the padding keeps the FFT's wrap-around out of the image) in a third of
+    the time.
+    """
+    height, width = gray.shape[-2:]
+    radii = [min(math.ceil(3 * s), width - 1, height - 1) if s > 0 else 0 for s in sigmas]
+    pad = max(radii)
+    if pad == 0:
+        return [gray for _ in sigmas]
+    padded = F.pad(gray, (pad, pad, pad, pad), mode="reflect")
+    rows, cols = padded.shape[-2:]
+    spectrum = torch.fft.rfft2(padded)
+    blurred = []
+    for sigma, radius in zip(sigmas, radii, strict=True):
+        if radius == 0:
+            blurred.append(gray)
+            continue
+        taps = torch.arange(-radius, radius + 1, device=gray.device)
+        g = torch.exp(-0.5 * (taps.to(gray.dtype) / sigma) ** 2)
+        g = g / g.sum()
+        g_rows = torch.zeros(rows, dtype=gray.dtype, device=gray.device).index_put_((taps % rows,), g)
+        g_cols = torch.zeros(cols, dtype=gray.dtype, device=gray.device).index_put_((taps % cols,), g)
+        transfer = torch.fft.fft(g_rows)[:, None] * torch.fft.rfft(g_cols)[None, :]
+        out = torch.fft.irfft2(spectrum * transfer, s=(rows, cols))
+        blurred.append(out[..., pad : pad + height, pad : pad + width])
+    return blurred
 
 
 class DirectionalBlurStatistics(nn.Module):
@@ -96,16 +118,21 @@ class DirectionalBlurStatistics(nn.Module):
         else:
             gray = pixel_values.mean(1, keepdim=True)
         directions = self.directions(pixel_values.device).to(pixel_values.dtype)
+        cos, sin = directions[:, 0], directions[:, 1]
         moments = []
-        for sigma in self.reblur_sigmas:
-            image = _gaussian_blur(gray, sigma) if sigma > 0 else gray
+        for image in _gaussian_blurs(gray, self.reblur_sigmas):
             centre = image[..., 1:-1, 1:-1]
-            gx = (image[..., 1:-1, 2:] - image[..., 1:-1, :-2]) / 2
-            gy = (image[..., 2:, 1:-1] - image[..., :-2, 1:-1]) / 2
-            derivative = gx * directions[:, 0].view(1, -1, 1, 1) + gy * directions[:, 1].view(1, -1, 1, 1)
-            magnitude = derivative.abs().flatten(2)  # B × directions × pixels
+            gx = ((image[..., 1:-1, 2:] - image[..., 1:-1, :-2]) / 2).flatten(1)
+            gy = ((image[..., 2:, 1:-1] - image[..., :-2, 1:-1]) / 2).flatten(1)
             for p in self.moments:
-                moments.append(magnitude.pow(p).mean(-1))
+                if p % 2:  # odd powers need |∂_φ I| itself: one matrix product gives all directions
+                    derivative = torch.stack([gx, gy], -1) @ directions.T  # B × pixels × directions
+                    moments.append(derivative.abs().pow(p).mean(1) if p > 1 else derivative.abs().mean(1))
+                else:  # even powers expand: E[(cos φ gx + sin φ gy)^p] = Σ_k C(p,k) cos^(p−k) sin^k E[gx^(p−k) gy^k]
+                    cross = [(gx.pow(p - k) * gy.pow(k)).mean(-1) for k in range(p + 1)]  # B each
+                    moments.append(
+                        sum(math.comb(p, k) * cos.pow(p - k) * sin.pow(k) * cross[k][:, None] for k in range(p + 1))
+                    )
             laplacian = image[..., 1:-1, 2:] + image[..., 1:-1, :-2] + image[..., 2:, 1:-1] + image[..., :-2, 1:-1]
             moments.append((laplacian - 4 * centre).pow(2).flatten(1).mean(-1, keepdim=True))
         return torch.cat(moments, 1)
