@@ -345,7 +345,7 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
             total_weight[top:bottom, left:right] += weight
             if progress is not None:
                 progress(index + 1, len(rows) * len(cols))
-        return (output / total_weight).to(pixel_values.dtype)
+        return output.div_(total_weight).to(pixel_values.dtype)
 
 
 def _tile_starts(length: int, tile: int, overlap: int) -> list[int]:
