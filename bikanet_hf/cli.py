@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from .estimation import METHODS
 from .image_io import load_rgb
 from .kernels import KERNEL_SIZE, degrade, describe_kernel, gaussian_kernel, kernel_to_image, load_kernel
 
@@ -253,11 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "deblur",
         help="deblur photos: blind (kernel estimated) or with a known kernel",
-        description="Deblur images and write each as OUTDIR/NAME.png. Without --kernel/--sigma the blur kernel\n"
-        "of each image is estimated first (blind mode); large photos are processed in overlapping tiles, so memory\n"
-        "stays bounded. Inputs are never overwritten; an existing output is replaced only with --force. Files that\n"
-        "cannot be read are reported and skipped; the exit status is 0 only when every input was deblurred.",
-        epilog=EPILOG_KERNEL + "\n\nExamples:\n"
+        description="Deblur images and write each as OUTDIR/NAME.png.\n\n"
+        "Without --kernel or --sigma the blur kernel of each image is estimated first (blind mode); large photos\n"
+        "are processed in overlapping tiles, so memory stays bounded. Inputs are never overwritten; an existing\n"
+        "output is replaced only with --force. Files that cannot be read are reported and skipped; the exit status\n"
+        "is 0 only when every input was deblurred.",
+        epilog=textwrap.fill(EPILOG_KERNEL, 100)
+        + "\n\nEstimation methods: amortized (one network pass, tens of milliseconds), gan (KernelGAN trained on\n"
+        "the photo, about 10 s), refine (KernelGAN started from the amortized estimate).\n\nExamples:\n"
         "  bikanet deblur photo.jpg -o sharp/                      blind: estimate the kernel, then deblur\n"
         "  bikanet deblur shots/ 'more/*.png' -o sharp/ --save-kernel\n"
         "  bikanet deblur photo.jpg -o sharp/ --sigma 2.5 1.0 --angle 30\n"
@@ -267,7 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="IN", help="image files, folders (their images) or glob patterns")
     p.add_argument("-o", "--output-dir", required=True, metavar="OUTDIR", help="folder for the results (created)")
     _add_kernel_arguments(p, required=False)
-    p.add_argument("--method", default="amortized", help="kernel estimation method in blind mode (default: amortized)")
+    p.add_argument(
+        "--method",
+        default="amortized",
+        choices=METHODS,
+        help="kernel estimation method in blind mode (default: amortized)",
+    )
     p.add_argument("--save-kernel", action="store_true", help="also write NAME_kernel.npy and NAME_kernel.png")
     p.add_argument("--device", default=None, help="torch device for BIKAnet, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--tile-size", type=int, default=512, help="tile side for large images; 0: one pass (default 512)")
@@ -287,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("input", metavar="IN", help="the blurred image file")
     p.add_argument("-o", "--output", help="save the kernel: .npy (array and picture) or .png (picture)")
-    p.add_argument("--method", default="amortized", help="estimation method (default: amortized)")
+    p.add_argument("--method", default="amortized", choices=METHODS, help="estimation method (default: amortized)")
     p.add_argument("--estimator", default=None, help="kernel estimator folder or Hub id (default: bundled)")
     p.add_argument("--picture-size", type=int, default=256, help="picture side in pixels (default: 256)")
     p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
