@@ -568,8 +568,9 @@ def _blind_tab(results: Results) -> None:
         [ESTIMATE_FAST, ESTIMATE_REFINE],
         value=ESTIMATE_FAST,
         label="Kernel estimator",
-        info="The fast one answers in a fraction of a second; KernelGAN learns the blur from your photo's own "
-        "patches (a few seconds per 100 steps on a CPU) and refines the fast estimate.",
+        info="The fast one answers in a fraction of a second. KernelGAN learns the blur from your photo's own "
+        "patches (a few seconds per 100 steps on a CPU), starting from the fast estimate; it is experimental: on our "
+        "benchmark its kernels are less accurate than the fast estimator's.",
         elem_id="blind-estimator",
     )
     steps = gr.Slider(50, 600, value=300, step=50, label="KernelGAN steps", visible=False, elem_id="blind-gan-steps")

