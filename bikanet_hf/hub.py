@@ -105,6 +105,18 @@ true kernel given:
 
 ## Usage
 
+Blind (the kernel is estimated by the kernel estimator in `kernel_estimator/`, when the folder has one) or with a
+known kernel, through the `image-deblurring` pipeline (its code travels with the model) or `bikanet_hf.deblur`:
+
+```python
+from transformers import pipeline
+
+pipe = pipeline("image-deblurring", model="path/or/hub-id", trust_remote_code=True)
+result = pipe("blurred.jpg")  # {{"image": PIL image, "kernel": 17×17 array}}; pipe(image, kernel=k) for a known kernel
+```
+
+The model alone, with a kernel:
+
 ```python
 import torch
 from bikanet_hf import BikanetForImageDeblurring, BikanetImageProcessor, gaussian_kernel
