@@ -280,7 +280,7 @@ def estimate(image: np.ndarray, how: str = ESTIMATE_FAST, steps: int = 300, prog
         method, options = "refine", {"steps": steps, "progress": step_done}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        kernel = estimate_kernel(image, method, estimator=ESTIMATOR, **options)
+        kernel = estimate_kernel(image, method, estimator=ESTIMATOR, for_deblurring=True, **options)
     text = ("estimated by KernelGAN refine, " if method == "refine" else "estimated, ") + kernels.describe_kernel(
         kernel
     )

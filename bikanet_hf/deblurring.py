@@ -104,7 +104,8 @@ def prepare_inputs(
     rgb, alpha = read_image(image)
     start = time.perf_counter()
     if kernel is None:
-        k, notes, estimated = estimate_kernel(rgb, method=method, estimator=estimator), [], True
+        k = estimate_kernel(rgb, method=method, estimator=estimator, for_deblurring=True)
+        notes, estimated = [], True
         k, _ = prepare_kernel(k, size=kernel_size)
     else:
         (k, notes), estimated = prepare_kernel(kernel, size=kernel_size), False

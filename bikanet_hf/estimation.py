@@ -68,6 +68,7 @@ def estimate_kernel(
     steps: int | None = None,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    for_deblurring: bool = False,
 ) -> np.ndarray:
     """The blur kernel of ``image`` (PIL image, H×W(×3) array, 3×H×W tensor in [0, 1], or a path) as a float64
     17×17 numpy array: non-negative, summing to 1, centred.
@@ -78,6 +79,8 @@ def estimate_kernel(
         gan: a :class:`KernelGAN` with non-default settings (default: ``KernelGAN(KernelGANConfig())``).
         steps: KernelGAN training steps (default: its config's); seed: makes KernelGAN deterministic.
         progress: ``progress(step, total)`` during KernelGAN training.
+        for_deblurring: the amortized kernel as deblurring uses it, its covariance scaled by the estimator's
+            ``deblur_covariance_scale`` (slightly narrower: an over-wide kernel harms deblurring more).
 
     Raises ``ValueError`` for an unknown method or an image too small (16×16 for the amortized estimator, 64×64 for
     KernelGAN). A flat image (too little texture to see blur in) gets the estimator's best guess with a
@@ -100,7 +103,8 @@ def estimate_kernel(
             "is the estimator's guess and may be wrong.",
             stacklevel=2,
         )
-    kernel = model.estimate(x).kernel[0].double().numpy()
+    scale = model.config.deblur_covariance_scale if for_deblurring and method == "amortized" else 1.0
+    kernel = model.estimate(x, scale).kernel[0].double().numpy()
     if method != "amortized":
         gan = gan if gan is not None else KernelGAN(KernelGANConfig())
         init = kernel if method == "refine" else None

@@ -264,14 +264,15 @@ class BikanetKernelEstimator(PreTrainedModel):
         return crops, texture[order]
 
     @torch.no_grad()
-    def estimate(self, image: torch.Tensor) -> KernelEstimationOutput:
+    def estimate(self, image: torch.Tensor, covariance_scale: float = 1.0) -> KernelEstimationOutput:
         """The kernel of one 3×H×W image in [0, 1] of any size (at least 16×16): the moments of its most textured
-        crops (``select_crops``) are pooled (averaged, as over one larger crop) and mapped to one kernel."""
+        crops (``select_crops``) are pooled (averaged, as over one larger crop) and mapped to one kernel, whose
+        covariance is multiplied by ``covariance_scale`` (``config.deblur_covariance_scale`` when deblurring)."""
         if image.ndim != 3:
             raise ValueError(f"estimate() takes one C×H×W image, got shape {tuple(image.shape)}.")
         crops, _ = self.select_crops(image.float())
         moments = self.statistics(crops).mean(0, keepdim=True)
-        return self._output(self.parameters_to_covariance(self._head(moments)), None, True)
+        return self._output(covariance_scale * self.parameters_to_covariance(self._head(moments)), None, True)
 
 
 def _grid(length: int, size: int) -> list[int]:

@@ -244,15 +244,20 @@ class KernelGAN(PreTrainedModel):
 
     @staticmethod
     def _crops(
-        image: torch.Tensor, weights: torch.Tensor, window: int, size: int, count: int, generator: torch.Generator
+        image: torch.Tensor,
+        weights: torch.Tensor,
+        stride: int,
+        size: int,
+        count: int,
+        generator: torch.Generator,
     ) -> torch.Tensor:
         """``count`` crops of side ``size`` of 3×H×W ``image``; crop i starts at a position drawn with probability ∝
-        ``weights`` (flattened over the (W' = width − window + 1) positions of a ``window``-sized window)."""
+        ``weights``, a map over window positions every ``stride`` pixels."""
         starts = torch.multinomial(weights.flatten(), count, replacement=True, generator=generator)
         positions = weights.shape[-1]
         return torch.stack(
             [
-                image[:, t : t + size, s : s + size]
+                image[:, t * stride : t * stride + size, s * stride : s * stride + size]
                 for t, s in zip(starts // positions, starts % positions, strict=True)
             ]
         )
@@ -302,8 +307,11 @@ class KernelGAN(PreTrainedModel):
         gradient = F.pad((gray[:, 1:] - gray[:, :-1]).abs(), (0, 1)) + F.pad(
             (gray[1:] - gray[:-1]).abs(), (0, 0, 0, 1)
         )
-        real_weights = F.avg_pool2d(gradient[None], real_size, stride=1)[0] + 1e-6
-        source_weights = F.avg_pool2d(gradient[None], source_size, stride=1)[0] + 1e-6
+        # Positions every `stride` pixels: one per pixel up to a megapixel or so; a 24-megapixel photo would otherwise
+        # exceed what torch.multinomial can draw from (2^24 categories) and spend seconds on the window averages.
+        stride = max(1, math.ceil(math.sqrt(gray.numel() / 2**20)))
+        real_weights = F.avg_pool2d(gradient[None], real_size, stride=stride)[0] + 1e-6
+        source_weights = F.avg_pool2d(gradient[None], source_size, stride=stride)[0] + 1e-6
         # Mirror padding lets the generator's 'valid' blur cover source crops anywhere, the image's border included.
         padded = F.pad(image[None], (radius,) * 4, mode="reflect")[0]
         g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.generator_lr, betas=(0.5, 0.999))
@@ -311,9 +319,9 @@ class KernelGAN(PreTrainedModel):
         average_from = steps - math.ceil(config.average_fraction * steps)
         covariances = []
         for step in range(steps):
-            real = self._crops(image, real_weights, real_size, real_size, config.batch_size, generator)
+            real = self._crops(image, real_weights, stride, real_size, config.batch_size, generator)
             sources = self._crops(
-                padded, source_weights, source_size, source_size + 2 * radius, config.batch_size, generator
+                padded, source_weights, stride, source_size + 2 * radius, config.batch_size, generator
             )
             kernel = self.generator.kernel()
             fake = self.generator.downscale(sources, kernel / kernel.sum())

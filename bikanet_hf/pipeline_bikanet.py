@@ -90,7 +90,8 @@ class ImageDeblurringPipeline(Pipeline):
         pixel_values = torch.from_numpy(np.ascontiguousarray(self.image_processor.to_array(image))).permute(2, 0, 1)
         size = self.model.config.kernel_size
         if kernel is None:
-            estimate = self.estimator.estimate(pixel_values).kernel[0].double().numpy()
+            scale = self.estimator.config.deblur_covariance_scale  # as bikanet_hf.deblur: see the config
+            estimate = self.estimator.estimate(pixel_values, scale).kernel[0].double().numpy()
             kernel = kernel_for_model(estimate, size)
         else:
             kernel = kernel_for_model(kernel, size)

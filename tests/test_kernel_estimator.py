@@ -161,3 +161,15 @@ def test_estimate_kernel_gan_and_refine_methods(tiny_folder, rng):
     assert kernel_l1(estimate_kernel(blurred, "refine", estimator=tiny_folder, steps=0), amortized) < 0.15
     with pytest.raises(ValueError, match="at least 64×64"):
         estimate_kernel(blurred[:40], "gan", estimator=tiny_folder)
+
+
+def test_deblurring_uses_the_calibrated_narrower_kernel(tmp_path, rng):
+    config = BikanetKernelEstimatorConfig(head_hidden_size=8, head_layers=1, deblur_covariance_scale=0.81)
+    BikanetKernelEstimator(config).save_pretrained(tmp_path)
+    model = BikanetKernelEstimator.from_pretrained(tmp_path)
+    image = torch.rand(3, 40, 40)
+    torch.testing.assert_close(model.estimate(image, 0.81).covariance, 0.81 * model.estimate(image).covariance)
+    blurred = degrade(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), gaussian_kernel(2.0, 2.0, 0))
+    measured = estimate_kernel(blurred, estimator=tmp_path)
+    used = estimate_kernel(blurred, estimator=tmp_path, for_deblurring=True)
+    assert used.max() > measured.max()  # narrower: more of its mass at the centre

@@ -122,3 +122,10 @@ def test_save_and_load(tmp_path):
     loaded = KernelGAN.from_pretrained(tmp_path)
     assert loaded.config.generator_kernel_sizes == [9, 7, 5, 1]
     torch.testing.assert_close(loaded.generator.kernel(), model.generator.kernel())
+
+
+def test_a_large_photo_is_sampled_on_a_coarser_grid():
+    """17 megapixels: more window positions than torch.multinomial can draw from (2^24)."""
+    image = torch.rand(3, 4200, 4100)
+    kernel = KernelGAN(KernelGANConfig(init_fit_steps=5)).estimate(image, steps=1)
+    assert kernel.shape == (17, 17) and torch.isfinite(kernel).all()

@@ -127,6 +127,9 @@ def evaluate(
                     estimate = estimator.estimate(image).kernel[0].double().numpy()
                     estimate_seconds.append(time.perf_counter() - start)
                     kernel_errors.append(kernel_l1(estimate, pair.kernel))
+                    # deblurring uses the kernel as bikanet_hf.deblur does (config.deblur_covariance_scale)
+                    scale = estimator.config.deblur_covariance_scale
+                    estimate = estimator.estimate(image, scale).kernel[0].double().numpy()
                 per_method["blurred"].append((psnr(pair.sharp, pair.blurred), ssim(pair.sharp, pair.blurred)))
                 if wiener_balance is not None:
                     out = wiener_deblur(pair.blurred, pair.kernel, wiener_balance)
