@@ -225,6 +225,14 @@ def test_app_under_twenty_concurrent_requests(tmp_path):
         seconds = time.perf_counter() - start
         assert client.predict(handle_file(photos[1]), api_name="/deblur_blind")  # still serving
         growth = rss_mb() - baseline
+        # Malformed uploads through the running server: each one a sentence, and the server keeps serving.
+        rejected = 0
+        for path in malformed_files(tmp_path, 12, seed=1):
+            with pytest.raises(Exception, match="Could not read|Please upload|too large") as excinfo:
+                client.predict(handle_file(path), api_name="/deblur_blind")
+            assert "Traceback" not in str(excinfo.value)
+            rejected += 1
+        assert client.predict(handle_file(photos[2]), api_name="/deblur_blind")
     assert set(outcomes) <= {"ok", "queue full"} and seconds < 120
     assert growth < 300, f"memory grew by {growth:.0f} MB"
     record(
@@ -234,5 +242,6 @@ def test_app_under_twenty_concurrent_requests(tmp_path):
         queue_full=outcomes.count("queue full"),
         seconds=round(seconds, 1),
         memory_growth_mb=round(growth, 1),
+        malformed_uploads_rejected_with_a_sentence=f"{rejected}/12",
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     )
