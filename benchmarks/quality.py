@@ -101,7 +101,9 @@ class Methods:
                 return None, None
             method = "amortized" if name == "bikanet+blind" else "refine"
             kernel = estimate_kernel(pair.blurred, method, estimator=self.estimator)
-            used = estimate_kernel(pair.blurred, method, estimator=self.estimator, for_deblurring=True)
+            used = kernel  # for_deblurring only narrows the amortized estimate; KernelGAN must not train twice
+            if method == "amortized":
+                used = estimate_kernel(pair.blurred, method, estimator=self.estimator, for_deblurring=True)
             return model_deblur(self.model, pair.blurred, used, device), kernel
         return model_deblur(self.variants[name], pair.blurred, pair.kernel, device), None
 

@@ -22,8 +22,9 @@ from PIL import Image
 from .estimation import estimate_kernel
 from .image_io import read_image
 from .image_processing_bikanet import BikanetImageProcessor
-from .kernels import load_kernel, pad_kernel, validate_kernel
+from .kernels import load_kernel, validate_kernel
 from .modeling_bikanet import BikanetForImageDeblurring
+from .pipeline_bikanet import kernel_for_model
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "checkpoints" / "bikanet"
 DEFAULT_TILE_SIZE = 512
@@ -83,9 +84,7 @@ def prepare_kernel(kernel, size: int) -> tuple[np.ndarray, list[str]]:
     h, w = k.shape
     if h > size or w > size:
         top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-        window = k[top : top + min(h, size), left : left + min(w, size)]
-        lost = 1.0 - window.sum()
-        k = window / window.sum()
+        lost = 1.0 - k[top : top + size, left : left + size].sum()
         message = (
             f"The {h}×{w} kernel was cropped to its central {size}×{size} window, which the model was trained for; "
             f"{100 * lost:.1f}% of its mass lay outside."
@@ -93,7 +92,7 @@ def prepare_kernel(kernel, size: int) -> tuple[np.ndarray, list[str]]:
         notes.append(message)
         if lost > 0.05:
             warnings.warn(message + " Expect a softer result: large motion blur is beyond this model.", stacklevel=3)
-    return pad_kernel(k, size), notes
+    return kernel_for_model(k, size), notes
 
 
 def prepare_inputs(

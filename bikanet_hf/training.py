@@ -73,8 +73,8 @@ def load_first_good_checkpoint(accelerator, output_dir, resume_path: Path, reque
     A requested checkpoint that does not load, or no loadable one at all, ends the run with a message saying so."""
     candidates = [resume_path]
     if requested == "latest":
-        older = [p for p in reversed(list_checkpoints(output_dir)) if p != resume_path and is_complete_checkpoint(p)]
-        candidates += [p for p in older if int(p.name.split("-")[1]) < int(resume_path.name.split("-")[1])]
+        checkpoints = list_checkpoints(output_dir)  # oldest first, so the older ones come before resume_path
+        candidates += [p for p in reversed(checkpoints[: checkpoints.index(resume_path)]) if is_complete_checkpoint(p)]
     for path in candidates:
         try:
             accelerator.load_state(str(path))

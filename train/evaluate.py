@@ -31,7 +31,7 @@ from skimage.restoration import wiener
 from bikanet_hf import corpus
 from bikanet_hf.metrics import kernel_l1, psnr, ssim
 from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring, wiener_deconvolution
-from bikanet_hf.modeling_kernel_estimator import BikanetKernelEstimator
+from bikanet_hf.modeling_kernel_estimator import BikanetKernelEstimator, gaussian_kernels
 from bikanet_hf.protocol import TRACKS, protocol_pairs
 
 WIENER_BALANCE_GRID = (2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
@@ -124,12 +124,13 @@ def evaluate(
                 if estimator is not None:
                     start = time.perf_counter()
                     image = torch.from_numpy(pair.blurred).permute(2, 0, 1).float().div(255)
-                    estimate = estimator.estimate(image).kernel[0].double().numpy()
+                    output = estimator.estimate(image)
+                    estimate = output.kernel[0].double().numpy()
                     estimate_seconds.append(time.perf_counter() - start)
                     kernel_errors.append(kernel_l1(estimate, pair.kernel))
                     # deblurring uses the kernel as bikanet_hf.deblur does (config.deblur_covariance_scale)
                     scale = estimator.config.deblur_covariance_scale
-                    estimate = estimator.estimate(image, scale).kernel[0].double().numpy()
+                    estimate = gaussian_kernels(scale * output.covariance, estimate.shape[0])[0].double().numpy()
                 per_method["blurred"].append((psnr(pair.sharp, pair.blurred), ssim(pair.sharp, pair.blurred)))
                 if wiener_balance is not None:
                     out = wiener_deblur(pair.blurred, pair.kernel, wiener_balance)
