@@ -3,7 +3,8 @@
 Three tabs share one results panel:
 
 * **Blind** — estimate the blur kernel from the photo itself, then deblur with it (the default).
-* **Known kernel** — deblur a photo whose blur you know: a Gaussian from sliders or a kernel file.
+* **Known kernel** — deblur a photo whose blur you know: a Gaussian or a straight motion from sliders, or a kernel
+  file (camera-shake kernels up to 31×31 go to the motion model).
 * **Try it on a sharp photo** — the app blurs a sharp photo as the benchmark does, deblurs it (blind, or with the
   true kernel) and scores both against the original.
 
@@ -11,8 +12,9 @@ Each tab is one ``*_tab`` function that builds its controls and wires its button
 Large photos are deblurred in overlapping tiles (``bikanet_hf.deblurring.restore``) with a progress bar.
 
 Run ``python app.py`` (http://127.0.0.1:7860; ``PORT`` changes the port). The models load once, at import:
-BIKAnet from ``$BIKANET_MODEL`` or the checkpoint bundled in ``bikanet_hf/checkpoints/bikanet``; the kernel
-estimator from ``$BIKANET_ESTIMATOR``, else the ``kernel_estimator`` folder inside the BIKAnet checkpoint.
+BIKAnet from ``$BIKANET_MODEL`` or the checkpoint bundled in ``bikanet_hf/checkpoints/bikanet``; the motion-blur
+model from ``$BIKANET_MOTION_MODEL`` or ``bikanet_hf/checkpoints/bikanet-motion``; the kernel estimators from
+``$BIKANET_ESTIMATOR`` / ``$BIKANET_MOTION_ESTIMATOR``, else the ``kernel_estimator`` folder inside each model.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ import torch
 from PIL import Image
 
 import bikanet_hf
-from bikanet_hf import BikanetForImageDeblurring, BikanetImageProcessor, image_io, kernels, metrics
-from bikanet_hf.deblurring import restore
+from bikanet_hf import BikanetForImageDeblurring, image_io, kernels, metrics, motion
+from bikanet_hf.deblurring import is_motion_kernel, restore
 from bikanet_hf.estimation import estimate_kernel, load_estimator
+from bikanet_hf.modeling_bikanet import motion_flow_from_kernel
+from bikanet_hf.pipeline_bikanet import kernel_for_model
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # else gradio contacts api.gradio.app at start-up
 
@@ -46,10 +50,12 @@ import gradio as gr  # noqa: E402  (after the environment variable above)
 # ---------------------------------------------------------------------------------------------------------------
 PACKAGE_DIR = Path(bikanet_hf.__file__).resolve().parent
 MODEL_PATH = Path(os.environ.get("BIKANET_MODEL") or PACKAGE_DIR / "checkpoints" / "bikanet")
+MOTION_MODEL_PATH = Path(os.environ.get("BIKANET_MOTION_MODEL") or PACKAGE_DIR / "checkpoints" / "bikanet-motion")
 EXAMPLES_DIR = PACKAGE_DIR / "examples"
 MIN_SIDE = 16  # smaller pictures carry too little to deblur, and SSIM needs an 11-pixel window
 SIGMA_RANGE = kernels.RANDOM_SIGMA_RANGE  # the kernel family the model was trained on: σ in [0.6, 4.0] px
 KERNEL_FROM_SLIDERS = "Gaussian (sliders)"
+KERNEL_FROM_MOTION = "Straight motion (sliders)"
 KERNEL_FROM_FILE = "Kernel file"
 OUTPUT_ROOT = Path(tempfile.gettempdir()) / "bikanet-app-outputs"
 OUTPUT_MAX_AGE_S = 3600
@@ -69,8 +75,8 @@ def _max_pixels_from_env() -> int:
 MAX_PIXELS = _max_pixels_from_env()
 
 
-def load_model(path: str | os.PathLike) -> tuple[BikanetForImageDeblurring, BikanetImageProcessor]:
-    """The model (in eval mode) and its image processor, or a ``FileNotFoundError`` that names the folder."""
+def load_model(path: str | os.PathLike) -> BikanetForImageDeblurring:
+    """The model (in eval mode), or a ``FileNotFoundError`` that names the folder."""
     path = Path(path)
     missing = [name for name in ("config.json", "preprocessor_config.json") if not (path / name).is_file()]
     if missing:
@@ -79,12 +85,18 @@ def load_model(path: str | os.PathLike) -> tuple[BikanetForImageDeblurring, Bika
             "config.json, model.safetensors and preprocessor_config.json, such as the --output_dir of "
             "train/train_bikanet.py, or put the shipped checkpoint in bikanet_hf/checkpoints/bikanet."
         )
-    return BikanetForImageDeblurring.from_pretrained(path).eval(), BikanetImageProcessor.from_pretrained(path)
+    return BikanetForImageDeblurring.from_pretrained(path).eval()
 
 
-MODEL, PROCESSOR = load_model(MODEL_PATH)
+MODEL = load_model(MODEL_PATH)
 KERNEL_SIZE = MODEL.config.kernel_size
+MOTION_MODEL = load_model(MOTION_MODEL_PATH)
+MOTION_KERNEL_SIZE = MOTION_MODEL.config.kernel_size
+MOTION_LENGTH_RANGE = (1.0, 25.0)  # straight motions the motion model was trained on (camera shake up to 25 px)
 ESTIMATOR = load_estimator(os.environ.get("BIKANET_ESTIMATOR") or MODEL_PATH / "kernel_estimator")
+MOTION_ESTIMATOR = load_estimator(
+    os.environ.get("BIKANET_MOTION_ESTIMATOR") or MOTION_MODEL_PATH / "kernel_estimator", blur_type="motion"
+)
 TILE_SIZE, TILE_OVERLAP = 512, 64  # large photos are deblurred in overlapping tiles (bounded memory)
 
 
@@ -184,8 +196,28 @@ def kernel_from_sliders(sigma_major: float, sigma_minor: float, angle: float) ->
     return kernel, f"Gaussian, σ {major:g} × {minor:g} px at {theta:g}°"
 
 
+def kernel_from_motion(length: float, angle: float) -> tuple[np.ndarray, str]:
+    """A straight motion of ``length`` pixels at ``angle`` degrees (``MOTION_KERNEL_SIZE²``) and a description."""
+    try:
+        length, theta = float(length), float(angle)
+    except (TypeError, ValueError):
+        raise gr.Error("The motion length and angle must be numbers.", print_exception=False) from None
+    low, high = MOTION_LENGTH_RANGE
+    if not low <= length <= high:
+        raise gr.Error(
+            f"The motion length must be between {low:g} and {high:g} pixels (the blur the motion model was trained "
+            f"on), got {length:g}.",
+            print_exception=False,
+        )
+    if not 0.0 <= theta <= 180.0:
+        raise gr.Error(f"The angle must be between 0 and 180 degrees, got {theta:g}.", print_exception=False)
+    kernel = motion.linear_motion_kernel(length, theta, MOTION_KERNEL_SIZE)
+    return kernel, f"straight motion, {length:g} px at {theta:g}°"
+
+
 def kernel_from_file(upload: Any) -> tuple[np.ndarray, str]:
-    """The kernel of a ``.npy`` / ``.png`` / ``.mat`` file, centred in ``KERNEL_SIZE²``, and a description."""
+    """The kernel of a ``.npy`` / ``.png`` / ``.mat`` file (any odd size up to ``MOTION_KERNEL_SIZE``) and a
+    description."""
     found = _path_and_name(upload)
     if found is None:
         raise gr.Error(
@@ -209,17 +241,14 @@ def kernel_from_file(upload: Any) -> tuple[np.ndarray, str]:
             ) from None
     kernel = found_kernels[0]
     height, width = kernel.shape
-    if max(height, width) > KERNEL_SIZE:
+    if max(height, width) > MOTION_KERNEL_SIZE:
         raise gr.Error(
-            f"The kernel in {_quoted(name)} is {height}×{width}; this model handles kernels up to "
-            f"{KERNEL_SIZE}×{KERNEL_SIZE} (Gaussian-like blur up to σ ≈ 4 px). Crop it around its centre, or use the "
-            "sliders.",
+            f"The kernel in {_quoted(name)} is {height}×{width}; the models handle kernels up to "
+            f"{MOTION_KERNEL_SIZE}×{MOTION_KERNEL_SIZE} (camera shake up to about 25 px). Crop it around its "
+            "centre, or use the sliders.",
             print_exception=False,
         )
     notes = [f"{height}×{width} kernel from {name}"]
-    if (height, width) != (KERNEL_SIZE, KERNEL_SIZE):
-        kernel = kernels.pad_kernel(kernel, KERNEL_SIZE)
-        notes.append(f"centred in {KERNEL_SIZE}×{KERNEL_SIZE}")
     if len(found_kernels) > 1:
         notes.append(f"the first of its {len(found_kernels)} kernels")
     if any("normalised" in str(w.message) for w in caught):
@@ -228,43 +257,67 @@ def kernel_from_file(upload: Any) -> tuple[np.ndarray, str]:
 
 
 def choose_kernel(
-    source: str, sigma_major: float, sigma_minor: float, angle: float, kernel_file: Any
+    source: str, sigma_major: float, sigma_minor: float, angle: float, kernel_file: Any, motion_length: float = 10.0
 ) -> tuple[np.ndarray, str]:
     """The kernel the user chose in a tab's kernel controls, and its description."""
     if source == KERNEL_FROM_SLIDERS:
         return kernel_from_sliders(sigma_major, sigma_minor, angle)
+    if source == KERNEL_FROM_MOTION:
+        return kernel_from_motion(motion_length, angle)
     if source == KERNEL_FROM_FILE:
         return kernel_from_file(kernel_file)
     raise gr.Error(
-        f"Choose the kernel source: {KERNEL_FROM_SLIDERS!r} or {KERNEL_FROM_FILE!r}.", print_exception=False
+        f"Choose the kernel source: {KERNEL_FROM_SLIDERS!r}, {KERNEL_FROM_MOTION!r} or {KERNEL_FROM_FILE!r}.",
+        print_exception=False,
     )
 
 
+def model_for(kernel: np.ndarray) -> tuple[BikanetForImageDeblurring, np.ndarray]:
+    """The model that fits a kernel — the Gaussian BIKAnet, or the motion model for camera shake (a kernel wider
+    than 17×17 or far from a Gaussian) — and the kernel in that model's frame."""
+    chosen = MOTION_MODEL if is_motion_kernel(kernel) else MODEL
+    return chosen, kernel_for_model(kernel, chosen.config.kernel_size)
+
+
 def deblur(image: np.ndarray, kernel: np.ndarray, progress: Any = None) -> np.ndarray:
-    """``H×W×3`` uint8 blurred photo and its ``KERNEL_SIZE²`` kernel → restored uint8, in tiles for large photos;
-    ``progress`` is a ``gr.Progress`` (or ``None``)."""
+    """``H×W×3`` uint8 blurred photo and its kernel → restored uint8 by the model that fits the kernel
+    (:func:`model_for`), in tiles for large photos; ``progress`` is a ``gr.Progress`` (or ``None``)."""
 
     def tile_done(done: int, total: int) -> None:
         if progress is not None:
             progress(done / total, desc=f"Deblurring, tile {done} of {total}" if total > 1 else "Deblurring")
 
+    model, kernel = model_for(kernel)
     with torch.inference_mode():
-        return restore(MODEL, image, kernel, tile_size=TILE_SIZE, tile_overlap=TILE_OVERLAP, progress=tile_done)[0]
+        return restore(model, image, kernel, tile_size=TILE_SIZE, tile_overlap=TILE_OVERLAP, progress=tile_done)[0]
 
 
 ESTIMATE_FAST = "Fast (one network pass)"
 ESTIMATE_REFINE = "KernelGAN refine (slower: trains a GAN on your photo)"
+BLUR_SOFT = "Soft blur (Gaussian-like)"
+BLUR_SHAKE = "Camera shake (straight motion; experimental)"
 
 
-def estimate(image: np.ndarray, how: str = ESTIMATE_FAST, steps: int = 300, progress: Any = None):
+def estimate(
+    image: np.ndarray, how: str = ESTIMATE_FAST, steps: int = 300, progress: Any = None, blur: str = BLUR_SOFT
+):
     """The blur kernel of a blurred photo and a description of it (with a caveat when the photo is nearly flat).
 
     ``how``: the fast amortized estimator, or KernelGAN refining its answer for ``steps`` steps (``progress`` is a
-    ``gr.Progress`` that shows them)."""
+    ``gr.Progress`` that shows them). ``blur``: a Gaussian-like kernel, or camera shake (a straight motion with the
+    estimated spread, for the motion model; fast estimator only)."""
     if how not in (ESTIMATE_FAST, ESTIMATE_REFINE):
         raise gr.Error(
             f"Choose the kernel estimator: {ESTIMATE_FAST!r} or {ESTIMATE_REFINE!r}.", print_exception=False
         )
+    if blur not in (BLUR_SOFT, BLUR_SHAKE):
+        raise gr.Error(f"Choose the kind of blur: {BLUR_SOFT!r} or {BLUR_SHAKE!r}.", print_exception=False)
+    if blur == BLUR_SHAKE and how == ESTIMATE_REFINE:
+        raise gr.Error(
+            "KernelGAN estimates Gaussian-like blur only; use the fast estimator for camera shake.",
+            print_exception=False,
+        )
+    blur_type = "motion" if blur == BLUR_SHAKE else "gaussian"
     method, options = "amortized", {}
     if how == ESTIMATE_REFINE:
         if min(image.shape[:2]) < 64:
@@ -280,10 +333,16 @@ def estimate(image: np.ndarray, how: str = ESTIMATE_FAST, steps: int = 300, prog
         method, options = "refine", {"steps": steps, "progress": step_done}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        kernel = estimate_kernel(image, method, estimator=ESTIMATOR, for_deblurring=True, **options)
-    text = ("estimated by KernelGAN refine, " if method == "refine" else "estimated, ") + kernels.describe_kernel(
-        kernel
-    )
+        estimator = MOTION_ESTIMATOR if blur_type == "motion" else ESTIMATOR
+        kernel = estimate_kernel(
+            image, method, estimator=estimator, for_deblurring=True, blur_type=blur_type, **options
+        )
+    if blur_type == "motion":
+        u, v = motion_flow_from_kernel(torch.from_numpy(kernel)[None])[0].tolist()
+        text = f"estimated straight motion, {2 * np.hypot(u, v):.1f} px at {np.degrees(np.arctan2(v, u)):.0f}°"
+    else:
+        text = "estimated by KernelGAN refine, " if method == "refine" else "estimated, "
+        text += kernels.describe_kernel(kernel)
     if any("flat" in str(w.message) for w in caught):
         text += " (the photo has almost no edges, so this estimate is a guess)"
     return kernel, text
@@ -335,12 +394,18 @@ def _results(blurred, restored, picture, stem: str, what: str, start: float, det
     return (blurred, restored), picture, report, save_restored(restored, stem)
 
 
-def run_blind(photo, how=ESTIMATE_FAST, steps=300, progress=gr.Progress()):  # noqa: B008 (gradio's progress idiom)
+def run_blind(
+    photo,
+    how=ESTIMATE_FAST,
+    steps=300,
+    blur=BLUR_SOFT,
+    progress=gr.Progress(),  # noqa: B008 (gradio's progress idiom)
+):
     """Estimate the blur kernel of an uploaded blurred photo, then deblur it with that kernel."""
     start = time.perf_counter()
     blurred, stem = read_photo(photo, "blurred photo")
     progress(0.0, desc="Estimating the blur kernel")
-    kernel, kernel_text = estimate(blurred, how, steps, progress)
+    kernel, kernel_text = estimate(blurred, how, steps, progress, blur)
     restored = deblur(blurred, kernel, progress)
     return _results(
         blurred,
@@ -360,12 +425,13 @@ def run_known_kernel(
     sigma_minor,
     angle,
     kernel_file,
+    motion_length=10.0,
     progress=gr.Progress(),  # noqa: B008
 ):
     """Deblur an uploaded blurred photo with the kernel the user gives."""
     start = time.perf_counter()
     blurred, stem = read_photo(photo, "blurred photo")
-    kernel, kernel_text = choose_kernel(source, sigma_major, sigma_minor, angle, kernel_file)
+    kernel, kernel_text = choose_kernel(source, sigma_major, sigma_minor, angle, kernel_file, motion_length)
     restored = deblur(blurred, kernel, progress)
     return _results(
         blurred,
@@ -390,34 +456,38 @@ def run_sharp_photo(
     angle,
     kernel_file,
     deblur_with,
+    motion_length=10.0,
     progress=gr.Progress(),  # noqa: B008
 ):
     """Blur a sharp photo with the chosen kernel (the benchmark's blur), deblur it — blind, or with the true
-    kernel — and score both against the original."""
+    kernel — and score both against the original. Blind, the estimator is told only the kind of blur: camera shake
+    when the kernel is a motion (or a file that looks like one), else Gaussian-like."""
     start = time.perf_counter()
     sharp, stem = read_photo(photo, "sharp photo")
-    kernel, kernel_text = choose_kernel(source, sigma_major, sigma_minor, angle, kernel_file)
+    kernel, kernel_text = choose_kernel(source, sigma_major, sigma_minor, angle, kernel_file, motion_length)
     blurred = kernels.degrade(sharp, kernel)
     if deblur_with == DEBLUR_TRUE:
         used, picture, how = kernel, kernels.kernel_to_image(kernel), "with the true kernel"
     else:
         progress(0.0, desc="Estimating the blur kernel")
-        used, estimated_text = estimate(blurred)
-        picture = kernels.kernel_pair_image(used, kernel)
+        used, estimated_text = estimate(blurred, blur=BLUR_SHAKE if is_motion_kernel(kernel) else BLUR_SOFT)
+        size = max(used.shape[0], kernel.shape[0], kernel.shape[1])
+        used_framed, truth_framed = kernel_for_model(used, size), kernel_for_model(kernel, size)
+        picture = kernels.kernel_pair_image(used_framed, truth_framed)
         how = (
-            f"blind (kernel {html.escape(estimated_text)}; error Σ|k̂ − k| = {metrics.kernel_l1(used, kernel):.3f}, "
-            "0 is exact)"
+            f"blind (kernel {html.escape(estimated_text)}; error Σ|k̂ − k| = "
+            f"{metrics.kernel_l1(used_framed, truth_framed):.3f}, 0 is exact)"
         )
     restored = deblur(blurred, used, progress)
     details = f"true kernel: {html.escape(kernel_text)}\n\n{metrics_table(sharp, blurred, restored)}"
     return _results(blurred, restored, picture, stem, f"Blurred, deblurred {how} and scored", start, details)
 
 
-def kernel_preview(source, sigma_major, sigma_minor, angle, kernel_file):
+def kernel_preview(source, sigma_major, sigma_minor, angle, kernel_file, motion_length=10.0):
     """Live picture of the chosen kernel (nothing while the kernel-file choice has no file yet)."""
     if source == KERNEL_FROM_FILE and _path_and_name(kernel_file) is None:
         return None
-    kernel, _ = choose_kernel(source, sigma_major, sigma_minor, angle, kernel_file)
+    kernel, _ = choose_kernel(source, sigma_major, sigma_minor, angle, kernel_file, motion_length)
     return kernels.kernel_to_image(kernel)
 
 
@@ -431,9 +501,11 @@ Removes blur from a photo with BIKAnet, a network whose blocks adapt to the blur
 estimates the kernel from the photo itself; if you know the blur, give it in **Known kernel**.
 
 - **Works on:** Gaussian-like blur — soft optics, slight defocus, the blur of a downscaled or filtered picture —
-  up to about σ = 4 px (17×17 kernels).
-- **Does not fix:** strong camera shake or motion streaks, very large defocus, or blur that changes across the
-  picture. A wrong kernel gives a wrong result: try a few widths and compare.
+  up to about σ = 4 px (17×17 kernels); and, with the motion model, camera shake up to about 25 px when you know
+  its kernel (a straight motion from the sliders, or a kernel file up to 31×31).
+- **Does not fix well:** camera shake in blind mode (the estimator assumes a straight motion and underestimates
+  long ones), very large defocus, or blur that changes across the picture. A wrong kernel gives a wrong result:
+  try a few and compare.
 - **Blind estimates** assume one Gaussian-like blur for the whole photo; a photo with few edges gives a poor
   estimate. **Try it on a sharp photo** shows how close the estimate comes to the truth.
 """
@@ -453,11 +525,12 @@ class KernelControls:
     sigma_minor: gr.Slider
     angle: gr.Slider
     file: gr.File
+    motion_length: gr.Slider
     preview: gr.Image
 
     @property
     def inputs(self) -> list[gr.components.Component]:
-        return [self.source, self.sigma_major, self.sigma_minor, self.angle, self.file]
+        return [self.source, self.sigma_major, self.sigma_minor, self.angle, self.file, self.motion_length]
 
 
 @dataclass
@@ -473,12 +546,13 @@ class Results:
 
 
 def _kernel_controls(prefix: str) -> KernelControls:
-    """Kernel source (sliders or file), its controls, and a live preview of the kernel."""
+    """Kernel source (Gaussian or motion sliders, or a file), its controls, and a live preview of the kernel."""
     source = gr.Radio(
-        [KERNEL_FROM_SLIDERS, KERNEL_FROM_FILE],
+        [KERNEL_FROM_SLIDERS, KERNEL_FROM_MOTION, KERNEL_FROM_FILE],
         value=KERNEL_FROM_SLIDERS,
         label="Blur kernel",
-        info="A Gaussian you shape with the sliders, or a kernel file of your own.",
+        info="A Gaussian you shape with the sliders, a straight camera motion, or a kernel file of your own "
+        "(camera-shake kernels go to the motion model).",
         elem_id=f"{prefix}-kernel-source",
     )
     low, high = SIGMA_RANGE
@@ -501,17 +575,26 @@ def _kernel_controls(prefix: str) -> KernelControls:
             info="Blur width across it. If larger than σ major, the two are swapped.",
             elem_id=f"{prefix}-sigma-minor",
         )
-        angle = gr.Slider(
-            0,
-            180,
-            value=0,
-            step=1,
-            label="Angle (degrees)",
-            info="Direction of σ major: 0° horizontal, 90° vertical, turning clockwise on screen.",
-            elem_id=f"{prefix}-angle",
-        )
+    motion_length = gr.Slider(
+        *MOTION_LENGTH_RANGE,
+        value=10.0,
+        step=0.5,
+        label="Motion length (px)",
+        info="How far the camera moved during the exposure.",
+        visible=False,
+        elem_id=f"{prefix}-motion-length",
+    )
+    angle = gr.Slider(
+        0,
+        180,
+        value=0,
+        step=1,
+        label="Angle (degrees)",
+        info="Direction of σ major or of the motion: 0° horizontal, 90° vertical, turning clockwise on screen.",
+        elem_id=f"{prefix}-angle",
+    )
     kernel_file = gr.File(
-        label=f"Kernel file (.npy, .png or .mat; odd size up to {KERNEL_SIZE}×{KERNEL_SIZE})",
+        label=f"Kernel file (.npy, .png or .mat; odd size up to {MOTION_KERNEL_SIZE}×{MOTION_KERNEL_SIZE})",
         file_types=[".npy", ".png", ".mat"],
         visible=False,
         elem_id=f"{prefix}-kernel-file",
@@ -526,19 +609,28 @@ def _kernel_controls(prefix: str) -> KernelControls:
         buttons=[],
         elem_id=f"{prefix}-kernel-preview",
     )
-    controls = KernelControls(source, sigma_major, sigma_minor, angle, kernel_file, preview)
+    controls = KernelControls(source, sigma_major, sigma_minor, angle, kernel_file, motion_length, preview)
     source.change(
         lambda choice: (
             gr.update(visible=choice == KERNEL_FROM_SLIDERS),
+            gr.update(visible=choice == KERNEL_FROM_MOTION),
+            gr.update(visible=choice != KERNEL_FROM_FILE),
             gr.update(visible=choice == KERNEL_FROM_FILE),
         ),
         source,
-        [slider_group, kernel_file],
+        [slider_group, motion_length, angle, kernel_file],
         api_visibility="private",
         queue=False,
     )
     gr.on(
-        [source.change, sigma_major.change, sigma_minor.change, angle.change, kernel_file.change],
+        [
+            source.change,
+            sigma_major.change,
+            sigma_minor.change,
+            angle.change,
+            kernel_file.change,
+            motion_length.change,
+        ],
         kernel_preview,
         controls.inputs,
         preview,
@@ -577,7 +669,16 @@ def _blind_tab(results: Results) -> None:
     how.change(
         lambda choice: gr.update(visible=choice == ESTIMATE_REFINE), how, steps, api_visibility="private", queue=False
     )
-    _run_button("Estimate the blur and deblur", "blind", run_blind, [photo, how, steps], results, "deblur_blind")
+    blur = gr.Radio(
+        [BLUR_SOFT, BLUR_SHAKE],
+        value=BLUR_SOFT,
+        label="Kind of blur",
+        info="Soft blur: defocus, soft optics, a filtered picture. Camera shake: the motion model with a straight "
+        "motion of the estimated length and direction (the estimator measures the shake's spread, not its path).",
+        elem_id="blind-blur-kind",
+    )
+    inputs = [photo, how, steps, blur]
+    _run_button("Estimate the blur and deblur", "blind", run_blind, inputs, results, "deblur_blind")
     gr.Examples(
         [[str(EXAMPLES_DIR / name)] for name in EXAMPLE_KERNELS],
         [photo],
@@ -617,7 +718,8 @@ def _sharp_photo_tab(results: Results) -> None:
         info="Blind shows what you would get on a real photo; the true kernel shows the deblurring alone.",
         elem_id="sharp-deblur-with",
     )
-    inputs = [photo, *kernel.inputs, deblur_with]
+    source, sigma_major, sigma_minor, angle, kernel_file, motion_length = kernel.inputs
+    inputs = [photo, source, sigma_major, sigma_minor, angle, kernel_file, deblur_with, motion_length]
     _run_button("Blur, then deblur", "sharp", run_sharp_photo, inputs, results, "try_on_sharp_photo")
     gr.Examples(
         [[str(EXAMPLES_DIR / name), KERNEL_FROM_SLIDERS, *params] for name, params in SHARP_EXAMPLES.items()],

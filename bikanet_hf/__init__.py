@@ -11,6 +11,7 @@ from .metrics import kernel_l1, psnr, ssim
 from .modeling_bikanet import BikanetForImageDeblurring
 from .modeling_kernel_estimator import BikanetKernelEstimator
 from .modeling_kernelgan import KernelGAN
+from .motion import camera_shake_kernel, levin_kernels, linear_motion_kernel
 from .pipeline_bikanet import ImageDeblurringPipeline
 
 __version__ = "0.1.0"
@@ -63,10 +64,13 @@ __all__ = [
     "estimate_kernel",
     "bank16",
     "blur",
+    "camera_shake_kernel",
     "degrade",
     "gaussian_kernel",
     "kernel_l1",
     "kernel_to_image",
+    "levin_kernels",
+    "linear_motion_kernel",
     "load_kernel",
     "psnr",
     "sample_kernels",

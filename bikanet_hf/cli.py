@@ -1,11 +1,14 @@
 """The ``bikanet`` command line.
 
 Commands:
-  bikanet deblur IN [IN ...] -o OUTDIR [--kernel FILE | --sigma S1 [S2] [--angle DEG]]
+  bikanet deblur IN [IN ...] -o OUTDIR [--kernel FILE | --sigma S1 [S2] | --motion LEN] [--angle DEG]
+               [--blur-type gaussian|motion|auto]
                                                                          deblur photos (blind without a kernel)
   bikanet estimate-kernel IN [-o FILE]                                   estimate a photo's blur kernel
-  bikanet blur IN -o OUT (--kernel FILE | --sigma S1 [S2] [--angle DEG])   blur a sharp image as the benchmark does
-  bikanet kernel (--kernel FILE | --sigma S1 [S2] [--angle DEG]) -o PNG   save a picture of a kernel
+  bikanet blur IN -o OUT (--kernel FILE | --sigma S1 [S2] | --motion LEN) [--angle DEG]
+                                                                         blur a sharp image as the benchmark does
+  bikanet kernel (--kernel FILE | --sigma S1 [S2] | --motion LEN) [--angle DEG] -o PNG
+                                                                         save a picture of a kernel
   bikanet push {model,corpus,space} FOLDER REPO_ID [--private] [--revision BRANCH] [--token TOKEN]
                                                                          share a folder on the Hugging Face Hub
 
@@ -24,14 +27,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .deblurring import BLUR_TYPES
 from .estimation import METHODS
 from .image_io import load_rgb
 from .kernels import KERNEL_SIZE, degrade, describe_kernel, gaussian_kernel, kernel_to_image, load_kernel
+from .motion import MOTION_KERNEL_SIZE, linear_motion_kernel
 
 EPILOG_KERNEL = (
-    "Kernels: give a file (.npy, .png or .mat, any odd size; normalised to sum 1) with --kernel, or a Gaussian with "
+    "Kernels: give a file (.npy, .png or .mat, any odd size; normalised to sum 1) with --kernel, a Gaussian with "
     "--sigma: one value for an isotropic blur, two for an anisotropic one (major, minor, in pixels) rotated by "
-    "--angle degrees from the x axis."
+    "--angle degrees from the x axis, or a straight motion of --motion pixels in the direction --angle."
+)
+BLUR_TYPE_HELP = (
+    "gaussian: the main model (17×17 Gaussian-like blur); motion: the motion-blur model (camera shake up to "
+    "31×31; blind, it assumes a straight motion); auto: motion when the given kernel is not Gaussian-like, else "
+    "gaussian (default: gaussian)"
 )
 
 
@@ -45,30 +55,34 @@ def _add_kernel_arguments(parser: argparse.ArgumentParser, required: bool = True
         nargs="+",
         help="Gaussian widths in pixels: σ (isotropic) or σ_major σ_minor",
     )
+    group.add_argument("--motion", metavar="LENGTH", type=float, help="a straight motion of LENGTH pixels")
     parser.add_argument(
         "--angle",
         metavar="DEG",
         type=float,
         default=0.0,
-        help="rotation of an anisotropic Gaussian, degrees from the x axis (default: 0)",
+        help="rotation of an anisotropic Gaussian or direction of a motion, degrees from the x axis (default: 0)",
     )
     parser.add_argument(
         "--size",
         type=int,
-        default=KERNEL_SIZE,
-        help=f"side of a Gaussian kernel in pixels, odd (default: {KERNEL_SIZE})",
+        default=None,
+        help=f"side of a --sigma or --motion kernel in pixels, odd (default: {KERNEL_SIZE} for a Gaussian, "
+        f"{MOTION_KERNEL_SIZE} for a motion)",
     )
 
 
 def _kernel_from_args(args: argparse.Namespace) -> np.ndarray:
     if args.kernel:
         return load_kernel(args.kernel)
+    if args.motion is not None:
+        return linear_motion_kernel(args.motion, args.angle, size=args.size or MOTION_KERNEL_SIZE)
     if len(args.sigma) > 2:
         raise ValueError("--sigma takes one value (isotropic) or two (major minor).")
     major = args.sigma[0]
     minor = args.sigma[1] if len(args.sigma) == 2 else major
     major, minor = max(major, minor), min(major, minor)
-    return gaussian_kernel(major, minor, args.angle, size=args.size)
+    return gaussian_kernel(major, minor, args.angle, size=args.size or KERNEL_SIZE)
 
 
 def _refuse_to_overwrite(output: Path, inputs: list[Path], force: bool) -> None:
@@ -139,10 +153,10 @@ def _save_kernel(kernel: np.ndarray, stem: Path) -> list[Path]:
 def cmd_deblur(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from .deblurring import deblur, load_model
+    from .deblurring import deblur, load_model, resolve_blur_type
     from .estimation import load_estimator
 
-    kernel = _kernel_from_args(args) if (args.kernel or args.sigma) else None
+    kernel = _kernel_from_args(args) if (args.kernel or args.sigma or args.motion is not None) else None
     files, unmatched = _expand_inputs(args.inputs)
     for pattern in unmatched:
         print(f"bikanet deblur: {pattern}: no such image file, folder or glob match", file=sys.stderr)
@@ -155,8 +169,9 @@ def cmd_deblur(args: argparse.Namespace) -> int:
         raise ValueError(f"cannot create the output folder {outdir}: {err.strerror or err}.") from None
     if not os.access(outdir, os.W_OK):
         raise ValueError(f"{outdir} is not writable.")
-    model = load_model(args.model)
-    estimator = load_estimator(args.estimator) if kernel is None else None
+    blur_type = resolve_blur_type(args.blur_type, kernel, args.model)
+    model = load_model(args.model, blur_type)
+    estimator = load_estimator(args.estimator, blur_type) if kernel is None else None
     failures = len(unmatched)
     for path in tqdm(files, desc="deblur", unit="image", disable=args.quiet or len(files) == 1):
         output = outdir / f"{path.stem}.png"
@@ -168,6 +183,7 @@ def cmd_deblur(args: argparse.Namespace) -> int:
                 model=model,
                 estimator=estimator,
                 method=args.method,
+                blur_type=blur_type,
                 device=args.device,
                 tile_size=args.tile_size or None,
             )
@@ -196,7 +212,7 @@ def cmd_deblur(args: argparse.Namespace) -> int:
 def cmd_estimate_kernel(args: argparse.Namespace) -> int:
     from .estimation import estimate_kernel
 
-    kernel = estimate_kernel(args.input, method=args.method, estimator=args.estimator)
+    kernel = estimate_kernel(args.input, method=args.method, estimator=args.estimator, blur_type=args.blur_type)
     print(f"{args.input}: {describe_kernel(kernel)}")
     if args.output:
         output = Path(args.output)
@@ -267,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  bikanet deblur photo.jpg -o sharp/                      blind: estimate the kernel, then deblur\n"
         "  bikanet deblur shots/ 'more/*.png' -o sharp/ --save-kernel\n"
         "  bikanet deblur photo.jpg -o sharp/ --sigma 2.5 1.0 --angle 30\n"
+        "  bikanet deblur shaky.jpg -o sharp/ --kernel levin_k4.png --blur-type auto     camera shake, known kernel\n"
+        "  bikanet deblur shaky.jpg -o sharp/ --blur-type motion    blind camera shake (assumed straight)\n"
         "  bikanet deblur photo.jpg -o sharp/ --kernel psf.npy --device cuda",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -279,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=METHODS,
         help="kernel estimation method in blind mode (default: amortized)",
     )
+    p.add_argument("--blur-type", default="gaussian", choices=BLUR_TYPES, help=BLUR_TYPE_HELP)
     p.add_argument("--save-kernel", action="store_true", help="also write NAME_kernel.npy and NAME_kernel.png")
     p.add_argument("--device", default=None, help="torch device for BIKAnet, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--tile-size", type=int, default=512, help="tile side for large images; 0: one pass (default 512)")
@@ -292,13 +311,20 @@ def build_parser() -> argparse.ArgumentParser:
         "estimate-kernel",
         help="estimate the blur kernel of a photo",
         description="Estimate the blur kernel of a photo and print its spread (σ_major, σ_minor, angle) and the\n"
-        "17×17 kernel, or save it with -o: .npy (the array, plus a .png picture beside it) or .png (a picture).",
+        "17×17 kernel (31×31 with --blur-type motion), or save it with -o: .npy (the array, plus a .png picture\n"
+        "beside it) or .png (a picture).",
         epilog="Examples:\n  bikanet estimate-kernel photo.jpg\n  bikanet estimate-kernel photo.jpg -o kernel.npy",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("input", metavar="IN", help="the blurred image file")
     p.add_argument("-o", "--output", help="save the kernel: .npy (array and picture) or .png (picture)")
     p.add_argument("--method", default="amortized", choices=METHODS, help="estimation method (default: amortized)")
+    p.add_argument(
+        "--blur-type",
+        default="gaussian",
+        choices=("gaussian", "motion"),
+        help="gaussian (default) or motion: the straight motion with the estimated spread (amortized method only)",
+    )
     p.add_argument("--estimator", default=None, help="kernel estimator folder or Hub id (default: bundled)")
     p.add_argument("--picture-size", type=int, default=256, help="picture side in pixels (default: 256)")
     p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
+KERNEL_CONDITIONINGS = ("adain", "motion_flow")
+
 
 class BikanetConfig(PretrainedConfig):
     r"""Configuration of [`BikanetForImageDeblurring`].
@@ -31,8 +33,13 @@ class BikanetConfig(PretrainedConfig):
         mapping_num_layers (`int`, *optional*, defaults to 3):
             Hidden layers of the kernel mapping network.
         use_kernel_adaptation (`bool`, *optional*, defaults to `True`):
-            Modulate each block with the kernel code (AdaIN). `False` is the paper's "without KA-AE block" ablation:
-            the blocks do not see the kernel.
+            Condition the network on the kernel (as `kernel_conditioning` says). `False` is the paper's "without
+            KA-AE block" ablation: the blocks do not see the kernel.
+        kernel_conditioning (`str`, *optional*, defaults to `"adain"`):
+            How the kernel reaches the network when `use_kernel_adaptation` is on: `"adain"` (the paper's main model:
+            the kernel mapping network's scale and bias in every block) or `"motion_flow"` (the paper's motion-blur
+            extension: a per-pixel motion flow, two channels (u, v) in pixels, concatenated to the input instead of
+            AdaIN; it can vary across the image).
         use_long_term_skip (`bool`, *optional*, defaults to `True`):
             Feed the head's coarse features into the middle of every block. `False` is the paper's second ablation.
         adain_instance_norm (`bool`, *optional*, defaults to `False`):
@@ -63,6 +70,7 @@ class BikanetConfig(PretrainedConfig):
         mapping_hidden_size: int = 128,
         mapping_num_layers: int = 3,
         use_kernel_adaptation: bool = True,
+        kernel_conditioning: str = "adain",
         use_long_term_skip: bool = True,
         adain_instance_norm: bool = False,
         use_wiener_prior: bool = True,
@@ -73,6 +81,10 @@ class BikanetConfig(PretrainedConfig):
     ):
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}.")
+        if kernel_conditioning not in KERNEL_CONDITIONINGS:
+            raise ValueError(
+                f"kernel_conditioning must be one of {KERNEL_CONDITIONINGS}, got {kernel_conditioning!r}."
+            )
         self.num_channels = num_channels
         self.kernel_size = kernel_size
         self.hidden_size = hidden_size
@@ -81,6 +93,7 @@ class BikanetConfig(PretrainedConfig):
         self.mapping_hidden_size = mapping_hidden_size
         self.mapping_num_layers = mapping_num_layers
         self.use_kernel_adaptation = use_kernel_adaptation
+        self.kernel_conditioning = kernel_conditioning
         self.use_long_term_skip = use_long_term_skip
         self.adain_instance_norm = adain_instance_norm
         self.use_wiener_prior = use_wiener_prior

@@ -35,6 +35,10 @@ class BikanetKernelEstimatorConfig(PretrainedConfig):
             Side of the crops a large image is measured on by `estimate` (their statistics are pooled).
         max_crops (`int`, *optional*, defaults to 8):
             How many of the most textured crops of a large image `estimate` pools.
+        kernel_family (`str`, *optional*, defaults to `"gaussian"`):
+            The blur it was trained on: `"gaussian"` (the protocol's Gaussians; its kernel is the Gaussian it
+            estimates) or `"motion"` (camera shake, for the motion model: it estimates the shake's covariance, its
+            second moments, is trained to match it, and answers with the straight motion of that spread).
         deblur_covariance_scale (`float`, *optional*, defaults to 1.0):
             Factor on the estimated covariance when the kernel is used for deblurring (``bikanet_hf.deblur``, the
             pipeline): deblurring with a kernel wider than the true one costs far more than with a narrower one, so a
@@ -57,6 +61,7 @@ class BikanetKernelEstimatorConfig(PretrainedConfig):
         crop_size: int = 256,
         max_crops: int = 8,
         deblur_covariance_scale: float = 1.0,
+        kernel_family: str = "gaussian",
         **kwargs,
     ):
         if kernel_size % 2 != 1:
@@ -78,4 +83,7 @@ class BikanetKernelEstimatorConfig(PretrainedConfig):
         self.crop_size = crop_size
         self.max_crops = max_crops
         self.deblur_covariance_scale = deblur_covariance_scale
+        if kernel_family not in ("gaussian", "motion"):
+            raise ValueError(f"kernel_family must be 'gaussian' or 'motion', got {kernel_family!r}.")
+        self.kernel_family = kernel_family
         super().__init__(**kwargs)

@@ -39,7 +39,8 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from .image_io import IMAGE_EXTENSIONS, list_images, load_rgb, to_rgb_uint8
-from .kernels import KERNEL_SIZE, degrade, sample_kernels
+from .kernels import KERNEL_SIZE, degrade, kernel_spread, sample_kernels
+from .motion import MOTION_KERNEL_SIZE, camera_shake_kernel
 from .protocol import protocol_pairs
 
 DATA_DIR_ENV = "BIKANET_DATA_DIR"
@@ -48,6 +49,7 @@ DEFAULT_VALIDATION_FOLDER = "bsds500_val"
 # Real image context blurred around every crop: the kernel's half-width, so that no output pixel of the kept crop
 # depends on padding.
 MARGIN = KERNEL_SIZE // 2
+KERNEL_FAMILIES = ("gaussian", "motion")
 SMALL_IMAGE_POLICIES = ("pad", "skip")
 # How many file names a warning or error lists before it says "and N more".
 _NAMES_SHOWN = 5
@@ -289,7 +291,7 @@ def _random_region(image: np.ndarray, size: int, rng: np.random.Generator) -> np
 class _BlurredCrop:
     sharp: np.ndarray  # S×S×3 uint8
     blurred: np.ndarray  # S×S×3 uint8
-    kernel: np.ndarray  # 17×17 float64
+    kernel: np.ndarray  # 17×17 float64 (31×31 for camera-shake kernels)
     kernel_id: int
     sigma_major: float
     sigma_minor: float
@@ -297,28 +299,51 @@ class _BlurredCrop:
     noise_sigma: float
 
 
+def _draw_kernel(rng: np.random.Generator, kernel_family: str, bank16_fraction: float) -> tuple:
+    """One training kernel: ``(kernel, kernel_id, σ_major, σ_minor, θ)``; for camera-shake kernels (``"motion"``,
+    :data:`~bikanet_hf.motion.MOTION_KERNEL_SIZE` square) the widths and angle are those of its spread and the id
+    is −1."""
+    if kernel_family == "motion":
+        kernel = camera_shake_kernel(rng)
+        return (kernel, -1, *kernel_spread(kernel))
+    drawn = sample_kernels(1, rng, bank16_fraction)
+    return drawn.kernels[0], int(drawn.kernel_id[0]), drawn.sigma_major[0], drawn.sigma_minor[0], drawn.theta[0]
+
+
 def _blur_region(
-    region: np.ndarray, rng: np.random.Generator, bank16_fraction: float, noise_sigma: float, noise_seed: int
+    region: np.ndarray,
+    rng: np.random.Generator,
+    bank16_fraction: float,
+    noise_sigma: float,
+    noise_seed: int,
+    kernel_family: str = "gaussian",
 ) -> _BlurredCrop:
-    """Blur a crop-plus-margin region with a kernel drawn from ``rng`` and keep the centre.
+    """Blur a crop-plus-margin region (margin: half the kernel family's size) with a kernel drawn from ``rng`` and
+    keep the centre.
 
     The noise has its own seed (drawn by the caller whether or not there is noise), so that switching noise on or off
     changes nothing else about the data.
     """
-    drawn = sample_kernels(1, rng, bank16_fraction)
+    kernel, kernel_id, sigma_major, sigma_minor, theta = _draw_kernel(rng, kernel_family, bank16_fraction)
     generator = torch.Generator().manual_seed(noise_seed) if noise_sigma > 0 else None
-    blurred = degrade(np.ascontiguousarray(region), drawn.kernels[0], noise_sigma=noise_sigma, generator=generator)
-    centre = (slice(MARGIN, region.shape[0] - MARGIN), slice(MARGIN, region.shape[1] - MARGIN))
+    blurred = degrade(np.ascontiguousarray(region), kernel, noise_sigma=noise_sigma, generator=generator)
+    margin = _margin(kernel_family)
+    centre = (slice(margin, region.shape[0] - margin), slice(margin, region.shape[1] - margin))
     return _BlurredCrop(
         sharp=np.ascontiguousarray(region[centre]),
         blurred=blurred[centre],
-        kernel=drawn.kernels[0],
-        kernel_id=int(drawn.kernel_id[0]),
-        sigma_major=float(drawn.sigma_major[0]),
-        sigma_minor=float(drawn.sigma_minor[0]),
-        theta=float(drawn.theta[0]),
+        kernel=kernel,
+        kernel_id=kernel_id,
+        sigma_major=float(sigma_major),
+        sigma_minor=float(sigma_minor),
+        theta=float(theta),
         noise_sigma=noise_sigma,
     )
+
+
+def _margin(kernel_family: str) -> int:
+    """Real-context margin around a crop: half the family's kernel size."""
+    return MOTION_KERNEL_SIZE // 2 if kernel_family == "motion" else MARGIN
 
 
 def _draw_noise_seed(rng: np.random.Generator) -> int:
@@ -673,6 +698,7 @@ class OnTheFlyTransform:
         noise_sigma: float,
         noise_probability: float,
         context_probability: float = 1.0,
+        kernel_family: str = "gaussian",
     ) -> None:
         self.images = images  # undecoded Image values: {"bytes", "path"}
         self.crop_size = crop_size
@@ -681,6 +707,8 @@ class OnTheFlyTransform:
         self.noise_sigma = noise_sigma
         self.noise_probability = noise_probability
         self.context_probability = context_probability
+        self.kernel_family = kernel_family
+        self.margin = _margin(kernel_family)
         self._decoded: list[np.ndarray | None] = [None] * len(images)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -691,7 +719,7 @@ class OnTheFlyTransform:
     def _image(self, index: int) -> np.ndarray:
         if self._decoded[index] is None:
             # Padding once here means every crop window (crop + margin) fits, whatever the image size.
-            self._decoded[index] = _mirror_pad_to(_decode_rgb(self.images[index]), self.crop_size + 2 * MARGIN)
+            self._decoded[index] = _mirror_pad_to(_decode_rgb(self.images[index]), self.crop_size + 2 * self.margin)
         return self._decoded[index]
 
     def sample(self, sample_id: int) -> dict[str, torch.Tensor]:
@@ -700,21 +728,20 @@ class OnTheFlyTransform:
         # Draw order is fixed and every draw is made whether it is used or not, so that e.g. turning noise on
         # keeps the same crops and kernels.
         image = self._image(int(rng.integers(len(self.images))))
-        region = _random_region(image, self.crop_size + 2 * MARGIN, rng)
+        region = _random_region(image, self.crop_size + 2 * self.margin, rng)
+        m = self.margin
         if rng.random() >= self.context_probability:
             # Blur the crop as the protocol blurs a whole image (mirror padding) instead of with its real
             # surroundings: the Wiener front-end then sees no border artefacts it cannot explain, which otherwise
             # dominate the loss on small crops (see the README's training notes).
-            region = np.pad(
-                region[MARGIN:-MARGIN, MARGIN:-MARGIN], ((MARGIN, MARGIN), (MARGIN, MARGIN), (0, 0)), mode="reflect"
-            )
+            region = np.pad(region[m:-m, m:-m], ((m, m), (m, m), (0, 0)), mode="reflect")
         flip, quarter_turns = rng.random() < 0.5, int(rng.integers(4))
         if flip:
             region = region[:, ::-1]
         region = np.rot90(region, quarter_turns)
         noisy, sigma_fraction = rng.random() < self.noise_probability, float(rng.uniform(0.0, 1.0))
         sigma = sigma_fraction * self.noise_sigma if noisy else 0.0
-        crop = _blur_region(region, rng, self.bank16_fraction, sigma, _draw_noise_seed(rng))
+        crop = _blur_region(region, rng, self.bank16_fraction, sigma, _draw_noise_seed(rng), self.kernel_family)
         return {
             "sharp": torch.from_numpy(crop.sharp).permute(2, 0, 1).float().div(255.0),
             "blurred": torch.from_numpy(crop.blurred).permute(2, 0, 1).float().div(255.0),
@@ -741,6 +768,7 @@ def on_the_fly(
     noise_sigma: float = 0.0,
     noise_probability: float = 0.0,
     context_probability: float = 1.0,
+    kernel_family: str = "gaussian",
 ) -> datasets.Dataset:
     """A dataset of ``num_samples`` training samples made when read, from the ``sharp`` images of ``sharp_dataset``
     (see :func:`sharp_images`).
@@ -751,9 +779,12 @@ def on_the_fly(
     noise of σ ~ U[0, ``noise_sigma``] (0–255 scale); all drawn from ``numpy.random.default_rng([seed, i])``, so the
     same id always gives the same sample. For new samples every epoch, rebuild with ``seed + epoch``. With
     probability ``1 - context_probability`` a crop is blurred with mirror padding instead of its real surroundings.
+    ``kernel_family="motion"`` draws camera-shake kernels (:func:`bikanet_hf.motion.camera_shake_kernel`, 31×31)
+    instead of Gaussians (``bank16_fraction`` is then unused).
 
     ``ds[i]`` is a dict of tensors: ``sharp`` and ``blurred`` (float32 ``3×S×S`` in [0, 1]; ``blurred`` is the
-    8-bit blurred image / 255), ``kernel`` (float32 17×17), ``kernel_id`` (int64), ``sigma_major``, ``sigma_minor``,
+    8-bit blurred image / 255), ``kernel`` (float32 17×17, or 31×31 for motion), ``kernel_id`` (int64),
+    ``sigma_major``, ``sigma_minor``,
     ``theta`` and ``noise_sigma`` (float32). A ``torch.utils.data.DataLoader`` with the default collate batches them.
     """
     _check_common(crop_size, bank16_fraction, noise_sigma)
@@ -767,9 +798,11 @@ def on_the_fly(
     if len(sharp_dataset) == 0:
         raise ValueError("sharp_dataset holds no images.")
     images = list(sharp_dataset.cast_column("sharp", datasets.Image(decode=False))["sharp"])
+    if kernel_family not in KERNEL_FAMILIES:
+        raise ValueError(f"kernel_family must be one of {KERNEL_FAMILIES}, got {kernel_family!r}.")
     if not 0.0 <= context_probability <= 1.0:
         raise ValueError(f"context_probability must be in [0, 1], got {context_probability}.")
     transform = OnTheFlyTransform(
-        images, crop_size, seed, bank16_fraction, noise_sigma, noise_probability, context_probability
+        images, crop_size, seed, bank16_fraction, noise_sigma, noise_probability, context_probability, kernel_family
     )
     return datasets.Dataset.from_dict({"sample_id": np.arange(num_samples)}).with_transform(transform)

@@ -22,11 +22,20 @@ from PIL import Image
 from .estimation import estimate_kernel
 from .image_io import read_image
 from .image_processing_bikanet import BikanetImageProcessor
-from .kernels import load_kernel, validate_kernel
+from .kernels import KERNEL_SIZE, gaussian_kernel, kernel_spread, load_kernel, validate_kernel
+from .metrics import kernel_l1
 from .modeling_bikanet import BikanetForImageDeblurring
+from .motion import MOTION_KERNEL_SIZE
 from .pipeline_bikanet import kernel_for_model
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "checkpoints" / "bikanet"
+# The motion-blur extension's model (per-pixel motion flow instead of AdaIN, 31×31 camera-shake kernels).
+DEFAULT_MOTION_MODEL = Path(__file__).resolve().parent / "checkpoints" / "bikanet-motion"
+BLUR_TYPES = ("gaussian", "motion", "auto")
+# blur_type="auto" treats a given kernel as motion blur when it is this far (Σ|k − g|) from the Gaussian g of the
+# same spread, or when its support does not fit the Gaussian model's 17×17 frame. Measured: at most 0.10 on 200
+# kernels of the protocol's Gaussian family; 0.17–0.37 for straight motions of 2–16 px; 0.86–1.49 for Levin's.
+MOTION_KERNEL_DISTANCE = 0.2
 DEFAULT_TILE_SIZE = 512
 DEFAULT_TILE_OVERLAP = 64
 # `progress(fraction, stage)`: fraction of the work done in [0, 1] and a few words on what is being done.
@@ -59,28 +68,67 @@ def _load_model(path: str) -> BikanetForImageDeblurring:
     return BikanetForImageDeblurring.from_pretrained(path).eval()
 
 
-def load_model(model: BikanetForImageDeblurring | str | os.PathLike | None = None) -> BikanetForImageDeblurring:
-    """A loaded BIKAnet, a local folder or Hub id (loaded once and cached), or the bundled default checkpoint."""
+def load_model(
+    model: BikanetForImageDeblurring | str | os.PathLike | None = None, blur_type: str = "gaussian"
+) -> BikanetForImageDeblurring:
+    """A loaded BIKAnet, a local folder or Hub id (loaded once and cached), or the bundled default checkpoint for
+    ``blur_type`` (``"gaussian"``: the main model; ``"motion"``: the motion-blur extension's)."""
     if isinstance(model, BikanetForImageDeblurring):
         return model.eval()
-    return _load_model(os.fspath(model if model is not None else DEFAULT_MODEL))
+    default = DEFAULT_MOTION_MODEL if blur_type == "motion" else DEFAULT_MODEL
+    return _load_model(os.fspath(model if model is not None else default))
+
+
+def read_kernel(kernel) -> tuple[np.ndarray, list[str]]:
+    """A user's kernel (array, or a .npy/.png/.mat path) validated and normalised to sum 1, and notes."""
+    notes = []
+    if isinstance(kernel, str | os.PathLike):
+        return load_kernel(kernel), notes
+    raw = np.asarray(kernel, dtype=np.float64)
+    k = validate_kernel(raw, warn=False)
+    if abs(raw.sum() - 1.0) > 1e-6:
+        notes.append(f"The kernel summed to {raw.sum():.6g}; it was normalised to sum 1.")
+    return k, notes
+
+
+def is_motion_kernel(kernel: np.ndarray) -> bool:
+    """Whether a kernel looks like motion blur rather than a Gaussian: its weight (taps above 1% of the largest)
+    spans more than 17 pixels, or it differs from the Gaussian of the same spread by more than
+    ``MOTION_KERNEL_DISTANCE`` (Σ|k − g|)."""
+    rows, cols = np.nonzero(kernel > 0.01 * kernel.max())
+    if max(np.ptp(rows), np.ptp(cols)) + 1 > KERNEL_SIZE:
+        return True
+    size = max(kernel.shape)
+    k = kernel_for_model(kernel, size)
+    major, minor, angle = kernel_spread(k)
+    fit = gaussian_kernel(max(major, 0.3), max(minor, 0.3), angle, size=size)  # a line has no width across
+    return kernel_l1(k, fit) > MOTION_KERNEL_DISTANCE
+
+
+def resolve_blur_type(blur_type: str, kernel: np.ndarray | None, model) -> str:
+    """``"gaussian"`` or ``"motion"``: ``blur_type`` itself, or for ``"auto"`` what the given model was trained on,
+    else what the given kernel looks like (:func:`is_motion_kernel`), else (blind) ``"gaussian"``."""
+    if blur_type not in BLUR_TYPES:
+        raise ValueError(f"Unknown blur_type {blur_type!r}; choose one of {', '.join(BLUR_TYPES)}.")
+    if blur_type != "auto":
+        return blur_type
+    if model is not None:
+        config = load_model(model).config
+        return "motion" if getattr(config, "kernel_conditioning", "adain") == "motion_flow" else "gaussian"
+    if kernel is not None:
+        return "motion" if is_motion_kernel(kernel) else "gaussian"
+    return "gaussian"
 
 
 def prepare_kernel(kernel, size: int) -> tuple[np.ndarray, list[str]]:
     """A user's kernel (array, or a .npy/.png/.mat path) as a ``size×size`` float64 kernel summing to 1, and notes.
 
     Odd sizes up to ``size`` are centred in zeros. A larger kernel is cropped to its central ``size×size`` window
-    and renormalised — the model was trained on 17×17 Gaussians, so mass outside that window is lost; the note
-    says how much, and a ``UserWarning`` is raised when it is more than 5%. Bad kernels raise ``ValueError``.
+    and renormalised — the model was trained on kernels of its own size (17×17 Gaussians, or 31×31 camera shake
+    for the motion model), so mass outside that window is lost; the note says how much, and a ``UserWarning`` is
+    raised when it is more than 5%. Bad kernels raise ``ValueError``.
     """
-    notes = []
-    if isinstance(kernel, str | os.PathLike):
-        k = load_kernel(kernel)
-    else:
-        raw = np.asarray(kernel, dtype=np.float64)
-        k = validate_kernel(raw, warn=False)
-        if abs(raw.sum() - 1.0) > 1e-6:
-            notes.append(f"The kernel summed to {raw.sum():.6g}; it was normalised to sum 1.")
+    k, notes = read_kernel(kernel)
     h, w = k.shape
     if h > size or w > size:
         top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
@@ -91,19 +139,27 @@ def prepare_kernel(kernel, size: int) -> tuple[np.ndarray, list[str]]:
         )
         notes.append(message)
         if lost > 0.05:
-            warnings.warn(message + " Expect a softer result: large motion blur is beyond this model.", stacklevel=3)
+            advice = " For camera shake, use blur_type='motion'." if size < MOTION_KERNEL_SIZE else ""
+            warnings.warn(message + " Expect a softer result." + advice, stacklevel=3)
     return kernel_for_model(k, size), notes
 
 
 def prepare_inputs(
-    image, kernel=None, *, kernel_size: int, estimator=None, method: str = "amortized"
+    image,
+    kernel=None,
+    *,
+    kernel_size: int,
+    estimator=None,
+    method: str = "amortized",
+    blur_type: str = "gaussian",
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, bool, list[str], float]:
-    """Read the image and settle its ``kernel_size×kernel_size`` kernel (estimated when ``kernel`` is ``None``):
-    ``(rgb, alpha, kernel, estimated, notes, estimate_seconds)``."""
+    """Read the image and settle its ``kernel_size×kernel_size`` kernel (estimated when ``kernel`` is ``None``, as a
+    Gaussian or, for ``blur_type="motion"``, a straight motion): ``(rgb, alpha, kernel, estimated, notes,
+    estimate_seconds)``."""
     rgb, alpha = read_image(image)
     start = time.perf_counter()
     if kernel is None:
-        k = estimate_kernel(rgb, method=method, estimator=estimator, for_deblurring=True)
+        k = estimate_kernel(rgb, method=method, estimator=estimator, for_deblurring=True, blur_type=blur_type)
         notes, estimated = [], True
         k, _ = prepare_kernel(k, size=kernel_size)
     else:
@@ -146,6 +202,7 @@ def deblur(
     model=None,
     estimator=None,
     method: str = "amortized",
+    blur_type: str = "gaussian",
     device: str | torch.device | None = None,
     tile_size: int | None = DEFAULT_TILE_SIZE,
     tile_overlap: int = DEFAULT_TILE_OVERLAP,
@@ -158,9 +215,14 @@ def deblur(
             numpy array. Alpha is kept; EXIF orientation is applied.
         kernel: the blur kernel if known — an array or a ``.npy`` / ``.png`` / ``.mat`` file, any odd size
             (see :func:`prepare_kernel`); ``None`` estimates it once for the whole image.
-        model: BIKAnet — a loaded model, a local folder or a Hub id; default: the bundled checkpoint (cached).
-        estimator: the kernel estimator for blind mode (same forms); default: the bundled one.
+        model: BIKAnet — a loaded model, a local folder or a Hub id; default: the bundled checkpoint for the blur
+            type (cached).
+        estimator: the kernel estimator for blind mode (same forms); default: the bundled one for the blur type.
         method: kernel estimation method (see :func:`bikanet_hf.estimate_kernel`).
+        blur_type: ``"gaussian"`` (default: the main model, 17×17 kernels), ``"motion"`` (the motion-blur
+            extension: camera shake up to 31×31; blind, it estimates a straight motion) or ``"auto"``: the kind the
+            given ``model`` was trained on, else motion when the given kernel is not Gaussian-like
+            (:func:`is_motion_kernel`), else (blind) Gaussian — the estimator cannot yet tell the two apart.
         device: where to run BIKAnet (``"cpu"``, ``"cuda"``…); default: where the model already is.
         tile_size: side of the overlapping tiles large images are processed in (bounded memory); ``None``: one pass.
         tile_overlap: overlap of neighbouring tiles in pixels (seams are blended inside it).
@@ -172,10 +234,16 @@ def deblur(
     start = time.perf_counter()
     if progress is not None:
         progress(0.0, "estimating the blur kernel" if kernel is None else "preparing")
-    bikanet = load_model(model)
+    if kernel is not None and blur_type == "auto":
+        kernel, read_notes = read_kernel(kernel)
+    else:
+        read_notes = []
+    blur_type = resolve_blur_type(blur_type, kernel, model)
+    bikanet = load_model(model, blur_type)
     rgb, alpha, k, estimated, notes, estimate_seconds = prepare_inputs(
-        image, kernel, kernel_size=bikanet.config.kernel_size, estimator=estimator, method=method
+        image, kernel, kernel_size=bikanet.config.kernel_size, estimator=estimator, method=method, blur_type=blur_type
     )
+    notes = read_notes + notes
     if device is not None:
         bikanet.to(device)
 

@@ -21,12 +21,14 @@ import torch
 from .configuration_kernelgan import KernelGANConfig
 from .image_io import load_rgb
 from .image_processing_bikanet import BikanetImageProcessor
-from .modeling_kernel_estimator import BikanetKernelEstimator
+from .modeling_kernel_estimator import BikanetKernelEstimator, straight_motion_kernels
 from .modeling_kernelgan import MIN_IMAGE_SIDE, KernelGAN
+from .motion import MOTION_KERNEL_SIZE
 
 METHODS = ("amortized", "gan", "refine")
 # Inside the bundled BIKAnet folder, so that the folder (and a Hub repository made from it) is a whole blind deblurrer.
 DEFAULT_ESTIMATOR = Path(__file__).resolve().parent / "checkpoints" / "bikanet" / "kernel_estimator"
+DEFAULT_MOTION_ESTIMATOR = Path(__file__).resolve().parent / "checkpoints" / "bikanet-motion" / "kernel_estimator"
 MIN_SIDE = 16
 # Mean absolute luminance step between neighbouring pixels (0–1 scale) below which an image carries too little
 # texture to tell its blur: a flat or nearly flat picture.
@@ -38,17 +40,20 @@ def _load_estimator(path: str) -> BikanetKernelEstimator:
     return BikanetKernelEstimator.from_pretrained(path).eval()
 
 
-def load_estimator(estimator: BikanetKernelEstimator | str | os.PathLike | None = None) -> BikanetKernelEstimator:
-    """A loaded estimator, a local folder or Hub id (loaded once and cached), or the bundled default."""
+def load_estimator(
+    estimator: BikanetKernelEstimator | str | os.PathLike | None = None, blur_type: str = "gaussian"
+) -> BikanetKernelEstimator:
+    """A loaded estimator, a local folder or Hub id (loaded once and cached), or the bundled default for
+    ``blur_type`` (``"gaussian"``, or ``"motion"``: the one trained on camera shake, inside the motion model)."""
     if isinstance(estimator, BikanetKernelEstimator):
         return estimator.eval()
     if estimator is None:
-        if not (DEFAULT_ESTIMATOR / "config.json").is_file():
+        estimator = DEFAULT_MOTION_ESTIMATOR if blur_type == "motion" else DEFAULT_ESTIMATOR
+        if not (estimator / "config.json").is_file():
             raise FileNotFoundError(
-                f"No bundled kernel estimator at {DEFAULT_ESTIMATOR}: train one with train/train_kernel_estimator.py "
+                f"No bundled kernel estimator at {estimator}: train one with train/train_kernel_estimator.py "
                 "and pass its folder as estimator=..."
             )
-        estimator = DEFAULT_ESTIMATOR
     return _load_estimator(os.fspath(estimator))
 
 
@@ -69,9 +74,10 @@ def estimate_kernel(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
     for_deblurring: bool = False,
+    blur_type: str = "gaussian",
 ) -> np.ndarray:
     """The blur kernel of ``image`` (PIL image, H×W(×3) array, 3×H×W tensor in [0, 1], or a path) as a float64
-    17×17 numpy array: non-negative, summing to 1, centred.
+    17×17 numpy array (31×31 for ``blur_type="motion"``): non-negative, summing to 1, centred.
 
     Args:
         method: ``"amortized"`` (default), ``"gan"`` or ``"refine"`` (see the module docstring).
@@ -81,6 +87,11 @@ def estimate_kernel(
         progress: ``progress(step, total)`` during KernelGAN training.
         for_deblurring: the amortized kernel as deblurring uses it, its covariance scaled by the estimator's
             ``deblur_covariance_scale`` (slightly narrower: an over-wide kernel harms deblurring more).
+        blur_type: ``"gaussian"`` (default) or ``"motion"``: the straight motion whose spread matches the amortized
+            estimate of the camera shake's covariance (by default from the motion estimator bundled with the motion
+            model), for the motion model. A shake's path is
+            beyond one pass; its length and direction are what it returns (``benchmarks/results/motion.md``).
+            Only the amortized method has it.
 
     Raises ``ValueError`` for an unknown method or an image too small (16×16 for the amortized estimator, 64×64 for
     KernelGAN). A flat image (too little texture to see blur in) gets the estimator's best guess with a
@@ -88,6 +99,10 @@ def estimate_kernel(
     """
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}; available: {', '.join(METHODS)}.")
+    if blur_type not in ("gaussian", "motion"):
+        raise ValueError(f"Unknown blur_type {blur_type!r}; choose 'gaussian' or 'motion'.")
+    if blur_type == "motion" and method != "amortized":
+        raise ValueError(f"Motion kernels are estimated by the amortized method only, not {method!r}.")
     x = _as_tensor(image)
     smallest = MIN_SIDE if method == "amortized" else MIN_IMAGE_SIDE
     if min(x.shape[-2:]) < smallest:
@@ -95,7 +110,7 @@ def estimate_kernel(
             f"The image is {x.shape[-1]}×{x.shape[-2]} pixels; estimating a blur kernel with the {method} method "
             f"needs at least {smallest}×{smallest}."
         )
-    model = load_estimator(estimator)
+    model = load_estimator(estimator, blur_type)
     _, texture = model.select_crops(x)
     if float(texture.max()) < MIN_TEXTURE:
         warnings.warn(
@@ -103,8 +118,12 @@ def estimate_kernel(
             "is the estimator's guess and may be wrong.",
             stacklevel=2,
         )
-    scale = model.config.deblur_covariance_scale if for_deblurring and method == "amortized" else 1.0
-    kernel = model.estimate(x, scale).kernel[0].double().numpy()
+    calibrated = for_deblurring and method == "amortized" and blur_type == "gaussian"
+    scale = model.config.deblur_covariance_scale if calibrated else 1.0
+    estimate = model.estimate(x, scale)
+    if blur_type == "motion":  # a motion estimator's own answer; from a Gaussian one, the motion of its spread
+        return straight_motion_kernels(estimate.covariance.double(), MOTION_KERNEL_SIZE)[0].numpy()
+    kernel = estimate.kernel[0].double().numpy()
     if method != "amortized":
         gan = gan if gan is not None else KernelGAN(KernelGANConfig())
         init = kernel if method == "refine" else None

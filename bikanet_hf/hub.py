@@ -55,12 +55,46 @@ def _benchmark_table(evaluation: dict, model_key: str) -> str:
     return "\n".join(lines)
 
 
+# What differs in the card of a model trained on camera-shake blur (the paper's motion-blur extension).
+_FAMILY_TEXT = {
+    "gaussian": {
+        "design": "Kernel-adaptive AE blocks whose AdaIN scale and bias come from a mapping\nnetwork fed the kernel",
+        "validation": "Protocol quick pairs of BSDS500 val (first {n} images, image i blurred with bank16 kernel i "
+        "mod 16, 8-bit)",
+        "kernels": "bank16 with probability {bank16_fraction}, else the protocol's random\n  Gaussian family "
+        "σ ∈ [0.6, 4.0], any angle",
+        "kernel_import": "gaussian_kernel",
+        "kernel_call": "gaussian_kernel(2.5, 1.0, 30.0)",
+        "limitation": "Trained on Gaussian-like blur up to σ = 4 px in a 17×17 kernel; strong camera-shake motion "
+        "blur is out of scope\n  (the motion model is).",
+    },
+    "motion": {
+        "design": "The paper's motion-blur extension: a per-pixel motion flow concatenated to the\ninput instead of "
+        "AdaIN, AE blocks",
+        "validation": "Protocol motion track of BSDS500 val (first {n} images, image i blurred with Levin et al.'s "
+        "camera-shake kernel i mod 8, 8-bit)",
+        "kernels": "a random camera-shake trajectory up to 25 px long, rendered\n  sub-pixel in a 31×31 frame",
+        "kernel_import": "linear_motion_kernel",
+        "kernel_call": "linear_motion_kernel(12.0, 30.0)",
+        "limitation": "Trained on uniform camera-shake blur (one kernel per image) up to 25 px; blur that varies "
+        "across\n  the image is only handled through a per-pixel flow the caller supplies.",
+    },
+}
+
+
 def model_card(
     results: dict, name: str = "bikanet", evaluation: dict | None = None, model_key: str | None = None
 ) -> str:
     """The README.md of a BIKAnet checkpoint folder, from the ``eval_results.json`` written by training and,
     when given, a ``train/evaluate.py`` report (``evaluation``) in which this model is the column ``model_key``."""
     validation, training = results["validation_quick"], results["training"]
+    text = _FAMILY_TEXT[training.get("kernel_family", "gaussian")]
+    started_from = f"\n- Started from the weights of {training['init_from']}." if training.get("init_from") else ""
+    if training.get("max_train_steps", training["steps"]) > training["steps"]:
+        started_from += (
+            f"\n- Stopped at step {training['steps']} of a {training['max_train_steps']}-step cosine schedule, before "
+            "the learning rate had decayed."
+        )
     metadata = {
         "library_name": "transformers",
         "pipeline_tag": "image-to-image",
@@ -88,14 +122,14 @@ PSNR (dB) / SSIM on 8-bit images, the true kernel given to every method. `wiener
 
 # {name}: BIKAnet (Blind Image Kernel-Adaptive network)
 
-Removes a known blur kernel from a photo. Kernel-adaptive AE blocks whose AdaIN scale and bias come from a mapping
-network fed the kernel, a long-term skip from the head into every block, and a Wiener-deconvolution front-end (the
-BIKAnet-HF README describes the design). The kernel must be given: this model is non-blind.
+Removes a known blur kernel from a photo. {text["design"]}, a long-term skip from the head into every
+block, and a Wiener-deconvolution front-end (the BIKAnet-HF README describes the design). The kernel must be
+given: this model is non-blind.
 {benchmark}
 ## Validation during training
 
-Protocol quick pairs of BSDS500 val (first {n} images, image i blurred with bank16 kernel i mod 16, 8-bit), the
-true kernel given:
+{text["validation"].format(n=n)}, the true
+kernel given:
 
 | | PSNR (dB) | SSIM |
 |---|---|---|
@@ -112,19 +146,19 @@ known kernel, through the `image-deblurring` pipeline (its code travels with the
 from transformers import pipeline
 
 pipe = pipeline("image-deblurring", model="path/or/hub-id", trust_remote_code=True)
-result = pipe("blurred.jpg")  # {{"image": PIL image, "kernel": 17×17 array}}; pipe(image, kernel=k) for a known kernel
+result = pipe("blurred.jpg")  # {{"image": PIL image, "kernel": 2-D array}}; pipe(image, kernel=k) for a known kernel
 ```
 
 The model alone, with a kernel:
 
 ```python
 import torch
-from bikanet_hf import BikanetForImageDeblurring, BikanetImageProcessor, gaussian_kernel
+from bikanet_hf import BikanetForImageDeblurring, BikanetImageProcessor, {text["kernel_import"]}
 
 model = BikanetForImageDeblurring.from_pretrained("path/or/hub-id").eval()
 processor = BikanetImageProcessor.from_pretrained("path/or/hub-id")
 inputs = processor(image, return_tensors="pt")
-kernel = torch.from_numpy(gaussian_kernel(2.5, 1.0, 30.0)).float()[None]
+kernel = torch.from_numpy({text["kernel_call"]}).float()[None]
 with torch.no_grad():
     out = model(pixel_values=inputs["pixel_values"], kernel=kernel)
 sharp = processor.postprocess(out.reconstruction, inputs["original_sizes"])[0]
@@ -133,19 +167,19 @@ sharp = processor.postprocess(out.reconstruction, inputs["original_sizes"])[0]
 ## Training
 
 - Data: on-the-fly crops ({training["crop_size"]}×{training["crop_size"]}) of {", ".join(training["train_sources"])},
-  each blurred with a fresh kernel (bank16 with probability {training["bank16_fraction"]}, else the protocol's random
-  Gaussian family σ ∈ [0.6, 4.0], any angle), noise σ up to {training["noise_sigma"]}, quantised to 8 bits;
+  each blurred with a fresh kernel ({text["kernels"].format(bank16_fraction=training["bank16_fraction"])}),
+  noise σ up to {training["noise_sigma"]}, quantised to 8 bits;
   {training["context_probability"]:.0%} of the crops blurred with their real surroundings, the others with mirror
   padding as the protocol blurs whole images.
 - Optimiser: Adam, peak learning rate {training["learning_rate"]:g}, warm-up then cosine decay,
   {training["loss"]} loss, gradient clipping 1.0, EMA decay {training["ema_decay"]:g} (0 = off);
   batch {training["batch_size"]}; seed {training["seed"]}.
 - Steps: {training["steps"]} (best validation at step {training["best_step"]}); {training["train_minutes"]:.1f} minutes
-  on {training["hardware"]}; {training["num_parameters"]:,} parameters.
+  on {training["hardware"]}; {training["num_parameters"]:,} parameters.{started_from}
 
 ## Limitations
 
-- Trained on Gaussian-like blur up to σ = 4 px in a 17×17 kernel; strong camera-shake motion blur is out of scope.
+- {text["limitation"]}
 - Needs the kernel: with an estimated kernel the result is only as good as the estimate.
 - Trained on BSDS500 (non-commercial research licence); the weights are shared for research use.
 """

@@ -5,14 +5,16 @@ Reading order, small parts to the whole model, each named after the paper's figu
 * ``wiener_deconvolution`` — the classical front-end (our addition, a config switch): Wiener estimates of the
   sharp image from the blurred one and the kernel, given to the network as extra channels;
 * ``KernelMappingNetwork`` — flattened blur kernel → per-block AdaIN scale and bias;
+* ``motion_flow_from_kernel`` — the motion-blur extension's conditioning (``kernel_conditioning="motion_flow"``):
+  a per-pixel motion flow concatenated to the input instead of AdaIN;
 * ``KernelAdaptiveAEBlock`` — convolutional encoder → AdaIN modulated by the kernel code (+ long-term skip) →
   decoder, with no pooling: the encoder halves the resolution with a strided convolution, the decoder restores it
   with a pixel shuffle, so the block's output has its input's size;
 * ``LongTermSkip`` — the head's coarse features, fed into the middle of every block;
 * ``BikanetForImageDeblurring`` — head → blocks → tail, predicting a residual over the base image.
 
-Self-contained on purpose (imports only torch, transformers and the sibling config): this file is copied next to
-saved weights for ``trust_remote_code`` loading.
+Self-contained on purpose (imports only torch, transformers and sibling files): this file and the files it imports
+are copied next to saved weights for ``trust_remote_code`` loading.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration_bikanet import BikanetConfig
+from .modeling_kernel_estimator import kernel_covariance
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -67,6 +70,32 @@ def wiener_deconvolution(images: torch.Tensor, kernels: torch.Tensor, balances: 
         x = torch.fft.irfft2(numerator / (power + lam), s=(he, we))
         x = x[..., : images.shape[-2], : images.shape[-1]]
         return x.flatten(1, 2).to(images.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Motion flow (the motion-blur extension)
+# ---------------------------------------------------------------------------------------------------------------
+def motion_flow_from_kernel(kernels: torch.Tensor) -> torch.Tensor:
+    """The motion flow (u, v) of each kernel: the straight motion with the kernel's spread, in pixels.
+
+    A straight motion of length L has variance L²/12 along its direction, so a kernel whose second moments (about
+    its centre of mass) have largest eigenvalue λ along the unit vector e is summarised as the half-motion
+    ``sqrt(3λ)·e``. A motion and its reverse blur alike; as in Gong et al. ("From motion blur to motion flow",
+    CVPR 2017), the sign is fixed by ``v ≥ 0`` (and ``u > 0`` when ``v = 0``).
+
+    Args:
+        kernels: B×k×k non-negative kernels.
+
+    Returns:
+        B×2 float32 (u to the right, v downwards).
+    """
+    covariance = kernel_covariance(kernels.float())
+    cxx, cxy, cyy = covariance[:, 0, 0], covariance[:, 0, 1], covariance[:, 1, 1]
+    largest = (cxx + cyy) / 2 + torch.sqrt(((cxx - cyy) / 2) ** 2 + cxy**2)
+    angle = 0.5 * torch.atan2(2 * cxy, cxx - cyy)  # direction of the largest spread, in (-π/2, π/2]
+    angle = torch.where(angle < 0, angle + math.pi, angle)  # [0, π): v ≥ 0
+    half_length = torch.sqrt(3 * largest.clamp_min(0))
+    return torch.stack([half_length * torch.cos(angle), half_length * torch.sin(angle)], dim=-1)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -206,8 +235,12 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         super().__init__(config)
         c = config.hidden_size
         in_channels = config.num_channels * (1 + (len(config.wiener_balances) if config.use_wiener_prior else 0))
+        self.uses_motion_flow = config.use_kernel_adaptation and config.kernel_conditioning == "motion_flow"
+        if self.uses_motion_flow:
+            in_channels += 2
         self.head = nn.Conv2d(in_channels, c, 3, padding=1)
-        self.mapping = KernelMappingNetwork(config) if config.use_kernel_adaptation else None
+        uses_adain = config.use_kernel_adaptation and config.kernel_conditioning == "adain"
+        self.mapping = KernelMappingNetwork(config) if uses_adain else None
         self.long_term_skip = LongTermSkip(config) if config.use_long_term_skip else None
         self.blocks = nn.ModuleList(KernelAdaptiveAEBlock(config) for _ in range(config.num_blocks))
         self.tail = nn.Conv2d(c, config.num_channels, 3, padding=1)
@@ -243,6 +276,14 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
             custom_object_save(pipeline_class, save_directory)
         return result
 
+    def _flow_channels(self, kernel: torch.Tensor, motion_flow: torch.Tensor | None, size) -> torch.Tensor:
+        """The two motion-flow input channels, in units of the kernel's half-size (so about [−1, 1])."""
+        if motion_flow is None:
+            motion_flow = motion_flow_from_kernel(kernel)[..., None, None].expand(-1, -1, *size)
+        else:  # the caller's flow, padded as the image was
+            motion_flow = self._pad(motion_flow.float(), multiple=1, min_size=self.config.kernel_size // 2 + 2)
+        return motion_flow / (self.config.kernel_size // 2)
+
     def _pad(self, images: torch.Tensor, multiple: int, min_size: int = 1) -> torch.Tensor:
         """Pad the bottom and right to a multiple of ``multiple`` and at least ``min_size`` (mirror, or edge
         replication when the image is too small to mirror)."""
@@ -259,6 +300,7 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         pixel_values: torch.Tensor,
         kernel: torch.Tensor,
         labels: torch.Tensor | None = None,
+        motion_flow: torch.Tensor | None = None,
         return_dict: bool | None = None,
     ) -> ImageDeblurringOutput | tuple:
         r"""
@@ -266,6 +308,9 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
             pixel_values: B×3×H×W blurred images in [0, 1].
             kernel: B×k×k (or B×1×k×k) blur kernels, ``k = config.kernel_size``.
             labels: optional B×3×H×W sharp images in [0, 1]; gives ``loss`` (L1).
+            motion_flow: only for ``kernel_conditioning="motion_flow"``: a B×2×H×W per-pixel flow (u, v) in pixels
+                (see [`motion_flow_from_kernel`]), for blur that varies across the image; default: the kernel's own
+                flow everywhere. The Wiener front-end always uses ``kernel``.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if kernel.ndim == 4:
@@ -277,11 +322,20 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
             )
         kernel = kernel.to(pixel_values.dtype)
         height, width = pixel_values.shape[-2:]
+        if motion_flow is not None and motion_flow.shape != (pixel_values.shape[0], 2, height, width):
+            raise ValueError(
+                f"Expected motion_flow as B×2×H×W ({pixel_values.shape[0]}×2×{height}×{width}), "
+                f"got {tuple(motion_flow.shape)}."
+            )
         # The Wiener front-end sees the image as it is (padding it first would move the mirror axes of its
         # extension and add border errors); only tiny images are enlarged so that the extension holds the kernel.
         x = self._pad(pixel_values, multiple=1, min_size=self.config.kernel_size // 2 + 2)
         if self.config.use_wiener_prior:
             x = torch.cat([x, wiener_deconvolution(x, kernel, self.config.wiener_balances)], dim=1)
+        if self.uses_motion_flow:
+            x = torch.cat([x, self._flow_channels(kernel, motion_flow, x.shape[-2:]).to(x.dtype)], dim=1)
+        elif motion_flow is not None:
+            raise ValueError("motion_flow is only used by models with kernel_conditioning='motion_flow'.")
         x = self._pad(x, multiple=self.config.pad_multiple)
         channels = self.config.num_channels
         base = x[:, channels : 2 * channels] if self.config.use_wiener_prior else x

@@ -2,16 +2,18 @@
 
 Reading order:
 
-* ``gaussian_kernels`` — renders kernels from blur covariances, differentiably (the protocol's Gaussian);
+* ``gaussian_kernels`` — renders kernels from blur covariances, differentiably (the protocol's Gaussian), and
+  ``straight_motion_kernels`` the straight motions of the same spread (what a motion estimator answers);
 * ``DirectionalBlurStatistics`` — fixed (parameter-free) measurements of how soft the image's edges are: the image is
   re-blurred with Gaussians of known widths and its derivatives in ``num_directions`` directions are pooled as moments
   ``mean(|∂I|^p)``. An edge blurred by a Gaussian of width s along its normal loses gradient under a re-blur of width
   r by the factor ``s / sqrt(s² + r²)``, so the ratios across re-blur widths encode s per direction, i.e. the blur
   covariance (the re-blur idea of Zhuo & Sim's defocus maps and Polyblur's directional gradient measurements);
 * ``BikanetKernelEstimator`` — standardised log-statistics → MLP → (σ₁, σ₂, θ) → covariance → kernel; trained with
-  the protocol's kernel error ``Σ|k̂ − k|`` as its loss. The MLP learns what a step-edge model cannot say: textures
-  that are not step edges, noise and 8-bit quantisation. Large images are measured on their most textured crops,
-  whose moments are pooled before the MLP.
+  the protocol's kernel error ``Σ|k̂ − k|`` as its loss (a motion estimator, ``kernel_family="motion"``: with the
+  error between the Gaussians of its covariance and of the camera-shake kernel's, ``spread_error``). The MLP learns
+  what a step-edge model cannot say: textures that are not step edges, noise and 8-bit quantisation. Large images
+  are measured on their most textured crops, whose moments are pooled before the MLP.
 
 Self-contained on purpose (torch, transformers and the sibling config only) for ``trust_remote_code`` loading.
 """
@@ -48,6 +50,51 @@ def gaussian_kernels(covariance: torch.Tensor, size: int) -> torch.Tensor:
     precision = torch.linalg.inv(covariance)
     quad = torch.einsum("pi,bij,pj->bp", xy, precision, xy)
     return torch.softmax(-0.5 * quad, dim=-1).reshape(-1, size, size)
+
+
+def straight_motion_kernels(covariance: torch.Tensor, size: int) -> torch.Tensor:
+    """Straight motions whose spread matches B×2×2 covariances (pixels²), B×size×size, summing to 1, centred.
+
+    A segment of length L has variance L²/12 along it, so the motion runs ``L = sqrt(12·λ_max)`` pixels (at most
+    ``size − 3``) along the largest eigenvector; it is sampled at 8 points per pixel of the frame, each splatted
+    bilinearly (which keeps the centre of mass on the centre pixel).
+    """
+    eigenvalues, eigenvectors = torch.linalg.eigh(covariance.double())
+    length = torch.sqrt(12 * eigenvalues[:, 1].clamp_min(0)).clamp(max=size - 3)
+    samples = 8 * size
+    t = (torch.arange(samples, dtype=torch.float64, device=covariance.device) + 0.5) / samples - 0.5
+    points = t[None, :, None] * length[:, None, None] * eigenvectors[:, None, :, 1] + size // 2  # B×S×(x, y)
+    corner = points.floor()
+    fraction = points - corner
+    kernels = torch.zeros(covariance.shape[0], size * size, dtype=torch.float64, device=covariance.device)
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        along_x = fraction[..., 0] if dx else 1 - fraction[..., 0]
+        weight = along_x * (fraction[..., 1] if dy else 1 - fraction[..., 1])
+        index = ((corner[..., 1] + dy) * size + corner[..., 0] + dx).long()
+        kernels.scatter_add_(1, index, weight)
+    kernels = kernels.view(-1, size, size)
+    return (kernels / kernels.sum(dim=(-2, -1), keepdim=True)).to(covariance.dtype)
+
+
+def kernel_covariance(kernels: torch.Tensor) -> torch.Tensor:
+    """The second moments of B×k×k kernels about their centres of mass (pixels², x then y): B×2×2."""
+    k = kernels / kernels.sum(dim=(-2, -1), keepdim=True)
+    r = k.shape[-1] // 2
+    offsets = torch.arange(-r, r + 1, device=k.device, dtype=k.dtype)
+    y, x = offsets.view(1, -1, 1), offsets.view(1, 1, -1)
+    mean_x, mean_y = (k * x).sum(dim=(-2, -1)), (k * y).sum(dim=(-2, -1))
+    dx, dy = x - mean_x.view(-1, 1, 1), y - mean_y.view(-1, 1, 1)
+    cxx, cxy, cyy = ((k * a * b).sum(dim=(-2, -1)) for a, b in ((dx, dx), (dx, dy), (dy, dy)))
+    return torch.stack([torch.stack([cxx, cxy], -1), torch.stack([cxy, cyy], -1)], -2)
+
+
+def spread_error(estimated: torch.Tensor, true: torch.Tensor, size: int) -> torch.Tensor:
+    """``Σ|g(Σ̂) − g(Σ)|`` per item: the kernel error between the Gaussians of two B×2×2 covariances, the loss and
+    score of a motion estimator (a camera-shake kernel's shape is beyond one pass; its spread is not). A small
+    isotropic term (0.1 px², added to both) keeps the Gaussian of a straight line, which has no width across, well
+    defined."""
+    eye = 0.1 * torch.eye(2, device=true.device, dtype=true.dtype)
+    return (gaussian_kernels(estimated + eye, size) - gaussian_kernels(true + eye, size)).abs().sum(dim=(-2, -1))
 
 
 def _gaussian_blurs(gray: torch.Tensor, sigmas: list[float]) -> list[torch.Tensor]:
@@ -234,9 +281,14 @@ class BikanetKernelEstimator(PreTrainedModel):
         return self._output(covariance, labels, return_dict)
 
     def _output(self, covariance, labels, return_dict):
-        kernel = gaussian_kernels(covariance, self.config.kernel_size)
+        if self.config.kernel_family == "motion":  # the kernel to deblur with; training matches the covariance
+            kernel = straight_motion_kernels(covariance.detach(), self.config.kernel_size)
+        else:
+            kernel = gaussian_kernels(covariance, self.config.kernel_size)
         loss = None
-        if labels is not None:
+        if labels is not None and self.config.kernel_family == "motion":
+            loss = spread_error(covariance, kernel_covariance(labels.float()), self.config.kernel_size).mean()
+        elif labels is not None:
             loss = (kernel - labels.float()).abs().sum(dim=(-2, -1)).mean()
         sigma_major, sigma_minor, theta = self.covariance_to_parameters(covariance.detach())
         if not return_dict:

@@ -2,7 +2,9 @@
 
 * ``quick``: the i-th image of a folder, sorted by file name, gets bank16 kernel ``i mod 16``;
 * ``full``: every image with every bank16 kernel;
-* ``random``: image i gets a kernel of the random family drawn from ``numpy.random.default_rng(seed + i)``.
+* ``random``: image i gets a kernel of the random family drawn from ``numpy.random.default_rng(seed + i)``;
+* ``motion`` (the motion-blur extension): image i gets Levin et al.'s camera-shake kernel ``i mod 8``, centred in a
+  31×31 frame.
 
 Each pair is blurred by :func:`bikanet_hf.kernels.degrade` (true convolution, mirror padding, optional noise
 σₙ = 2.55 with a fixed seed, 8-bit quantisation).
@@ -19,9 +21,10 @@ import numpy as np
 import torch
 
 from .image_io import list_images, load_rgb
-from .kernels import BANK16_PARAMS, bank16, degrade, random_track_kernel
+from .kernels import BANK16_PARAMS, bank16, degrade, kernel_spread, random_track_kernel
+from .motion import levin_kernels
 
-TRACKS = ("quick", "full", "random")
+TRACKS = ("quick", "full", "random", "motion")
 NOISE_SIGMA = 2.55  # the protocol's noise track, on the 0–255 scale
 
 
@@ -32,8 +35,8 @@ class ProtocolPair:
     name: str  # file name of the sharp image
     sharp: np.ndarray  # H×W×3 uint8
     blurred: np.ndarray  # H×W×3 uint8
-    kernel: np.ndarray  # 17×17 float64, sums to 1
-    kernel_id: int  # bank16 index, or -1 for the random track
+    kernel: np.ndarray  # 17×17 float64 (31×31 on the motion track), sums to 1
+    kernel_id: int  # bank16 index, Levin kernel index on the motion track, or -1 for the random track
     sigma_major: float
     sigma_minor: float
     theta: float
@@ -56,12 +59,15 @@ def protocol_pairs(
     if not paths:
         raise ValueError(f"{folder}: no images found.")
     bank = bank16()
+    levin = levin_kernels() if track == "motion" else None
     for i, path in enumerate(paths):
         sharp = load_rgb(path)
         if track == "quick":
             jobs = [(i % 16, bank[i % 16], BANK16_PARAMS[i % 16])]
         elif track == "full":
             jobs = [(j, bank[j], BANK16_PARAMS[j]) for j in range(16)]
+        elif track == "motion":
+            jobs = [(i % len(levin), levin[i % len(levin)], kernel_spread(levin[i % len(levin)]))]
         else:
             kernel, params = random_track_kernel(seed, i)
             jobs = [(-1, kernel, params)]

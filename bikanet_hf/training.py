@@ -208,6 +208,13 @@ def add_training_arguments(
         help="Noise augmentation: max σ (0–255 scale) of Gaussian noise added before quantisation.",
     )
     g.add_argument("--noise_probability", type=float, default=0.0, help="Fraction of samples that get noise.")
+    g.add_argument(
+        "--kernel_family",
+        choices=("gaussian", "motion"),
+        default="gaussian",
+        help='Training blur: "gaussian" (bank16 and the random family, 17×17) or "motion" (random camera-shake '
+        "kernels, 31×31; validation then uses the protocol's motion track, the Levin kernels).",
+    )
     g.add_argument("--context_probability", type=float, default=context_probability, help=context_probability_help)
     g.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
 
@@ -320,6 +327,7 @@ def run_training(args: argparse.Namespace, make_task: Callable[[], TrainingTask]
             noise_sigma=args.noise_sigma,
             noise_probability=args.noise_probability,
             context_probability=args.context_probability,
+            kernel_family=args.kernel_family,
         )
     # Sequential order: the randomness is in the samples themselves, so resuming is skipping the batches seen.
     train_dataloader = torch.utils.data.DataLoader(
@@ -447,6 +455,7 @@ def run_summary(state: dict, args: argparse.Namespace) -> dict:
     """How a finished run was trained, for ``eval_results.json`` and the model card."""
     return {
         "steps": state["global_step"],
+        "max_train_steps": args.max_train_steps,
         "best_step": state["best_step"],
         "train_minutes": state["train_seconds"] / 60,
         "hardware": state["hardware"],
@@ -454,6 +463,7 @@ def run_summary(state: dict, args: argparse.Namespace) -> dict:
         "crop_size": args.crop_size,
         "learning_rate": args.learning_rate,
         "ema_decay": args.ema_decay,
+        "kernel_family": args.kernel_family,
         "bank16_fraction": args.bank16_fraction,
         "context_probability": args.context_probability,
         "noise_sigma": args.noise_sigma,

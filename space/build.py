@@ -17,6 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SPACE_DIR = REPO_ROOT / "space"
 PACKAGE = "bikanet_hf"
 CHECKPOINT = Path(PACKAGE) / "checkpoints" / "bikanet"
+MOTION_CHECKPOINT = Path(PACKAGE) / "checkpoints" / "bikanet-motion"
 FILES = {  # destination in the Space → source in the repository
     "README.md": SPACE_DIR / "README.md",
     "requirements.txt": SPACE_DIR / "requirements.txt",
@@ -31,7 +32,7 @@ def build(
     out_dir = out_dir.resolve()
     if out_dir == REPO_ROOT or out_dir in REPO_ROOT.parents or (REPO_ROOT / PACKAGE) in (out_dir, *out_dir.parents):
         raise ValueError(f"{out_dir} would overwrite the repository itself; choose an empty folder elsewhere.")
-    for folder in (CHECKPOINT, CHECKPOINT / "kernel_estimator"):
+    for folder in (CHECKPOINT, CHECKPOINT / "kernel_estimator", MOTION_CHECKPOINT):
         if not (REPO_ROOT / folder / "config.json").is_file() and not allow_missing_checkpoint:
             raise FileNotFoundError(
                 f"No checkpoint in {REPO_ROOT / folder}: the Space would fail at start-up. Put the trained model "

@@ -1,5 +1,6 @@
 """The Gradio app (``app.py``): its helpers directly, then every endpoint through ``gradio_client`` against a server
-on loopback. A tiny random BIKAnet stands in for the shipped checkpoint (``BIKANET_MODEL``)."""
+on loopback. Tiny random BIKAnets stand in for the shipped checkpoints (``BIKANET_MODEL``,
+``BIKANET_MOTION_MODEL``)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ MAX_PIXELS_IN_TESTS = 300_000  # above every bundled example (≤ 512×512), so 
 # Helpers shared with test_app_browser.py
 # ---------------------------------------------------------------------------------------------------------------
 def load_app(tmp_root: Path):
-    """Import ``app`` with a tiny random model and kernel estimator, gradio's temp files under ``tmp_root``
+    """Import ``app`` with tiny random models and kernel estimator, gradio's temp files under ``tmp_root``
     and a small pixel limit.
 
     The app reads its settings at import, so they are set first; a second call returns the module already loaded.
@@ -50,6 +51,16 @@ def load_app(tmp_root: Path):
     )
     BikanetForImageDeblurring(config).save_pretrained(model_dir)
     BikanetImageProcessor().save_pretrained(model_dir)
+    motion_dir = tmp_root / "tiny-bikanet-motion"
+    motion_config = BikanetConfig(
+        hidden_size=4, block_hidden_size=8, num_blocks=1, kernel_size=31, kernel_conditioning="motion_flow"
+    )
+    BikanetForImageDeblurring(motion_config).save_pretrained(motion_dir)
+    BikanetImageProcessor().save_pretrained(motion_dir)
+    motion_estimator = BikanetKernelEstimatorConfig(
+        head_hidden_size=8, head_layers=1, kernel_family="motion", kernel_size=31, sigma_max=8.0
+    )
+    BikanetKernelEstimator(motion_estimator).save_pretrained(motion_dir / "kernel_estimator")
     estimator_dir = tmp_root / "tiny-estimator"
     BikanetKernelEstimator(BikanetKernelEstimatorConfig(head_hidden_size=8, head_layers=1)).save_pretrained(
         estimator_dir
@@ -58,6 +69,7 @@ def load_app(tmp_root: Path):
     os.environ.setdefault("GRADIO_TEMP_DIR", str(tmp_root / "gradio"))
     with pytest.MonkeyPatch.context() as mp:  # only while importing: the rest of the suite keeps its environment
         mp.setenv("BIKANET_MODEL", str(model_dir))
+        mp.setenv("BIKANET_MOTION_MODEL", str(motion_dir))
         mp.setenv("BIKANET_ESTIMATOR", str(estimator_dir))
         mp.setenv("BIKANET_MAX_PIXELS", str(MAX_PIXELS_IN_TESTS))
         mp.syspath_prepend(str(REPO_ROOT))
@@ -130,14 +142,34 @@ def test_kernel_from_sliders_refuses_values_out_of_range(app, major, minor, angl
     assert expected in error_message(excinfo)
 
 
-def test_small_kernel_file_is_centred_in_17x17(app, tmp_path):
-    small = kernels.gaussian_kernel(1.2, 0.8, 30.0, size=7)
-    np.save(tmp_path / "k7.npy", small)
-    kernel, text = app.kernel_from_file(str(tmp_path / "k7.npy"))
-    assert kernel.shape == (17, 17)
-    np.testing.assert_allclose(kernel[5:12, 5:12], small)
-    assert kernel.sum() == pytest.approx(1.0)
-    assert text == "7×7 kernel from k7.npy, centred in 17×17"
+@pytest.mark.parametrize(
+    ("make_kernel", "model_name", "frame"),
+    [
+        (lambda data: kernels.gaussian_kernel(1.2, 0.8, 30.0, size=7), "MODEL", 17),
+        (lambda data: kernels.load_kernels(data / "kernels" / "Levin09.mat")[3], "MOTION_MODEL", 31),  # 27×27 shake
+    ],
+)
+def test_kernel_files_go_to_the_model_that_fits_centred_in_its_frame(app, data_dir, tmp_path, make_kernel, model_name,
+                                                                     frame):  # fmt: skip
+    given = make_kernel(data_dir)
+    np.save(tmp_path / "k.npy", given)
+    kernel, text = app.kernel_from_file(str(tmp_path / "k.npy"))
+    assert text == f"{given.shape[0]}×{given.shape[1]} kernel from k.npy"
+    model, framed = app.model_for(kernel)
+    assert model is getattr(app, model_name) and framed.shape == (frame, frame)
+    margin = (frame - given.shape[0]) // 2
+    np.testing.assert_allclose(framed[margin:-margin, margin:-margin], given / given.sum())
+
+
+def test_motion_sliders_make_a_straight_motion_and_refuse_bad_values(app):
+    kernel, text = app.kernel_from_motion(12, 30)
+    assert kernel.shape == (31, 31) and text == "straight motion, 12 px at 30°"
+    assert app.model_for(kernel)[0] is app.MOTION_MODEL
+    for length, angle, expected in ((0.5, 0, "between 1 and 25 pixels"), (10, 200, "between 0 and 180"),
+                                    ("long", 0, "must be numbers")):  # fmt: skip
+        with pytest.raises(app.gr.Error) as excinfo:
+            app.kernel_from_motion(length, angle)
+        assert expected in error_message(excinfo)
 
 
 def test_kernel_file_accepts_an_uploaded_file_dict(app, tmp_path):
@@ -148,12 +180,12 @@ def test_kernel_file_accepts_an_uploaded_file_dict(app, tmp_path):
     assert text == "17×17 kernel from my kernel.npy"
 
 
-def test_kernel_larger_than_17_is_refused_with_the_reason(app, tmp_path):
-    np.save(tmp_path / "big.npy", kernels.gaussian_kernel(4.0, 4.0, 0.0, size=21))
+def test_kernel_larger_than_31_is_refused_with_the_reason(app, tmp_path):
+    np.save(tmp_path / "big.npy", kernels.gaussian_kernel(4.0, 4.0, 0.0, size=33))
     with pytest.raises(app.gr.Error) as excinfo:
         app.kernel_from_file(str(tmp_path / "big.npy"))
     message = error_message(excinfo)
-    assert "21×21" in message and "up to 17×17" in message and "σ ≈ 4 px" in message
+    assert "33×33" in message and "up to 31×31" in message and "25 px" in message
 
 
 @pytest.mark.parametrize(
@@ -256,8 +288,24 @@ def test_handlers_return_slider_pair_kernel_picture_report_and_download(app, tmp
         app.run_blind(str(photo), app.ESTIMATE_REFINE, 50)
     steps = []
     larger = write_photo(tmp_path / "larger.png", 72, 80)
-    _, _, report, _ = app.run_blind(str(larger), app.ESTIMATE_REFINE, 50, lambda f, desc: steps.append(desc))
+    _, _, report, _ = app.run_blind(str(larger), app.ESTIMATE_REFINE, 50, progress=lambda f, desc: steps.append(desc))
     assert "estimated by KernelGAN refine" in report and "KernelGAN, step 50 of 50" in steps
+
+
+def test_camera_shake_runs_through_the_motion_model(app, tmp_path):
+    photo = write_photo(tmp_path / "shaky.png")
+    pair, picture, report, _ = app.run_known_kernel(
+        str(photo), app.KERNEL_FROM_MOTION, 2.0, 2.0, 45, None, motion_length=9
+    )
+    assert pair[1].shape == (48, 64, 3) and "straight motion, 9 px at 45°" in report
+    _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SHAKE)
+    assert "kernel: estimated straight motion" in report
+    with pytest.raises(app.gr.Error, match="KernelGAN estimates Gaussian-like blur only"):
+        app.run_blind(str(photo), app.ESTIMATE_REFINE, 50, app.BLUR_SHAKE)
+    _, picture, report, _ = app.run_sharp_photo(
+        str(photo), app.KERNEL_FROM_MOTION, 2.0, 2.0, 0, None, app.DEBLUR_BLIND, motion_length=11
+    )
+    assert "estimated straight motion" in report and "error Σ|k̂ − k| = " in report
 
 
 def test_large_photos_are_deblurred_in_tiles_with_progress(app, tmp_path, monkeypatch):
@@ -332,6 +380,12 @@ def test_server_known_kernel_from_sliders(client, tmp_path):
     )
     report = _deblur_outputs_ok(result, (56, 40), "street")
     assert "Deblurred in" in report and "σ 2.5 × 1 px at 30°" in report
+    result = client.predict(
+        handle_file(photo), "Straight motion (sliders)", 2.0, 2.0, 30, None, 12, api_name="/deblur_known_kernel"
+    )
+    assert "straight motion, 12 px at 30°" in _deblur_outputs_ok(result, (56, 40), "street")
+    result = client.predict(handle_file(photo), api_name="/deblur_blind")  # the kind of blur defaults to soft blur
+    assert "kernel: estimated, σ_major" in _deblur_outputs_ok(result, (56, 40), "street")
 
 
 @pytest.mark.slow
@@ -350,7 +404,7 @@ def test_server_known_kernel_from_a_npy_file(client, tmp_path):
         api_name="/deblur_known_kernel",
     )
     report = _deblur_outputs_ok(result, (64, 48), "leaf")
-    assert "9×9 kernel from k9.npy, centred in 17×17" in report
+    assert "9×9 kernel from k9.npy" in report
 
 
 @pytest.mark.slow
@@ -421,11 +475,11 @@ def test_server_corrupt_upload_gives_the_sentence_then_keeps_working(client, tmp
     big = write_photo(tmp_path / "big.png", 600, 600)
     with pytest.raises(Exception, match="this demo handles up to 0.3 megapixels"):
         client.predict(handle_file(big), api_name="/deblur_blind")
-    with pytest.raises(Exception, match="up to 17×17"):
-        np.save(tmp_path / "k21.npy", kernels.gaussian_kernel(2.0, 2.0, 0.0, size=21))
+    with pytest.raises(Exception, match="up to 31×31"):
+        np.save(tmp_path / "k33.npy", kernels.gaussian_kernel(2.0, 2.0, 0.0, size=33))
         client.predict(
             handle_file(write_photo(tmp_path / "ok.png")), "Kernel file", 2.0, 2.0, 0,
-            handle_file(tmp_path / "k21.npy"), api_name="/deblur_known_kernel",
+            handle_file(tmp_path / "k33.npy"), api_name="/deblur_known_kernel",
         )  # fmt: skip
     good = write_photo(tmp_path / "good.png")
     result = client.predict(

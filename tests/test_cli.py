@@ -56,3 +56,22 @@ def test_console_script_help_runs():
         [sys.executable, "-m", "bikanet_hf.cli", "blur", "--help"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0 and "PROTOCOL" in result.stdout
+
+
+def test_motion_kernels_and_blur_type_on_the_command_line(photo, tmp_path, capsys):
+    from bikanet_hf.motion import linear_motion_kernel
+
+    assert main(["kernel", "--motion", "9", "--angle", "20", "-o", str(tmp_path / "m.npy")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "m.npy"), linear_motion_kernel(9, 20))
+    blurred = tmp_path / "shaky.png"
+    assert main(["blur", str(photo), "-o", str(blurred), "--kernel", str(tmp_path / "m.npy")]) == 0
+    out = tmp_path / "out"
+    args = ["deblur", str(blurred), "-o", str(out), "--kernel", str(tmp_path / "m.npy"), "--blur-type", "auto"]
+    assert main([*args, "--save-kernel"]) == 0
+    assert np.load(out / "shaky_kernel.npy").shape == (31, 31)  # auto chose the motion model for a motion kernel
+    assert main(["deblur", str(blurred), "-o", str(out), "--blur-type", "motion", "--force", "-q"]) == 0
+    assert main(["estimate-kernel", str(blurred), "--blur-type", "motion", "-o", str(tmp_path / "e.npy")]) == 0
+    assert np.load(tmp_path / "e.npy").shape == (31, 31)
+    capsys.readouterr()
+    assert main(["estimate-kernel", str(blurred), "--blur-type", "motion", "--method", "gan"]) == 2
+    assert "amortized method only" in capsys.readouterr().err

@@ -114,7 +114,7 @@ def test_kernels_are_checked_and_fitted_to_the_model(blurred):
     np.testing.assert_allclose(kernel[6:11, 6:11], gaussian_kernel(1.0, 1.0, 0, size=5))
     _, notes = prepare_kernel(gaussian_kernel(1.5, 1.5, 0, size=31), size=17)  # all its mass fits: no warning
     assert "0.0%" in notes[0]
-    with pytest.warns(UserWarning, match="motion blur"):
+    with pytest.warns(UserWarning, match="blur_type='motion'"):
         kernel, notes = prepare_kernel(np.ones((31, 31)), size=17)
     assert kernel.shape == (17, 17) and "69.9%" in notes[-1]  # 1 − 17²/31² ≈ 70% lost
 

@@ -95,5 +95,16 @@ def test_init_from_a_pretrained_folder(folders, tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert BikanetForImageDeblurring.from_pretrained(tmp_path / "next").config.hidden_size == 6
-    bad = subprocess.run([*cmd, "--hidden_size", "8"], capture_output=True, text=True, timeout=120)
-    assert bad.returncode != 0 and "--init_from takes the architecture" in bad.stderr
+    # Model flags change the pretrained config: weights that still fit are kept (here the head, with the new
+    # motion-flow channels, starts fresh), the rest start fresh; the log says which.
+    grown = [*cmd, "--output_dir", str(tmp_path / "grown"), "--kernel_conditioning", "motion_flow"]
+    result = subprocess.run([*grown, "--kernel_family", "motion", "--kernel_size", "31", "--crop_size", "34"],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MISMATCH" in result.stderr or "mismatch" in result.stderr
+    start_weights = load_file(start / "model.safetensors")
+    grown_model = BikanetForImageDeblurring.from_pretrained(tmp_path / "grown")
+    assert grown_model.config.kernel_conditioning == "motion_flow" and grown_model.mapping is None
+    assert grown_model.head.weight.shape[1] == start_weights["head.weight"].shape[1] + 2
+    bad = subprocess.run([*cmd, "--config_name", str(start)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "--init_from takes the config" in bad.stderr

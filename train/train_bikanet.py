@@ -3,7 +3,8 @@
 
 Data: the blur corpus's on-the-fly mode — every sample is a fresh random crop of a sharp training image blurred
 with a fresh kernel (bank16 mixed with the protocol's random Gaussian family), quantised to 8 bits as users'
-files are. Validation: the protocol's quick pairs of bsds500_val (full images, true kernel), PSNR/SSIM.
+files are. Validation: the protocol's quick pairs of bsds500_val (full images, true kernel), PSNR/SSIM; with
+``--kernel_family motion`` camera-shake kernels and the protocol's motion track (Levin kernels) instead.
 
 Examples:
 
@@ -13,6 +14,10 @@ Examples:
     # the shipped model; run the same command again to continue after an interruption
     accelerate launch train/train_bikanet.py --output_dir runs/bikanet --max_train_steps 20000 \\
         --resume_from_checkpoint latest
+
+    # the motion-blur extension: per-pixel motion flow instead of AdaIN, trained on camera-shake kernels
+    python train/train_bikanet.py --output_dir runs/bikanet-motion --kernel_family motion --kernel_size 31 \
+        --kernel_conditioning motion_flow --crop_size 96 --train_batch_size 8
 
 At the end the best checkpoint (by validation PSNR) is saved with ``save_pretrained`` into ``--output_dir``
 together with the image processor, ``eval_results.json`` and a model card; ``--push_to_hub`` uploads it.
@@ -30,11 +35,13 @@ import numpy as np
 import torch
 
 from bikanet_hf import corpus
-from bikanet_hf.configuration_bikanet import BikanetConfig
+from bikanet_hf.configuration_bikanet import KERNEL_CONDITIONINGS, BikanetConfig
 from bikanet_hf.hub import write_model_card
 from bikanet_hf.image_processing_bikanet import BikanetImageProcessor
+from bikanet_hf.kernels import KERNEL_SIZE
 from bikanet_hf.metrics import psnr, ssim
 from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring
+from bikanet_hf.motion import MOTION_KERNEL_SIZE
 from bikanet_hf.protocol import protocol_pairs
 from bikanet_hf.training import (
     TrainingTask,
@@ -46,8 +53,16 @@ from bikanet_hf.training import (
 
 logger = logging.getLogger("train_bikanet")
 # BikanetConfig fields that have a command-line flag of the same name.
-INT_CONFIG_FIELDS = ("hidden_size", "block_hidden_size", "num_blocks", "mapping_hidden_size", "mapping_num_layers")
+INT_CONFIG_FIELDS = (
+    "hidden_size",
+    "block_hidden_size",
+    "num_blocks",
+    "mapping_hidden_size",
+    "mapping_num_layers",
+    "kernel_size",
+)
 BOOL_CONFIG_FIELDS = ("use_kernel_adaptation", "use_long_term_skip", "use_wiener_prior", "adain_instance_norm")
+CONFIG_FIELDS = (*INT_CONFIG_FIELDS, *BOOL_CONFIG_FIELDS, "kernel_conditioning")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -70,7 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="Start from the weights (and config) of a pretrained folder or Hub id, e.g. the bundled checkpoint "
         "bikanet_hf/checkpoints/bikanet, with a fresh optimiser and schedule: how a later session continues a "
-        "committed model.",
+        "committed model. Model flags given too change that config; weights whose shape no longer fits (e.g. the "
+        "head with --kernel_conditioning motion_flow) start fresh and the log lists them.",
     )
     defaults = BikanetConfig()
     for field in INT_CONFIG_FIELDS:
@@ -84,33 +100,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             default=None,
             help=f"BikanetConfig.{field}: true/false (default {getattr(defaults, field)}).",
         )
+    g.add_argument(
+        "--kernel_conditioning",
+        choices=KERNEL_CONDITIONINGS,
+        default=None,
+        help='BikanetConfig.kernel_conditioning: "adain" (default) or "motion_flow" (the motion-blur extension; '
+        "use it with --kernel_family motion --kernel_size 31).",
+    )
     p.add_argument("--loss", choices=("l1", "charbonnier"), default="l1", help="Reconstruction loss.")
     args = p.parse_args(argv)
     check_training_arguments(p, args)
-    if args.init_from and (
-        args.config_name or any(getattr(args, f) is not None for f in INT_CONFIG_FIELDS + BOOL_CONFIG_FIELDS)
-    ):
-        p.error("--init_from takes the architecture from the pretrained folder; drop --config_name and model flags")
+    if args.init_from and args.config_name:
+        p.error("--init_from takes the config from the pretrained folder; drop --config_name")
     if args.crop_size % 2:
         p.error("--crop_size must be even (the blocks work at half resolution)")
     return args
 
 
 def build_config(args: argparse.Namespace) -> BikanetConfig:
-    config = BikanetConfig.from_pretrained(args.config_name) if args.config_name else BikanetConfig()
-    for field in INT_CONFIG_FIELDS + BOOL_CONFIG_FIELDS:
+    source = args.init_from or args.config_name
+    config = BikanetConfig.from_pretrained(source) if source else BikanetConfig()
+    for field in CONFIG_FIELDS:
         if getattr(args, field) is not None:
             setattr(config, field, getattr(args, field))
     return config
 
 
-def load_validation_pairs(folder: str, limit: int) -> list:
-    return list(protocol_pairs(folder, track="quick", limit=limit))
+def load_validation_pairs(folder: str, limit: int, kernel_family: str = "gaussian") -> list:
+    """The protocol's quick pairs, or its motion track (Levin kernels) for a model trained on motion blur."""
+    return list(protocol_pairs(folder, track="motion" if kernel_family == "motion" else "quick", limit=limit))
 
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, pairs: list, device: torch.device) -> dict:
-    """PSNR/SSIM of the model (true kernel) and of the blurred input on the protocol's quick pairs."""
+    """PSNR/SSIM of the model (true kernel) and of the blurred input on the validation pairs."""
     model.eval()
     rows = {"psnr": [], "ssim": [], "blurred_psnr": [], "blurred_ssim": []}
     for pair in pairs:
@@ -145,11 +168,20 @@ def main(argv: list[str] | None = None) -> Path:
     validation_dir = args.validation_dir or str(corpus.default_data_dir() / "bsds500_val")
 
     def make_task() -> TrainingTask:
-        pairs = load_validation_pairs(validation_dir, args.validation_limit)
+        pairs = load_validation_pairs(validation_dir, args.validation_limit, args.kernel_family)
         if args.init_from:
-            model = BikanetForImageDeblurring.from_pretrained(args.init_from)
+            model = BikanetForImageDeblurring.from_pretrained(
+                args.init_from, config=build_config(args), ignore_mismatched_sizes=True
+            )
         else:
             model = BikanetForImageDeblurring(build_config(args))
+        training_kernel_size = MOTION_KERNEL_SIZE if args.kernel_family == "motion" else KERNEL_SIZE
+        if model.config.kernel_size != training_kernel_size:
+            raise SystemExit(
+                f"--kernel_family {args.kernel_family} trains with {training_kernel_size}×{training_kernel_size} "
+                f"kernels but the model takes {model.config.kernel_size}×{model.config.kernel_size}: pass "
+                f"--kernel_size {training_kernel_size}."
+            )
 
         def compute_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:
             out = model(pixel_values=batch["blurred"], kernel=batch["kernel"], labels=batch["sharp"])
@@ -174,7 +206,7 @@ def finalize(output_dir: Path, state: dict, args: argparse.Namespace) -> None:
     best.save_pretrained(output_dir, safe_serialization=True)
     BikanetImageProcessor().save_pretrained(output_dir)
     best_metrics = next(v for v in state["validation"] if v["step"] == state["best_step"])
-    training = run_summary(state, args) | {"loss": args.loss}
+    training = run_summary(state, args) | {"loss": args.loss, "init_from": args.init_from}
     results = {"validation_quick": best_metrics, "training": training, "history": state["validation"]}
     (output_dir / "eval_results.json").write_text(json.dumps(results, indent=2))
     write_model_card(output_dir, results)

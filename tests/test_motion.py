@@ -1,0 +1,181 @@
+"""The motion-blur extension: camera-shake kernels, the motion-flow model, the motion track, and blur_type."""
+
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+import bikanet_hf
+from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, corpus, kernels
+from bikanet_hf.deblurring import is_motion_kernel, resolve_blur_type
+from bikanet_hf.modeling_bikanet import motion_flow_from_kernel
+from bikanet_hf.motion import (
+    camera_shake_kernel,
+    levin_kernels,
+    linear_motion_kernel,
+    sample_motion_kernels,
+)
+from bikanet_hf.protocol import protocol_pairs
+from tests.conftest import script_command
+
+
+def centre_of_mass(k: np.ndarray) -> tuple[float, float]:
+    y, x = np.mgrid[: k.shape[0], : k.shape[1]] - k.shape[0] // 2
+    return float((k * x).sum()), float((k * y).sum())
+
+
+def test_camera_shake_kernels_are_valid_centred_and_reproducible():
+    for seed in range(20):
+        k = camera_shake_kernel(np.random.default_rng(seed))
+        assert k.shape == (31, 31) and k.min() >= 0 and k.sum() == pytest.approx(1.0)
+        assert np.allclose(centre_of_mass(k), 0.0, atol=1e-9)
+        np.testing.assert_array_equal(k, camera_shake_kernel(np.random.default_rng(seed)))
+        # a shake, not a dot or a Gaussian: weight spread along a path
+        assert is_motion_kernel(k) or kernels.kernel_spread(k)[0] < 2.0
+    a, b = (camera_shake_kernel(np.random.default_rng(s)) for s in (1, 2))
+    assert np.abs(a - b).sum() > 0.5
+
+
+def test_camera_shake_length_is_respected_and_checked():
+    rng = np.random.default_rng(0)
+    k = camera_shake_kernel(rng, length=8.0)
+    rows, cols = np.nonzero(k > 1e-12)
+    assert max(np.ptp(rows), np.ptp(cols)) <= 8 + 2  # bilinear splatting adds a pixel at each end
+    with pytest.raises(ValueError, match="length must be in"):
+        camera_shake_kernel(rng, length=40.0)
+    with pytest.raises(ValueError, match="odd"):
+        camera_shake_kernel(rng, size=30)
+    batch = sample_motion_kernels(5, rng, length_range=(4.0, 6.0))
+    assert batch.shape == (5, 31, 31) and np.allclose(batch.sum((1, 2)), 1.0)
+
+
+@pytest.mark.parametrize(("length", "angle"), [(10.0, 30.0), (16.0, 135.0), (6.0, 90.0), (12.0, 0.0)])
+def test_motion_flow_of_a_straight_motion_is_its_half_vector(length, angle):
+    k = linear_motion_kernel(length, angle)
+    assert kernels.kernel_spread(k)[0] == pytest.approx(length / np.sqrt(12), rel=0.03)
+    u, v = motion_flow_from_kernel(torch.from_numpy(k)[None])[0].tolist()
+    expected = np.array([np.cos(np.radians(angle)), np.sin(np.radians(angle))]) * length / 2
+    assert np.allclose([u, v], expected, atol=0.15 + 0.02 * length)
+    assert v >= 0
+    # the reverse motion blurs alike and has the same flow (v ≥ 0 convention)
+    reverse = motion_flow_from_kernel(torch.from_numpy(linear_motion_kernel(length, angle - 180))[None])[0]
+    assert np.allclose(reverse.tolist(), [u, v], atol=1e-4)
+
+
+def test_straight_motion_of_a_covariance_matches_its_spread():
+    from bikanet_hf.modeling_kernel_estimator import kernel_covariance, straight_motion_kernels
+
+    k = linear_motion_kernel(14.0, 60.0)
+    covariance = kernel_covariance(torch.from_numpy(k)[None])
+    assert bikanet_hf.kernel_l1(straight_motion_kernels(covariance, 31)[0].numpy(), k) < 0.05
+    assert np.allclose(centre_of_mass(k), 0.0, atol=1e-9)
+    # too long for the frame: clipped to size − 3
+    longest = straight_motion_kernels(torch.diag(torch.tensor([100.0, 0.0]))[None].double(), 31)[0].numpy()
+    assert kernels.kernel_spread(longest)[0] == pytest.approx(28 / np.sqrt(12), rel=0.03)
+
+
+def test_levin_kernels_and_the_motion_track(data_dir):
+    levin = levin_kernels(data_dir)
+    assert levin.shape == (8, 31, 31) and np.allclose(levin.sum((1, 2)), 1.0)
+    assert all(is_motion_kernel(k) for k in levin)
+    assert not any(is_motion_kernel(k) for k in kernels.bank16())
+    pairs = list(protocol_pairs(data_dir / "bsds500_val", "motion", limit=9))
+    assert [p.kernel_id for p in pairs] == [0, 1, 2, 3, 4, 5, 6, 7, 0]
+    np.testing.assert_array_equal(pairs[3].blurred, kernels.degrade(pairs[3].sharp, levin[3]))
+
+
+def motion_model(**overrides) -> BikanetForImageDeblurring:
+    config = dict(kernel_size=31, kernel_conditioning="motion_flow", hidden_size=8, block_hidden_size=8, num_blocks=1)
+    return BikanetForImageDeblurring(BikanetConfig(**(config | overrides))).eval()
+
+
+def test_motion_flow_model_concatenates_the_flow_instead_of_adain(tmp_path):
+    torch.manual_seed(0)
+    model = motion_model()
+    assert model.mapping is None and model.head.in_channels == 3 * 3 + 2
+    x = torch.rand(2, 3, 21, 26)
+    k = torch.from_numpy(np.stack([linear_motion_kernel(9, 20), linear_motion_kernel(5, 100)])).float()
+    with torch.no_grad():
+        torch.nn.init.normal_(model.tail.weight, std=0.1)  # the tail starts at zero: make the network visible
+        out = model(x, k).reconstruction
+        assert out.shape == x.shape
+        # the flow reaches the output, and a per-pixel flow can replace the kernel's own
+        flow = motion_flow_from_kernel(k)[..., None, None].expand(-1, -1, 21, 26)
+        assert torch.allclose(model(x, k, motion_flow=flow).reconstruction, out, atol=1e-6)
+        assert not torch.allclose(model(x, k, motion_flow=torch.zeros_like(flow)).reconstruction, out)
+        with pytest.raises(ValueError, match="motion_flow as B×2×H×W"):
+            model(x, k, motion_flow=torch.zeros(2, 2, 20, 26))
+    model.save_pretrained(tmp_path / "m")
+    loaded = BikanetForImageDeblurring.from_pretrained(tmp_path / "m").eval()
+    assert loaded.config.kernel_conditioning == "motion_flow"
+    with torch.no_grad():
+        assert torch.allclose(loaded(x, k).reconstruction, out, atol=1e-6)
+
+
+def test_adain_model_refuses_a_motion_flow_and_config_checks_the_choice():
+    model = BikanetForImageDeblurring(BikanetConfig(hidden_size=4, block_hidden_size=4, num_blocks=1)).eval()
+    with pytest.raises(ValueError, match="only used by models with kernel_conditioning='motion_flow'"):
+        model(torch.rand(1, 3, 20, 20), torch.rand(1, 17, 17), motion_flow=torch.zeros(1, 2, 20, 20))
+    with pytest.raises(ValueError, match="kernel_conditioning must be one of"):
+        BikanetConfig(kernel_conditioning="flow")
+
+
+def test_on_the_fly_motion_samples(data_dir):
+    images = corpus.sharp_images([data_dir / "set5"])
+    ds = corpus.on_the_fly(images, num_samples=3, crop_size=40, kernel_family="motion", context_probability=0.5)
+    for sample in ds:
+        assert sample["kernel"].shape == (31, 31) and sample["sharp"].shape == (3, 40, 40)
+        assert sample["kernel_id"] == -1 and sample["sigma_major"] >= sample["sigma_minor"]
+    with pytest.raises(ValueError, match="kernel_family must be one of"):
+        corpus.on_the_fly(images, num_samples=1, kernel_family="shake")
+
+
+def test_blur_type_picks_the_model_and_the_kernel_frame(data_dir, rng):
+    image = rng.integers(0, 256, (40, 44, 3), dtype=np.uint8)
+    levin = levin_kernels(data_dir)[0]
+    result = bikanet_hf.deblur(image, levin[2:-2, 2:-2], blur_type="auto")
+    assert result.kernel.shape == (31, 31) and result.image.size == (44, 40)
+    assert bikanet_hf.deblur(image, kernels.gaussian_kernel(2.0, 1.0, 10), blur_type="auto").kernel.shape == (17, 17)
+    blind = bikanet_hf.deblur(image, blur_type="motion")
+    assert blind.kernel_estimated and blind.kernel.shape == (31, 31)
+    assert resolve_blur_type("auto", None, None) == "gaussian"
+    with pytest.raises(ValueError, match="Unknown blur_type"):
+        bikanet_hf.deblur(image, blur_type="shake")
+    with pytest.raises(ValueError, match="amortized method only"):
+        bikanet_hf.estimate_kernel(image, method="gan", blur_type="motion")
+    # the Gaussian model warns when a large motion kernel is cropped to its frame and advises the motion model
+    with pytest.warns(UserWarning, match="blur_type='motion'"):
+        bikanet_hf.deblur(image, levin_kernels(data_dir)[3], blur_type="gaussian")
+
+
+@pytest.mark.slow
+def test_training_script_trains_the_motion_variant(folders, tmp_path):
+    tiny = ["--hidden_size", "4", "--block_hidden_size", "4", "--num_blocks", "1", "--max_train_steps", "1"]
+    motion = ["--kernel_family", "motion", "--kernel_conditioning", "motion_flow", "--validation_limit", "1"]
+    command = script_command("train_bikanet.py", folders, tmp_path / "m", *tiny, *motion, "--crop_size", "34")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "pass --kernel_size 31" in result.stderr
+    result = subprocess.run([*command, "--kernel_size", "31"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    model = BikanetForImageDeblurring.from_pretrained(tmp_path / "m")
+    assert model.config.kernel_conditioning == "motion_flow" and model.config.kernel_size == 31
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "motion track" in card and "camera-shake trajectory" in card
+
+
+def test_motion_estimator_is_trained_on_the_spread_of_camera_shake():
+    from bikanet_hf import BikanetKernelEstimator, BikanetKernelEstimatorConfig
+    from bikanet_hf.modeling_kernel_estimator import kernel_covariance, spread_error
+
+    line = torch.from_numpy(linear_motion_kernel(12.0, 30.0))[None].float()
+    covariance = kernel_covariance(line)
+    assert torch.allclose(torch.linalg.eigvalsh(covariance)[0, 1], torch.tensor(144 / 12), rtol=0.05)
+    assert spread_error(covariance, covariance, 31)[0] < 1e-6
+    config = BikanetKernelEstimatorConfig(kernel_family="motion", kernel_size=31, sigma_max=8.0, head_hidden_size=8)
+    model = BikanetKernelEstimator(config)
+    out = model(torch.rand(2, 3, 32, 32), labels=line.expand(2, -1, -1))
+    expected = spread_error(out.covariance, covariance.expand(2, -1, -1), 31).mean()
+    assert out.kernel.shape == (2, 31, 31) and torch.allclose(out.loss, expected)
+    with pytest.raises(ValueError, match="kernel_family must be"):
+        BikanetKernelEstimatorConfig(kernel_family="shake")
