@@ -179,3 +179,17 @@ def test_motion_estimator_is_trained_on_the_spread_of_camera_shake():
     assert out.kernel.shape == (2, 31, 31) and torch.allclose(out.loss, expected)
     with pytest.raises(ValueError, match="kernel_family must be"):
         BikanetKernelEstimatorConfig(kernel_family="shake")
+
+
+def test_pipeline_on_the_motion_folder_matches_deblur(rng):
+    from transformers import pipeline
+
+    from bikanet_hf.deblurring import DEFAULT_MOTION_MODEL
+
+    image = rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    pipe = pipeline("image-deblurring", model=str(DEFAULT_MOTION_MODEL), device="cpu")
+    blind = pipe(image)
+    expected = bikanet_hf.deblur(image, blur_type="motion")
+    assert blind["kernel"].shape == (31, 31)
+    np.testing.assert_allclose(blind["kernel"], expected.kernel, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(blind["image"]), np.asarray(expected.image))
