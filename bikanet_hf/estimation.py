@@ -89,9 +89,8 @@ def estimate_kernel(
             ``deblur_covariance_scale`` (slightly narrower: an over-wide kernel harms deblurring more).
         blur_type: ``"gaussian"`` (default) or ``"motion"``: the straight motion whose spread matches the amortized
             estimate of the camera shake's covariance (by default from the motion estimator bundled with the motion
-            model), for the motion model. A shake's path is
-            beyond one pass; its length and direction are what it returns (``benchmarks/results/motion.md``).
-            Only the amortized method has it.
+            model), for the motion model. A shake's path is beyond one pass; its length and direction are what it
+            returns (``benchmarks/results/motion.md``). Only the amortized method has it.
 
     Raises ``ValueError`` for an unknown method or an image too small (16×16 for the amortized estimator, 64×64 for
     KernelGAN). A flat image (too little texture to see blur in) gets the estimator's best guess with a
