@@ -118,8 +118,7 @@ class KernelMappingNetwork(nn.Module):
         self.mlp = nn.Sequential(*layers)
         self.heads = nn.ModuleList(nn.Linear(width_in, 2 * config.block_hidden_size) for _ in range(config.num_blocks))
         for head in self.heads:
-            nn.init.zeros_(head.weight)
-            nn.init.zeros_(head.bias)
+            head.zero_init = True
         self.kernel_size = config.kernel_size
 
     def forward(self, kernel: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -214,7 +213,9 @@ class BikanetPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         # Zero-initialised parts (mapping heads, residual scales, the tail) start at zero so that an untrained model
-        # returns its base image (the Wiener estimate) and the blocks grow from the identity.
+        # returns its base image (the Wiener estimate) and the blocks grow from the identity. This also runs on the
+        # parts a checkpoint lacks when it is loaded into a deeper config (``from_pretrained`` with more blocks), so
+        # the added blocks start as the identity and the grown model computes what the checkpoint did.
         if getattr(module, "zero_init", False):
             nn.init.zeros_(module.weight)
             nn.init.zeros_(module.bias)
@@ -222,6 +223,10 @@ class BikanetPreTrainedModel(PreTrainedModel):
             nn.init.kaiming_normal_(module.weight, nonlinearity="linear")
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            module.reset_parameters()
+        elif isinstance(module, KernelAdaptiveAEBlock):
+            nn.init.zeros_(module.residual_scale)
 
 
 class BikanetForImageDeblurring(BikanetPreTrainedModel):

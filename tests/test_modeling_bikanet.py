@@ -99,6 +99,18 @@ def test_save_and_load_round_trip(tmp_path):
     assert BikanetImageProcessor.from_pretrained(tmp_path).rescale_factor == pytest.approx(1 / 255)
 
 
+def test_loading_into_more_blocks_keeps_the_function(tmp_path):
+    """How a later session grows the shipped model (``--init_from`` with ``--num_blocks``): the added blocks start as
+    the identity, so training continues from what the checkpoint computed."""
+    model = tiny_model()
+    model.save_pretrained(tmp_path)
+    deeper = BikanetConfig(**(TINY | {"num_blocks": 3}))
+    grown = BikanetForImageDeblurring.from_pretrained(tmp_path, config=deeper, ignore_mismatched_sizes=True).eval()
+    assert len(grown.blocks) == 3
+    x, k = torch.rand(1, 3, 20, 24), torch.from_numpy(bank16()[[5]]).float()
+    torch.testing.assert_close(model(x, k).reconstruction, grown(x, k).reconstruction)
+
+
 def test_bf16_autocast_on_cpu():
     model = tiny_model()
     x, k = torch.rand(1, 3, 32, 32), torch.from_numpy(bank16()[[2]]).float()
