@@ -372,17 +372,19 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         tile_size: int | None = 512,
         tile_overlap: int = 64,
         progress: Callable[[int, int], None] | None = None,
+        motion_flow: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Deblur images of any size in overlapping ``tile_size`` tiles, so that memory stays bounded.
 
         Each tile is deblurred on its own (its Wiener front-end and AdaIN statistics see only the tile) and the
         tiles are blended with weights that ignore the outer quarter of each overlap, where a tile's own border
         effects live, and ramp linearly across the middle half. ``tile_size=None`` or an image no larger than one
-        tile runs in one pass. ``progress(done, total)`` is called after each tile. Returns B×3×H×W in [0, 1].
+        tile runs in one pass. ``progress(done, total)`` is called after each tile. ``motion_flow`` (motion-flow
+        models only, B×2×H×W as in ``forward``) is cut into the same tiles. Returns B×3×H×W in [0, 1].
         """
         height, width = pixel_values.shape[-2:]
         if tile_size is None or (height <= tile_size and width <= tile_size):
-            output = self(pixel_values, kernel).reconstruction
+            output = self(pixel_values, kernel, motion_flow=motion_flow).reconstruction
             if progress is not None:
                 progress(1, 1)
             return output
@@ -394,7 +396,8 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         total_weight = torch.zeros((height, width), dtype=torch.float32, device=pixel_values.device)
         for index, (top, left) in enumerate((t, l) for t in rows for l in cols):
             bottom, right = min(top + tile_size, height), min(left + tile_size, width)
-            tile = self(pixel_values[..., top:bottom, left:right], kernel).reconstruction.float()
+            flow = None if motion_flow is None else motion_flow[..., top:bottom, left:right]
+            tile = self(pixel_values[..., top:bottom, left:right], kernel, motion_flow=flow).reconstruction.float()
             device = pixel_values.device
             weight = (
                 _blend_ramp(bottom - top, tile_overlap, top > 0, bottom < height, device)[:, None]

@@ -113,6 +113,25 @@ def test_motion_flow_model_concatenates_the_flow_instead_of_adain(tmp_path):
         assert torch.allclose(loaded(x, k).reconstruction, out, atol=1e-6)
 
 
+def test_tiled_deblurring_cuts_the_motion_flow_into_the_tiles():
+    torch.manual_seed(0)
+    model = motion_model()
+    with torch.no_grad():
+        torch.nn.init.normal_(model.tail.weight, std=0.1)
+        x = torch.rand(1, 3, 40, 70)
+        k = torch.from_numpy(linear_motion_kernel(9, 20))[None].float()
+        flow = torch.zeros(1, 2, 40, 70)
+        flow[:, 0, :, 35:] = 4.0  # the right half moves, the left half does not
+        tiled = model.deblur_tiled(x, k, tile_size=40, tile_overlap=16, motion_flow=flow)
+        # tiles start at columns 0, 15 and 30; the outer columns come from one tile only, deblurred with its own
+        # part of the flow
+        left = model(x[..., :40], k, motion_flow=flow[..., :40]).reconstruction
+        right = model(x[..., 30:], k, motion_flow=flow[..., 30:]).reconstruction
+        torch.testing.assert_close(tiled[..., :15], left[..., :15])
+        torch.testing.assert_close(tiled[..., 55:], right[..., 25:])
+        assert not torch.allclose(tiled, model.deblur_tiled(x, k, tile_size=40, tile_overlap=16))
+
+
 def test_adain_model_refuses_a_motion_flow_and_config_checks_the_choice():
     model = BikanetForImageDeblurring(BikanetConfig(hidden_size=4, block_hidden_size=4, num_blocks=1)).eval()
     with pytest.raises(ValueError, match="only used by models with kernel_conditioning='motion_flow'"):
