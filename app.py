@@ -295,7 +295,7 @@ def deblur(image: np.ndarray, kernel: np.ndarray, progress: Any = None) -> np.nd
 ESTIMATE_FAST = "Fast (one network pass)"
 ESTIMATE_REFINE = "KernelGAN refine (slower: trains a GAN on your photo)"
 BLUR_SOFT = "Soft blur (Gaussian-like)"
-BLUR_SHAKE = "Camera shake (straight motion; experimental)"
+BLUR_SHAKE = "Camera shake (path traced from the photo's edges; experimental)"
 
 
 def estimate(
@@ -304,8 +304,8 @@ def estimate(
     """The blur kernel of a blurred photo and a description of it (with a caveat when the photo is nearly flat).
 
     ``how``: the fast amortized estimator, or KernelGAN refining its answer for ``steps`` steps (``progress`` is a
-    ``gr.Progress`` that shows them). ``blur``: a Gaussian-like kernel, or camera shake (a straight motion with the
-    estimated spread, for the motion model; fast estimator only)."""
+    ``gr.Progress`` that shows them). ``blur``: a Gaussian-like kernel, or camera shake (its path, by edge prediction,
+    for the motion model; a few seconds)."""
     if how not in (ESTIMATE_FAST, ESTIMATE_REFINE):
         raise gr.Error(
             f"Choose the kernel estimator: {ESTIMATE_FAST!r} or {ESTIMATE_REFINE!r}.", print_exception=False
@@ -318,7 +318,15 @@ def estimate(
             print_exception=False,
         )
     blur_type = "motion" if blur == BLUR_SHAKE else "gaussian"
-    method, options = "amortized", {}
+    method, options = (None, {}) if blur_type == "motion" else ("amortized", {})
+    if blur_type == "motion" and min(image.shape[:2]) < 2 * MOTION_KERNEL_SIZE:
+        raise gr.Error(
+            f"Tracing a camera shake needs a photo of at least {2 * MOTION_KERNEL_SIZE}×{2 * MOTION_KERNEL_SIZE} "
+            "pixels.",
+            print_exception=False,
+        )
+    if blur_type == "motion" and progress is not None:
+        progress(0.0, desc="Tracing the camera shake from the photo's edges")
     if how == ESTIMATE_REFINE:
         if min(image.shape[:2]) < 64:
             raise gr.Error(
@@ -339,7 +347,10 @@ def estimate(
         )
     if blur_type == "motion":
         u, v = motion_flow_from_kernel(torch.from_numpy(kernel)[None])[0].tolist()
-        text = f"estimated straight motion, {2 * np.hypot(u, v):.1f} px at {np.degrees(np.arctan2(v, u)):.0f}°"
+        text = (
+            f"estimated camera shake, spread like a {2 * np.hypot(u, v):.1f} px motion at "
+            f"{np.degrees(np.arctan2(v, u)):.0f}° (its path is in the kernel picture)"
+        )
     else:
         text = "estimated by KernelGAN refine, " if method == "refine" else "estimated, "
         text += kernels.describe_kernel(kernel)
@@ -503,9 +514,9 @@ estimates the kernel from the photo itself; if you know the blur, give it in **K
 - **Works on:** Gaussian-like blur — soft optics, slight defocus, the blur of a downscaled or filtered picture —
   up to about σ = 4 px (17×17 kernels); and, with the motion model, camera shake up to about 25 px when you know
   its kernel (a straight motion from the sliders, or a kernel file up to 31×31).
-- **Does not fix well:** camera shake in blind mode (the estimator assumes a straight motion and underestimates
-  long ones), very large defocus, or blur that changes across the picture. A wrong kernel gives a wrong result:
-  try a few and compare.
+- **Does not fix well:** camera shake in blind mode (experimental: the shake's path is traced from the photo's
+  edges, which helps on average but can go wrong on textured photos), very large defocus, or blur that changes
+  across the picture. A wrong kernel gives a wrong result: try a few and compare.
 - **Blind estimates** assume one Gaussian-like blur for the whole photo; a photo with few edges gives a poor
   estimate. **Try it on a sharp photo** shows how close the estimate comes to the truth.
 """
@@ -673,8 +684,9 @@ def _blind_tab(results: Results) -> None:
         [BLUR_SOFT, BLUR_SHAKE],
         value=BLUR_SOFT,
         label="Kind of blur",
-        info="Soft blur: defocus, soft optics, a filtered picture. Camera shake: the motion model with a straight "
-        "motion of the estimated length and direction (the estimator measures the shake's spread, not its path).",
+        info="Soft blur: defocus, soft optics, a filtered picture. Camera shake: the shake's path is traced from the "
+        "photo's strongest edges (a few seconds), then the motion model deblurs with it. Experimental: it helps "
+        "on average, but a wrong trace can make a photo worse.",
         elem_id="blind-blur-kind",
     )
     inputs = [photo, how, steps, blur]

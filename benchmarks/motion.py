@@ -11,9 +11,13 @@ Columns: the blurred input; with the true kernel, Wiener and Richardson–Lucy (
 on the first ``--tune_limit`` motion pairs), the Gaussian BIKAnet (the kernel cropped to its 17×17 frame, as
 ``deblur`` does) and the motion model (per-pixel motion flow, 31×31 kernels); blind, Polyblur, the Gaussian BIKAnet
 with its amortized estimate (``deblur(image)``) and the motion model with the straight motion of the motion
-estimator's covariance (``deblur(image, blur_type="motion")``). Also the spread error of each estimator on the
-motion track: ``Σ|g(Σ̂) − g(Σ)|`` between the Gaussians of the estimated and the true kernel's covariance (0 = the
-same length and direction).
+estimator's covariance (``deblur(image, blur_type="motion", method="amortized")``) and with the path traced by edge
+prediction (``deblur(image, blur_type="motion")``, the default). Blind results may be shifted by a few pixels (a
+blurred image does not say where its kernel sits; the Levin kernels' centres of mass are up to 4 px off their
+frame's centre), so a second table gives every column's shift-aligned PSNR (``metrics.aligned_psnr``: best integer
+shift up to 6 px, 6-px border left out), the usual score for blind camera-shake deblurring. Also the spread error
+of each estimator on the motion track: ``Σ|g(Σ̂) − g(Σ)|`` between the Gaussians of the estimated and the true
+kernel's covariance (0 = the same length and direction).
 
 Usage: ``python benchmarks/motion.py [--motion_model FOLDER] [--limit 32]``
 Writes ``benchmarks/results/motion.{json,md}``.
@@ -33,7 +37,7 @@ from bikanet_hf import corpus
 from bikanet_hf.deblurring import DEFAULT_MOTION_MODEL, deblur, load_model
 from bikanet_hf.estimation import load_estimator
 from bikanet_hf.image_io import load_rgb
-from bikanet_hf.metrics import psnr, ssim
+from bikanet_hf.metrics import aligned_psnr, psnr, ssim
 from bikanet_hf.modeling_kernel_estimator import kernel_covariance, spread_error
 from bikanet_hf.pipeline_bikanet import kernel_for_model
 from bikanet_hf.protocol import protocol_pairs
@@ -45,16 +49,28 @@ from quality import markdown, richardson_lucy_deblur, tune_richardson_lucy  # no
 from timing import machine, write_results  # noqa: E402
 
 NON_BLIND = ("wiener", "richardson-lucy", "bikanet", "bikanet-motion")
-BLIND = ("polyblur", "bikanet+blind", "bikanet-motion+blind")
+BLIND = ("polyblur", "bikanet+blind", "bikanet-motion+straight", "bikanet-motion+edges")
 
 
-def scores(rows: dict[str, list[tuple[float, float]]]) -> dict:
-    base = np.mean([r[0] for r in rows["blurred"]])
+def scores(rows: dict[str, list[tuple[float, float, float]]]) -> dict:
+    """Mean PSNR, SSIM and shift-aligned PSNR of each column, and their gains over the blurred input."""
+    base, aligned_base = (float(np.mean([r[i] for r in rows["blurred"]])) for i in (0, 2))
     out = {}
     for name, values in rows.items():
-        p, s = float(np.mean([v[0] for v in values])), float(np.mean([v[1] for v in values]))
-        out[name] = {"psnr": p, "ssim": s, "delta_psnr": p - float(base), "num_pairs": len(values)}
+        p, s, a = (float(np.mean([v[i] for v in values])) for i in range(3))
+        out[name] = {
+            "psnr": p,
+            "ssim": s,
+            "delta_psnr": p - base,
+            "aligned_psnr": a,
+            "delta_aligned_psnr": a - aligned_base,
+            "num_pairs": len(values),
+        }
     return out
+
+
+def measure(sharp: np.ndarray, out: np.ndarray) -> tuple[float, float, float]:
+    return psnr(sharp, out), ssim(sharp, out), aligned_psnr(sharp, out)
 
 
 def main() -> None:
@@ -81,7 +97,10 @@ def main() -> None:
         return {
             "polyblur": polyblur_deblur(blurred),
             "bikanet+blind": np.asarray(deblur(blurred, model=gaussian).image),
-            "bikanet-motion+blind": np.asarray(deblur(blurred, model=motion, blur_type="motion").image),
+            "bikanet-motion+straight": np.asarray(
+                deblur(blurred, model=motion, blur_type="motion", method="amortized").image
+            ),
+            "bikanet-motion+edges": np.asarray(deblur(blurred, model=motion, blur_type="motion").image),
         }
 
     synthetic: dict[str, list] = {"blurred": []}
@@ -98,18 +117,18 @@ def main() -> None:
             "bikanet-motion": model_deblur(motion, pair.blurred, pair.kernel, "cpu"),
             **blind(pair.blurred),
         }
-        synthetic["blurred"].append((psnr(pair.sharp, pair.blurred), ssim(pair.sharp, pair.blurred)))
+        synthetic["blurred"].append(measure(pair.sharp, pair.blurred))
         for name, out in outputs.items():
-            synthetic.setdefault(name, []).append((psnr(pair.sharp, out), ssim(pair.sharp, out)))
+            synthetic.setdefault(name, []).append(measure(pair.sharp, out))
         print(f"{i + 1}/{len(pairs)} {pair.name} kernel {pair.kernel_id}", flush=True)
 
     real: dict[str, list] = {"blurred": []}
     for blurred_path in sorted((data / "gopro_examples").glob("*_blur*.png")):
         sharp = load_rgb(blurred_path.with_name(blurred_path.name.replace("_blur", "_sharp")))
         blurred = load_rgb(blurred_path)
-        real["blurred"].append((psnr(sharp, blurred), ssim(sharp, blurred)))
+        real["blurred"].append(measure(sharp, blurred))
         for name, out in blind(blurred).items():
-            real.setdefault(name, []).append((psnr(sharp, out), ssim(sharp, out)))
+            real.setdefault(name, []).append(measure(sharp, out))
         print(blurred_path.name, flush=True)
 
     results = {"bsds500_val/motion": scores(synthetic), "gopro/real": scores(real)}
@@ -133,14 +152,30 @@ def main() -> None:
         "PSNR (dB) / SSIM (ΔPSNR over the blurred input). With the true kernel: `wiener` (balance "
         f"{balance:g}) and `richardson-lucy` ({iterations} iterations), both tuned on the first {args.tune_limit} "
         "motion pairs; `bikanet` (the Gaussian model, kernel cropped to 17×17); `bikanet-motion` (the motion-flow "
-        "model). Blind: `polyblur`; `bikanet+blind` (amortized Gaussian estimate); `bikanet-motion+blind` (the "
-        "straight motion of the motion estimator's covariance). `gopro/real`: two real GoPro pairs, blind only."
+        "model). Blind: `polyblur`; `bikanet+blind` (amortized Gaussian estimate); `bikanet-motion+straight` (the "
+        "straight motion of the motion estimator's covariance); `bikanet-motion+edges` (the path traced by edge "
+        "prediction, the default for blind camera shake). `gopro/real`: two real GoPro pairs, blind only."
     )
     table = markdown(results, [*NON_BLIND, *BLIND])
+    columns = ["blurred", *NON_BLIND, *BLIND]
+    aligned = ["| set | track | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 2)]
+    for key, row in results.items():
+        cells = [
+            "–"
+            if name not in row
+            else f"{row[name]['aligned_psnr']:.2f}"
+            + ("" if name == "blurred" else f" ({row[name]['delta_aligned_psnr']:+.2f})")
+            for name in columns
+        ]
+        aligned.append(f"| {key.replace('/', ' | ')} | " + " | ".join(cells) + " |")
+    aligned_legend = (
+        "Shift-aligned PSNR (dB; gain over the equally aligned blurred input): the best integer shift of each "
+        "result up to 6 px, 6-px border left out (`bikanet_hf.metrics.aligned_psnr`)."
+    )
     spread_table = ["| estimator | spread error Σ\\|g(Σ̂) − g(Σ)\\| |", "|---|---|"]
     spread_table += [f"| {name} | {error:.3f} |" for name, error in spread_errors.items()]
-    write_results(args.out, report, [legend, "", table, "", f"Spread error on {len(pairs)} motion pairs:", "",
-                                     *spread_table])  # fmt: skip
+    write_results(args.out, report, [legend, "", table, "", aligned_legend, "", *aligned, "",
+                                     f"Spread error on {len(pairs)} motion pairs:", "", *spread_table])  # fmt: skip
 
 
 if __name__ == "__main__":

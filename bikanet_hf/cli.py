@@ -40,8 +40,8 @@ EPILOG_KERNEL = (
 )
 BLUR_TYPE_HELP = (
     "gaussian: the main model (17×17 Gaussian-like blur); motion: the motion-blur model (camera shake up to "
-    "31×31; blind, it assumes a straight motion); auto: motion when the given kernel is not Gaussian-like, else "
-    "gaussian (default: gaussian)"
+    "31×31; blind, it traces the shake's path from the image's edges); auto: motion when the given kernel is "
+    "not Gaussian-like, else gaussian (default: gaussian)"
 )
 
 
@@ -278,13 +278,15 @@ def build_parser() -> argparse.ArgumentParser:
         "is 0 only when every input was deblurred.",
         epilog=textwrap.fill(EPILOG_KERNEL, 100)
         + "\n\nEstimation methods: amortized (one network pass, tens of milliseconds), gan (KernelGAN trained on\n"
-        "the photo, about 10 s), refine (KernelGAN started from the amortized estimate). On the benchmark the\n"
-        "amortized estimate is the most accurate (kernel error 0.13 against 0.4-0.6 for KernelGAN).\n\nExamples:\n"
+        "the photo, about 10 s), refine (KernelGAN started from the amortized estimate); for camera shake, edges\n"
+        "(the shake's path by edge prediction, seconds; the default) or amortized (a straight motion). On the\n"
+        "benchmark the amortized estimate is the most accurate for soft blur (kernel error 0.13 against 0.4-0.6\n"
+        "for KernelGAN).\n\nExamples:\n"
         "  bikanet deblur photo.jpg -o sharp/                      blind: estimate the kernel, then deblur\n"
         "  bikanet deblur shots/ 'more/*.png' -o sharp/ --save-kernel\n"
         "  bikanet deblur photo.jpg -o sharp/ --sigma 2.5 1.0 --angle 30\n"
         "  bikanet deblur shaky.jpg -o sharp/ --kernel levin_k4.png --blur-type auto     camera shake, known kernel\n"
-        "  bikanet deblur shaky.jpg -o sharp/ --blur-type motion    blind camera shake (assumed straight)\n"
+        "  bikanet deblur shaky.jpg -o sharp/ --blur-type motion    blind camera shake (path by edge prediction)\n"
         "  bikanet deblur photo.jpg -o sharp/ --kernel psf.npy --device cuda",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -293,9 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_kernel_arguments(p, required=False)
     p.add_argument(
         "--method",
-        default="amortized",
+        default=None,
         choices=METHODS,
-        help="kernel estimation method in blind mode (default: amortized)",
+        help="kernel estimation method in blind mode (default: amortized for gaussian blur, edges for motion)",
     )
     p.add_argument("--blur-type", default="gaussian", choices=BLUR_TYPES, help=BLUR_TYPE_HELP)
     p.add_argument("--save-kernel", action="store_true", help="also write NAME_kernel.npy and NAME_kernel.png")
@@ -318,12 +320,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("input", metavar="IN", help="the blurred image file")
     p.add_argument("-o", "--output", help="save the kernel: .npy (array and picture) or .png (picture)")
-    p.add_argument("--method", default="amortized", choices=METHODS, help="estimation method (default: amortized)")
+    p.add_argument(
+        "--method",
+        default=None,
+        choices=METHODS,
+        help="estimation method (default: amortized for gaussian blur, edges for motion)",
+    )
     p.add_argument(
         "--blur-type",
         default="gaussian",
         choices=("gaussian", "motion"),
-        help="gaussian (default) or motion: the straight motion with the estimated spread (amortized method only)",
+        help="gaussian (default) or motion: a camera-shake kernel (its path with --method edges, the default; a "
+        "straight motion of the estimated spread with --method amortized)",
     )
     p.add_argument("--estimator", default=None, help="kernel estimator folder or Hub id (default: bundled)")
     p.add_argument("--picture-size", type=int, default=256, help="picture side in pixels (default: 256)")

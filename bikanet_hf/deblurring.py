@@ -150,11 +150,11 @@ def prepare_inputs(
     *,
     kernel_size: int,
     estimator=None,
-    method: str = "amortized",
+    method: str | None = None,
     blur_type: str = "gaussian",
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, bool, list[str], float]:
     """Read the image and settle its ``kernel_size×kernel_size`` kernel (estimated when ``kernel`` is ``None``, as a
-    Gaussian or, for ``blur_type="motion"``, a straight motion): ``(rgb, alpha, kernel, estimated, notes,
+    Gaussian or, for ``blur_type="motion"``, a camera shake): ``(rgb, alpha, kernel, estimated, notes,
     estimate_seconds)``."""
     rgb, alpha = read_image(image)
     start = time.perf_counter()
@@ -201,7 +201,7 @@ def deblur(
     *,
     model=None,
     estimator=None,
-    method: str = "amortized",
+    method: str | None = None,
     blur_type: str = "gaussian",
     device: str | torch.device | None = None,
     tile_size: int | None = DEFAULT_TILE_SIZE,
@@ -218,11 +218,13 @@ def deblur(
         model: BIKAnet — a loaded model, a local folder or a Hub id; default: the bundled checkpoint for the blur
             type (cached).
         estimator: the kernel estimator for blind mode (same forms); default: the bundled one for the blur type.
-        method: kernel estimation method (see :func:`bikanet_hf.estimate_kernel`).
+        method: kernel estimation method (see :func:`bikanet_hf.estimate_kernel`); default: the best for the blur
+            type (``"amortized"`` for Gaussian blur, ``"edges"`` for camera shake).
         blur_type: ``"gaussian"`` (default: the main model, 17×17 kernels), ``"motion"`` (the motion-blur
-            extension: camera shake up to 31×31; blind, it estimates a straight motion) or ``"auto"``: the kind the
-            given ``model`` was trained on, else motion when the given kernel is not Gaussian-like
-            (:func:`is_motion_kernel`), else (blind) Gaussian — the estimator cannot yet tell the two apart.
+            extension: camera shake up to 31×31; blind, it traces the shake's path by edge prediction) or
+            ``"auto"``: the kind the given ``model`` was trained on, else motion when the given kernel is not
+            Gaussian-like (:func:`is_motion_kernel`), else (blind) Gaussian — the estimators cannot yet tell the two
+            apart.
         device: where to run BIKAnet (``"cpu"``, ``"cuda"``…); default: where the model already is.
         tile_size: side of the overlapping tiles large images are processed in (bounded memory); ``None``: one pass.
         tile_overlap: overlap of neighbouring tiles in pixels (seams are blended inside it).

@@ -4,7 +4,9 @@ Methods:
 
 * ``"amortized"`` — one pass of :class:`BikanetKernelEstimator` (tens of milliseconds; the default);
 * ``"gan"`` — :class:`KernelGAN`, a GAN trained on the photo's own crops (seconds per photo; see its module);
-* ``"refine"`` — KernelGAN started from the amortized estimate.
+* ``"refine"`` — KernelGAN started from the amortized estimate;
+* ``"edges"`` — camera shake only: the shake's path by coarse-to-fine edge prediction (seconds; see
+  :mod:`bikanet_hf.shake_estimation`), the default for ``blur_type="motion"``.
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ from .image_processing_bikanet import BikanetImageProcessor
 from .modeling_kernel_estimator import BikanetKernelEstimator, straight_motion_kernels
 from .modeling_kernelgan import MIN_IMAGE_SIDE, KernelGAN
 from .motion import MOTION_KERNEL_SIZE
+from .shake_estimation import estimate_shake_kernel
 
-METHODS = ("amortized", "gan", "refine")
+METHODS = ("amortized", "gan", "refine", "edges")
+# Per blur type: the methods that estimate it, the first being the default (the best measured:
+# benchmarks/results/kernel_estimation.md and motion.md).
+METHODS_FOR = {"gaussian": ("amortized", "gan", "refine"), "motion": ("edges", "amortized")}
 # Inside the bundled BIKAnet folder, so that the folder (and a Hub repository made from it) is a whole blind deblurrer.
 DEFAULT_ESTIMATOR = Path(__file__).resolve().parent / "checkpoints" / "bikanet" / "kernel_estimator"
 DEFAULT_MOTION_ESTIMATOR = Path(__file__).resolve().parent / "checkpoints" / "bikanet-motion" / "kernel_estimator"
@@ -66,7 +72,7 @@ def _as_tensor(image) -> torch.Tensor:
 
 def estimate_kernel(
     image,
-    method: str = "amortized",
+    method: str | None = None,
     *,
     estimator=None,
     gan: KernelGAN | None = None,
@@ -80,30 +86,34 @@ def estimate_kernel(
     17×17 numpy array (31×31 for ``blur_type="motion"``): non-negative, summing to 1, centred.
 
     Args:
-        method: ``"amortized"`` (default), ``"gan"`` or ``"refine"`` (see the module docstring).
+        method: ``"amortized"``, ``"gan"``, ``"refine"`` or ``"edges"`` (see the module docstring); default: the
+            best for the blur type, ``"amortized"`` for Gaussian blur, ``"edges"`` for motion.
         estimator: the amortized estimator (loaded model, folder or Hub id; default: the bundled one).
         gan: a :class:`KernelGAN` with non-default settings (default: ``KernelGAN(KernelGANConfig())``).
         steps: KernelGAN training steps (default: its config's); seed: makes KernelGAN deterministic.
         progress: ``progress(step, total)`` during KernelGAN training.
         for_deblurring: the amortized kernel as deblurring uses it, its covariance scaled by the estimator's
             ``deblur_covariance_scale`` (slightly narrower: an over-wide kernel harms deblurring more).
-        blur_type: ``"gaussian"`` (default) or ``"motion"``: the straight motion whose spread matches the amortized
-            estimate of the camera shake's covariance (by default from the motion estimator bundled with the motion
-            model), for the motion model. A shake's path is beyond one pass; its length and direction are what it
-            returns (``benchmarks/results/motion.md``). Only the amortized method has it.
+        blur_type: ``"gaussian"`` (default) or ``"motion"``: a camera-shake kernel for the motion model — with
+            ``"edges"``, the shake's path; with ``"amortized"``, the straight motion whose spread matches the motion
+            estimator's covariance (one pass, but a straight motion is the wrong shape for most shakes:
+            ``benchmarks/results/motion.md``).
 
-    Raises ``ValueError`` for an unknown method or an image too small (16×16 for the amortized estimator, 64×64 for
-    KernelGAN). A flat image (too little texture to see blur in) gets the estimator's best guess with a
-    ``UserWarning`` saying so.
+    Raises ``ValueError`` for an unknown method, one that does not estimate ``blur_type``, or an image too small
+    (16×16 for the amortized estimator, 64×64 for KernelGAN, 62×62 for edge prediction). A flat image (too little
+    texture to see blur in) gets the estimator's best guess with a ``UserWarning`` saying so.
     """
+    if blur_type not in METHODS_FOR:
+        raise ValueError(f"Unknown blur_type {blur_type!r}; choose 'gaussian' or 'motion'.")
+    method = METHODS_FOR[blur_type][0] if method is None else method
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}; available: {', '.join(METHODS)}.")
-    if blur_type not in ("gaussian", "motion"):
-        raise ValueError(f"Unknown blur_type {blur_type!r}; choose 'gaussian' or 'motion'.")
-    if blur_type == "motion" and method != "amortized":
-        raise ValueError(f"Motion kernels are estimated by the amortized method only, not {method!r}.")
+    if method not in METHODS_FOR[blur_type]:
+        raise ValueError(
+            f"The {method} method does not estimate {blur_type} blur; use one of: {', '.join(METHODS_FOR[blur_type])}."
+        )
     x = _as_tensor(image)
-    smallest = MIN_SIDE if method == "amortized" else MIN_IMAGE_SIDE
+    smallest = {"amortized": MIN_SIDE, "edges": 2 * MOTION_KERNEL_SIZE}.get(method, MIN_IMAGE_SIDE)
     if min(x.shape[-2:]) < smallest:
         raise ValueError(
             f"The image is {x.shape[-1]}×{x.shape[-2]} pixels; estimating a blur kernel with the {method} method "
@@ -119,6 +129,8 @@ def estimate_kernel(
         )
     calibrated = for_deblurring and method == "amortized" and blur_type == "gaussian"
     scale = model.config.deblur_covariance_scale if calibrated else 1.0
+    if method == "edges":
+        return estimate_shake_kernel(x.permute(1, 2, 0).double().numpy(), MOTION_KERNEL_SIZE)
     estimate = model.estimate(x, scale)
     if blur_type == "motion":  # a motion estimator's own answer; from a Gaussian one, the motion of its spread
         return straight_motion_kernels(estimate.covariance.double(), MOTION_KERNEL_SIZE)[0].numpy()

@@ -26,6 +26,25 @@ def psnr(gt: np.ndarray, out: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(10.0 * np.log10(255.0**2 / mse))
 
 
+def aligned_psnr(gt: np.ndarray, out: np.ndarray, max_shift: int = 6) -> float:
+    """PSNR after the best integer shift of ``out`` (up to ``max_shift`` px each way), on the frame less a
+    ``max_shift`` border — not the protocol's PSNR, but the usual score for *blind* camera-shake deblurring (as in
+    Levin et al., CVPR 2009): a blurred image does not say where its kernel sits, so a blind result may be shifted
+    by a few pixels, which full-frame PSNR punishes as if it were blur."""
+    gt, out = _check_pair(gt, out)
+    m = max_shift
+    height, width = gt.shape[:2]
+    if min(height, width) <= 4 * m:
+        raise ValueError(f"Images of {width}×{height} are too small to align with shifts of up to {m} px.")
+    reference = gt[m : height - m, m : width - m].astype(np.float64)
+    best = min(
+        np.mean((out[m + dy : height - m + dy, m + dx : width - m + dx].astype(np.float64) - reference) ** 2)
+        for dy in range(-m, m + 1)
+        for dx in range(-m, m + 1)
+    )
+    return float("inf") if best == 0 else float(10.0 * np.log10(255.0**2 / best))
+
+
 def ssim(gt: np.ndarray, out: np.ndarray) -> float:
     """SSIM with the protocol's settings (Gaussian weights σ = 1.5, population covariance, data range 255)."""
     gt, out = _check_pair(gt, out)

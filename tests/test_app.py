@@ -298,14 +298,17 @@ def test_camera_shake_runs_through_the_motion_model(app, tmp_path):
         str(photo), app.KERNEL_FROM_MOTION, 2.0, 2.0, 45, None, motion_length=9
     )
     assert pair[1].shape == (48, 64, 3) and "straight motion, 9 px at 45°" in report
-    _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SHAKE)
-    assert "kernel: estimated straight motion" in report
+    with pytest.raises(app.gr.Error, match="at least 62×62 pixels"):
+        app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SHAKE)
+    larger = write_photo(tmp_path / "larger.png", 72, 80)
+    _, _, report, _ = app.run_blind(str(larger), app.ESTIMATE_FAST, 300, app.BLUR_SHAKE)
+    assert "kernel: estimated camera shake, spread like a" in report
     with pytest.raises(app.gr.Error, match="KernelGAN estimates Gaussian-like blur only"):
         app.run_blind(str(photo), app.ESTIMATE_REFINE, 50, app.BLUR_SHAKE)
     _, picture, report, _ = app.run_sharp_photo(
-        str(photo), app.KERNEL_FROM_MOTION, 2.0, 2.0, 0, None, app.DEBLUR_BLIND, motion_length=11
+        str(larger), app.KERNEL_FROM_MOTION, 2.0, 2.0, 0, None, app.DEBLUR_BLIND, motion_length=11
     )
-    assert "estimated straight motion" in report and "error Σ|k̂ − k| = " in report
+    assert "estimated camera shake" in report and "error Σ|k̂ − k| = " in report
 
 
 def test_large_photos_are_deblurred_in_tiles_with_progress(app, tmp_path, monkeypatch):

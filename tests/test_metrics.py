@@ -3,7 +3,7 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from bikanet_hf.kernels import gaussian_kernel
-from bikanet_hf.metrics import kernel_l1, psnr, ssim
+from bikanet_hf.metrics import aligned_psnr, kernel_l1, psnr, ssim
 
 
 def test_psnr_and_ssim_equal_skimage(rng):
@@ -42,3 +42,14 @@ def test_kernel_l1():
     small = np.zeros((3, 3))
     small[1, 1] = 1
     assert kernel_l1(small, delta_a) == pytest.approx(0.0)  # centred in the larger frame
+
+
+def test_aligned_psnr_forgives_a_shift_and_nothing_else(rng):
+    image = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    shifted = np.roll(image, (3, -2), axis=(0, 1))
+    assert psnr(image, shifted) < 12 and aligned_psnr(image, shifted) == float("inf")
+    noisy = np.clip(image + rng.normal(0, 5, image.shape), 0, 255).round().astype(np.uint8)
+    assert aligned_psnr(image, noisy) == pytest.approx(psnr(image[6:-6, 6:-6], noisy[6:-6, 6:-6]), abs=1e-9)
+    assert aligned_psnr(image, np.roll(image, 7, axis=1)) < 12  # beyond max_shift
+    with pytest.raises(ValueError, match="too small to align"):
+        aligned_psnr(image[:20], image[:20])
