@@ -6,8 +6,8 @@ motion deblurring", ECCV 2010), reimplemented from the papers' descriptions. Coa
 
 1. *prediction* — the current latent image is smoothed and sharpened with a shock filter, so that its strong edges
    become steps; only gradients of wide, strong edges are kept (Xu & Jia's usefulness measure ``r`` removes thin
-   structures, narrower than the blur, which mislead the kernel; then the strongest gradients, a count that grows
-   with the kernel's area as in Cho & Lee);
+   structures, narrower than the blur, which mislead the kernel; then the strongest gradients, as many as
+   ``2·√(N_image·N_kernel)`` as in Cho & Lee, growing by 10% per round);
 2. *kernel* — least squares between the predicted and the blurred gradients with a Tikhonov term, in closed form
    with FFTs; negative and small taps are cut, and the kernel is normalised;
 3. *latent image* — deconvolution of the blurred image with that kernel under a quadratic gradient prior (closed
