@@ -76,7 +76,7 @@ MAX_PIXELS = _max_pixels_from_env()
 
 
 def load_model(path: str | os.PathLike) -> BikanetForImageDeblurring:
-    """The model (in eval mode), or a ``FileNotFoundError`` that names the folder."""
+    """The model ready for inference (``for_inference``), or a ``FileNotFoundError`` that names the folder."""
     path = Path(path)
     missing = [name for name in ("config.json", "preprocessor_config.json") if not (path / name).is_file()]
     if missing:
@@ -85,7 +85,7 @@ def load_model(path: str | os.PathLike) -> BikanetForImageDeblurring:
             "config.json, model.safetensors and preprocessor_config.json, such as the --output_dir of "
             "train/train_bikanet.py, or put the shipped checkpoint in bikanet_hf/checkpoints/bikanet."
         )
-    return BikanetForImageDeblurring.from_pretrained(path).eval()
+    return BikanetForImageDeblurring.from_pretrained(path).for_inference()
 
 
 MODEL = load_model(MODEL_PATH)

@@ -65,7 +65,7 @@ class DeblurResult:
 
 @functools.lru_cache(maxsize=4)
 def _load_model(path: str) -> BikanetForImageDeblurring:
-    return BikanetForImageDeblurring.from_pretrained(path).eval()
+    return BikanetForImageDeblurring.from_pretrained(path).for_inference()
 
 
 def load_model(
@@ -74,7 +74,7 @@ def load_model(
     """A loaded BIKAnet, a local folder or Hub id (loaded once and cached), or the bundled default checkpoint for
     ``blur_type`` (``"gaussian"``: the main model; ``"motion"``: the motion-blur extension's)."""
     if isinstance(model, BikanetForImageDeblurring):
-        return model.eval()
+        return model.for_inference()
     default = DEFAULT_MOTION_MODEL if blur_type == "motion" else DEFAULT_MODEL
     return _load_model(os.fspath(model if model is not None else default))
 

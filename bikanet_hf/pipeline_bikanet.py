@@ -58,6 +58,7 @@ class ImageDeblurringPipeline(Pipeline):
 
     def __init__(self, *args, estimator=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.model.for_inference()
         if self.image_processor is None:
             self.image_processor = BikanetImageProcessor()
         self._estimator = estimator

@@ -111,6 +111,17 @@ def test_loading_into_more_blocks_keeps_the_function(tmp_path):
     torch.testing.assert_close(model(x, k).reconstruction, grown(x, k).reconstruction)
 
 
+def test_for_inference_uses_channels_last_on_cpu_and_keeps_the_output():
+    model = tiny_model()
+    x, k = smooth_image(), torch.from_numpy(bank16()[[4]]).float()
+    expected = model(x, k).reconstruction
+    model.train()
+    assert model.for_inference() is model and not model.training
+    assert model.head.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not model.head.weight.is_contiguous()
+    torch.testing.assert_close(model(x, k).reconstruction, expected, atol=1e-5, rtol=0)
+
+
 def test_bf16_autocast_on_cpu():
     model = tiny_model()
     x, k = torch.rand(1, 3, 32, 32), torch.from_numpy(bank16()[[2]]).float()
