@@ -138,7 +138,7 @@ def finalize(output_dir: Path, state: dict, args: argparse.Namespace) -> None:
     best = BikanetKernelEstimator.from_pretrained(output_dir / "best")
     best.save_pretrained(output_dir, safe_serialization=True)
     metrics = next(v for v in state["validation"] if v["step"] == state["best_step"])
-    training = run_summary(state, args)
+    training = run_summary(state, args) | {"init_from": args.init_from}
     results = {"validation_quick": metrics, "training": training, "history": state["validation"]}
     (output_dir / "eval_results.json").write_text(json.dumps(results, indent=2))
     (output_dir / "README.md").write_text(model_card(best.config, metrics, training))
@@ -157,7 +157,10 @@ def model_card(config: BikanetKernelEstimatorConfig, metrics: dict, training: di
             "(Levin kernels) of BSDS500 val"
         )
         kernels = "a random camera-shake trajectory up to 25 px long"
-        limits = "it answers with a covariance: the shake's path (curves, pauses) is beyond it"
+        limits = (
+            f"it answers with a covariance (spread from {config.sigma_min} to {config.sigma_max} px): the shake's "
+            "path (curves, pauses) is beyond it"
+        )
     else:
         what = "its Gaussian blur kernel (17×17), for blind deblurring with BIKAnet"
         score = (
@@ -165,7 +168,11 @@ def model_card(config: BikanetKernelEstimatorConfig, metrics: dict, training: di
             "quick pairs of BSDS500 val (0 = exact, 2 = disjoint)"
         )
         kernels = f"bank16 with probability {training['bank16_fraction']}, else the random Gaussian family"
-        limits = "it can only answer with a Gaussian; camera-shake motion blur is the motion estimator's job"
+        limits = (
+            f"it can only answer with a Gaussian (σ from {config.sigma_min} to {config.sigma_max} px); camera-shake "
+            "motion blur is the motion estimator's job"
+        )
+    started_from = f" Started from the weights of {training['init_from']}." if training.get("init_from") else ""
     return f"""---
 library_name: transformers
 license: other
@@ -185,10 +192,9 @@ Validation (measured at the end of training): {score}.
 Training: {training["steps"]} steps (best at {training["best_step"]}), batch {training["batch_size"]} of
 {training["crop_size"]}×{training["crop_size"]} crops of {", ".join(training["train_sources"])}, each blurred with a
 fresh kernel ({kernels}), Adam {training["learning_rate"]:g}, {training["train_minutes"]:.1f} minutes on
-{training["hardware"]}; {training["num_parameters"]:,} parameters.
+{training["hardware"]}; {training["num_parameters"]:,} parameters.{started_from}
 
-Limitations: {limits} (widths from {config.sigma_min} to {config.sigma_max} px). Trained on BSDS500
-(non-commercial research licence).
+Limitations: {limits}. Trained on BSDS500 (non-commercial research licence).
 """
 
 
