@@ -152,6 +152,26 @@ class DirectionalBlurStatistics(nn.Module):
         angles = torch.arange(self.num_directions, device=device, dtype=torch.float32) * math.pi / self.num_directions
         return torch.stack([angles.cos(), angles.sin()], 1)
 
+    def symmetries(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The image symmetries that only permute the moments: pairs (permutation of forward's features, 2×2
+        orthogonal map M of (x, y)), such that ``features[:, permutation]`` are the features of the image transformed
+        by M, whose blur covariance is ``M Σ Mᵀ``. The mirror x → −x turns direction φ into −φ; with an even number of
+        directions, the 90° rotation turns φ into φ + 90°; their composition is the transpose. (Half-turns map every
+        direction onto itself.)"""
+        n = self.num_directions
+        index = torch.arange(n)
+        maps = [(index, torch.eye(2)), (-index % n, torch.tensor([[-1.0, 0.0], [0.0, 1.0]]))]
+        if n % 2 == 0:
+            maps += [((index + n // 2) % n, torch.tensor([[0.0, -1.0], [1.0, 0.0]]))]
+            maps += [((n // 2 - index) % n, torch.tensor([[0.0, 1.0], [1.0, 0.0]]))]
+        symmetries = []
+        for directions, transform in maps:
+            blocks = [directions + block * n for block in range(len(self.moments))]
+            per_width = torch.cat([*blocks, torch.tensor([n * len(self.moments)])])  # the Laplacian's moment stays
+            permutation = torch.cat([per_width + width * self.per_width for width in range(len(self.reblur_sigmas))])
+            symmetries.append((permutation, transform))
+        return symmetries
+
     def exponents(self, device) -> torch.Tensor:
         """The power of each moment in forward's order: per width, a block of directions per p, then the
         Laplacian's 2."""
@@ -248,9 +268,20 @@ class BikanetKernelEstimator(PreTrainedModel):
         self.feature_mean.copy_(features.mean(0))
         self.feature_std.copy_(features.std(0).clamp_min(1e-6))
 
-    def _head(self, moments: torch.Tensor) -> torch.Tensor:
+    def covariance(self, moments: torch.Tensor) -> torch.Tensor:
+        """B×2×2 blur covariances from B×F pooled moments: standardised log-moments → MLP → (σ₁, σ₂, θ); with
+        ``config.average_symmetries``, the mean over the image's mirror images and 90° rotations (each one a
+        permutation of the moments, ``DirectionalBlurStatistics.symmetries``), mapped back to the image's frame."""
         features = self.statistics.log_features(moments)
-        return self.head((features - self.feature_mean) / self.feature_std)
+        symmetries = self.statistics.symmetries()[: None if self.config.average_symmetries else 1]
+        covariances = []
+        for permutation, transform in symmetries:
+            standardised = (features[:, permutation.to(features.device)] - self.feature_mean) / self.feature_std
+            covariance = self.parameters_to_covariance(self.head(standardised))
+            # the estimate for the transformed image is M Σ Mᵀ; back in the image's frame: Mᵀ (M Σ Mᵀ) M
+            transform = transform.to(covariance)
+            covariances.append(transform.T @ covariance @ transform)
+        return torch.stack(covariances).mean(0)
 
     def parameters_to_covariance(self, raw: torch.Tensor) -> torch.Tensor:
         lo, hi = self.config.sigma_min, self.config.sigma_max
@@ -277,8 +308,7 @@ class BikanetKernelEstimator(PreTrainedModel):
             labels: optional B×k×k true kernels; gives ``loss``, the protocol's kernel error.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        covariance = self.parameters_to_covariance(self._head(self.statistics(pixel_values.float())))
-        return self._output(covariance, labels, return_dict)
+        return self._output(self.covariance(self.statistics(pixel_values.float())), labels, return_dict)
 
     def _output(self, covariance, labels, return_dict):
         if self.config.kernel_family == "motion":  # the kernel to deblur with; training matches the covariance
@@ -324,7 +354,7 @@ class BikanetKernelEstimator(PreTrainedModel):
             raise ValueError(f"estimate() takes one C×H×W image, got shape {tuple(image.shape)}.")
         crops, _ = self.select_crops(image.float())
         moments = self.statistics(crops).mean(0, keepdim=True)
-        return self._output(covariance_scale * self.parameters_to_covariance(self._head(moments)), None, True)
+        return self._output(covariance_scale * self.covariance(moments), None, True)
 
 
 def _grid(length: int, size: int) -> list[int]:

@@ -113,6 +113,32 @@ def test_estimate_kernel_api(tiny_folder, rng):
         estimate_kernel(np.full((40, 40, 3), 128, np.uint8), estimator=tiny_folder)
 
 
+def test_symmetries_permute_the_statistics_and_averaging_makes_the_estimate_equivariant():
+    torch.manual_seed(0)
+    image = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 30, 38), 3, 1, 1)
+    mirror, rotation, transpose = (
+        torch.tensor([[-1.0, 0], [0, 1]]),
+        torch.tensor([[0.0, -1], [1, 0]]),
+        torch.eye(2)[[1, 0]],
+    )
+    transformed = [(image.flip(-1), mirror), (torch.rot90(image, 1, (-2, -1)), rotation), (image.mT, transpose)]
+    for average in (False, True):
+        model = BikanetKernelEstimator(
+            BikanetKernelEstimatorConfig(**TINY.to_dict() | {"average_symmetries": average})
+        )
+        moments = model.statistics(image.double())
+        symmetries = model.statistics.symmetries()
+        assert len(symmetries) == 4 and torch.equal(symmetries[0][0], torch.arange(moments.shape[1]))
+        for (other, transform), (permutation, expected) in zip(transformed, symmetries[1:], strict=True):
+            torch.testing.assert_close(model.statistics(other.double()), moments[:, permutation])
+            covariance = model.estimate(image[0]).covariance[0]
+            mapped = transform @ covariance @ transform.T
+            # expected M Σ Mᵀ of the model's own map equals the image-space one (±90° rotations agree on covariances)
+            torch.testing.assert_close(expected @ covariance @ expected.T, mapped)
+            error = (model.estimate(other[0]).covariance[0] - mapped).abs().max().item()
+            assert (error < 1e-5) == average, (average, error)
+
+
 @pytest.mark.slow
 def test_training_script_runs_resumes_and_saves(folders, tmp_path):
     schedule = [
