@@ -280,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         + "\n\nEstimation methods: amortized (one network pass, tens of milliseconds), gan (KernelGAN trained on\n"
         "the photo, about 10 s), refine (KernelGAN started from the amortized estimate); for camera shake, edges\n"
         "(the shake's path by edge prediction, seconds; the default) or amortized (a straight motion). On the\n"
-        "benchmark the amortized estimate is the most accurate for soft blur (kernel error 0.13 against 0.4-0.6\n"
+        "benchmark the amortized estimate is the most accurate for soft blur (kernel error 0.10 against 0.4-0.6\n"
         "for KernelGAN).\n\nExamples:\n"
         "  bikanet deblur photo.jpg -o sharp/                      blind: estimate the kernel, then deblur\n"
         "  bikanet deblur shots/ 'more/*.png' -o sharp/ --save-kernel\n"
