@@ -129,9 +129,9 @@ def test_symmetries_permute_the_statistics_and_averaging_makes_the_estimate_equi
         moments = model.statistics(image.double())
         symmetries = model.statistics.symmetries()
         assert len(symmetries) == 4 and torch.equal(symmetries[0][0], torch.arange(moments.shape[1]))
+        covariance = model.estimate(image[0]).covariance[0]
         for (other, transform), (permutation, expected) in zip(transformed, symmetries[1:], strict=True):
             torch.testing.assert_close(model.statistics(other.double()), moments[:, permutation])
-            covariance = model.estimate(image[0]).covariance[0]
             mapped = transform @ covariance @ transform.T
             # expected M Σ Mᵀ of the model's own map equals the image-space one (±90° rotations agree on covariances)
             torch.testing.assert_close(expected @ covariance @ expected.T, mapped)
