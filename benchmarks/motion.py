@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from bikanet_hf import corpus
-from bikanet_hf.deblurring import DEFAULT_MOTION_MODEL, deblur, load_model
+from bikanet_hf.deblurring import deblur, load_model
 from bikanet_hf.estimation import load_estimator
 from bikanet_hf.image_io import load_rgb
 from bikanet_hf.metrics import aligned_psnr, psnr, ssim
@@ -75,9 +75,7 @@ def measure(sharp: np.ndarray, out: np.ndarray) -> tuple[float, float, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument(
-        "--motion_model", default=str(DEFAULT_MOTION_MODEL), help="motion BIKAnet folder (default: bundled)"
-    )
+    p.add_argument("--motion_model", default=None, help="motion BIKAnet folder (default: the bundled one)")
     p.add_argument("--limit", type=int, default=32, help="bsds500_val images on the motion track (default: 32)")
     p.add_argument("--tune_limit", type=int, default=8, help="motion pairs Wiener and R–L are tuned on (default: 8)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
@@ -86,7 +84,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     start = time.time()
     data = corpus.default_data_dir()
-    gaussian, motion = load_model(), load_model(args.motion_model)
+    gaussian, motion = load_model(), load_model(args.motion_model, blur_type="motion")
     estimators = {"gaussian estimator": load_estimator(), "motion estimator": load_estimator(blur_type="motion")}
     pairs = list(protocol_pairs(data / "bsds500_val", "motion", limit=args.limit))
     balance, wiener_sweep = tune_wiener_balance(pairs[: args.tune_limit])
@@ -144,7 +142,7 @@ def main() -> None:
             "richardson_lucy_iterations": iterations,
             "richardson_lucy_sweep": rl_sweep,
         },
-        "models": {"bikanet": "bundled", "bikanet-motion": args.motion_model, "estimators": "bundled"},
+        "models": {"bikanet": "bundled", "bikanet-motion": args.motion_model or "bundled", "estimators": "bundled"},
         "machine": machine(args.threads),
         "seconds": time.time() - start,
     }
