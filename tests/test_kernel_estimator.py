@@ -85,6 +85,21 @@ def test_statistics_measure_blur_width_and_direction(rng):
     torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
 
 
+def test_statistics_equal_the_moments_computed_directly(rng):
+    """The fast paths (chunked products for odd powers, Gram matrices for even ones) give the moments of the
+    definition, ``mean(|cos φ ∂x I + sin φ ∂y I|^p)`` per direction, on images larger than one pixel chunk."""
+    config = BikanetKernelEstimatorConfig(moments=[1, 2, 3, 4], reblur_sigmas=[0.0], num_directions=6)
+    statistics = BikanetKernelEstimator(config).statistics
+    image = torch.from_numpy(rng.random((2, 3, 100, 120)))
+    gray = (image * torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype).view(1, 3, 1, 1)).sum(1)
+    gx = (gray[:, 1:-1, 2:] - gray[:, 1:-1, :-2]).flatten(1) / 2
+    gy = (gray[:, 2:, 1:-1] - gray[:, :-2, 1:-1]).flatten(1) / 2
+    angles = torch.arange(6, dtype=image.dtype) * torch.pi / 6
+    expected = [
+        (torch.cos(a) * gx + torch.sin(a) * gy).abs().pow(p).mean(-1) for p in (1, 2, 3, 4) for a in angles
+    ]
+    torch.testing.assert_close(statistics(image)[:, :-1], torch.stack(expected, 1))
+
 def test_calibration_is_saved_and_reloaded(tmp_path):
     model = BikanetKernelEstimator(TINY)
     crops = torch.rand(6, 3, 32, 32)
