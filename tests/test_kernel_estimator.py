@@ -95,10 +95,9 @@ def test_statistics_equal_the_moments_computed_directly(rng):
     gx = (gray[:, 1:-1, 2:] - gray[:, 1:-1, :-2]).flatten(1) / 2
     gy = (gray[:, 2:, 1:-1] - gray[:, :-2, 1:-1]).flatten(1) / 2
     angles = torch.arange(6, dtype=image.dtype) * torch.pi / 6
-    expected = [
-        (torch.cos(a) * gx + torch.sin(a) * gy).abs().pow(p).mean(-1) for p in (1, 2, 3, 4) for a in angles
-    ]
+    expected = [(torch.cos(a) * gx + torch.sin(a) * gy).abs().pow(p).mean(-1) for p in (1, 2, 3, 4) for a in angles]
     torch.testing.assert_close(statistics(image)[:, :-1], torch.stack(expected, 1))
+
 
 def test_calibration_is_saved_and_reloaded(tmp_path):
     model = BikanetKernelEstimator(TINY)
