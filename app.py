@@ -37,7 +37,7 @@ from PIL import Image
 import bikanet_hf
 from bikanet_hf import BikanetForImageDeblurring, image_io, kernels, metrics, motion
 from bikanet_hf.deblurring import is_motion_kernel, restore
-from bikanet_hf.estimation import estimate_kernel, load_estimator
+from bikanet_hf.estimation import DEFAULT_MODEL, DEFAULT_MOTION_MODEL, estimate_kernel, load_estimator
 from bikanet_hf.modeling_bikanet import motion_flow_from_kernel
 from bikanet_hf.pipeline_bikanet import kernel_for_model
 
@@ -49,8 +49,8 @@ import gradio as gr  # noqa: E402  (after the environment variable above)
 # Settings and the model (loaded once, at import)
 # ---------------------------------------------------------------------------------------------------------------
 PACKAGE_DIR = Path(bikanet_hf.__file__).resolve().parent
-MODEL_PATH = Path(os.environ.get("BIKANET_MODEL") or PACKAGE_DIR / "checkpoints" / "bikanet")
-MOTION_MODEL_PATH = Path(os.environ.get("BIKANET_MOTION_MODEL") or PACKAGE_DIR / "checkpoints" / "bikanet-motion")
+MODEL_PATH = Path(os.environ.get("BIKANET_MODEL") or DEFAULT_MODEL)
+MOTION_MODEL_PATH = Path(os.environ.get("BIKANET_MOTION_MODEL") or DEFAULT_MOTION_MODEL)
 EXAMPLES_DIR = PACKAGE_DIR / "examples"
 MIN_SIDE = 16  # smaller pictures carry too little to deblur, and SSIM needs an 11-pixel window
 SIGMA_RANGE = kernels.RANDOM_SIGMA_RANGE  # the kernel family the model was trained on: σ in [0.6, 4.0] px

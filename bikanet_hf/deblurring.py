@@ -13,13 +13,12 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .estimation import estimate_kernel
+from .estimation import DEFAULT_MODEL, DEFAULT_MOTION_MODEL, estimate_kernel
 from .image_io import read_image
 from .image_processing_bikanet import BikanetImageProcessor
 from .kernels import KERNEL_SIZE, gaussian_kernel, kernel_spread, load_kernel, validate_kernel
@@ -28,9 +27,6 @@ from .modeling_bikanet import BikanetForImageDeblurring
 from .motion import MOTION_KERNEL_SIZE
 from .pipeline_bikanet import kernel_for_model
 
-DEFAULT_MODEL = Path(__file__).resolve().parent / "checkpoints" / "bikanet"
-# The motion-blur extension's model (per-pixel motion flow instead of AdaIN, 31×31 camera-shake kernels).
-DEFAULT_MOTION_MODEL = Path(__file__).resolve().parent / "checkpoints" / "bikanet-motion"
 BLUR_TYPES = ("gaussian", "motion", "auto")
 # blur_type="auto" treats a given kernel as motion blur when it is this far (Σ|k − g|) from the Gaussian g of the
 # same spread, or when its support does not fit the Gaussian model's 17×17 frame. Measured: at most 0.10 on 200

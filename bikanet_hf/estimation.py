@@ -32,9 +32,14 @@ METHODS = ("amortized", "gan", "refine", "edges")
 # Per blur type: the methods that estimate it, the first being the default (the best measured:
 # benchmarks/results/kernel_estimation.md and motion.md).
 METHODS_FOR = {"gaussian": ("amortized", "gan", "refine"), "motion": ("edges", "amortized")}
-# Inside the bundled BIKAnet folder, so that the folder (and a Hub repository made from it) is a whole blind deblurrer.
-DEFAULT_ESTIMATOR = Path(__file__).resolve().parent / "checkpoints" / "bikanet" / "kernel_estimator"
-DEFAULT_MOTION_ESTIMATOR = Path(__file__).resolve().parent / "checkpoints" / "bikanet-motion" / "kernel_estimator"
+# The bundled checkpoints: BIKAnet, and the motion-blur extension's model (per-pixel motion flow instead of AdaIN,
+# 31×31 camera-shake kernels); each folder holds its kernel estimator, so that the folder (and a Hub repository made
+# from it) is a whole blind deblurrer.
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+DEFAULT_MODEL = CHECKPOINTS / "bikanet"
+DEFAULT_MOTION_MODEL = CHECKPOINTS / "bikanet-motion"
+DEFAULT_ESTIMATOR = DEFAULT_MODEL / "kernel_estimator"
+DEFAULT_MOTION_ESTIMATOR = DEFAULT_MOTION_MODEL / "kernel_estimator"
 MIN_SIDE = 16
 # Mean absolute luminance step between neighbouring pixels (0–1 scale) below which an image carries too little
 # texture to tell its blur: a flat or nearly flat picture.
