@@ -6,10 +6,13 @@
    mean kernel error with the fitted map, next to the uncalibrated scale-invariant map (a = 1/3, c = 0) and the
    fixed "average kernel" guess (the mean of bank16), and seconds per image at the default step count.
 3. Refine: on the evaluation images of the random track, the GAN starts from the true kernel widened by 1.3
-   (``init_kernel``); its error is compared with that starting kernel's.
+   (``init_kernel``); its error is compared with that starting kernel's (the GAN's own answer, w = 0).
+4. Refine weight: on the first ``--refine_images`` images of mcmaster18's random track (no estimator trains or is
+   calibrated on mcmaster18), the GAN starts from the bundled amortized estimate; ``refine_prior_weight`` w of
+   ``(w·Σ_start + Σ_gan) / (1 + w)`` is fitted by grid search on the mean kernel error.
 
 Usage: ``python benchmarks/kernelgan_calibration.py``; writes ``benchmarks/results/kernelgan.{json,md}``.
-The fitted constants are to be copied into ``KernelGANConfig``'s defaults by hand.
+The fitted constants (a, c, w) are to be copied into ``KernelGANConfig``'s defaults by hand.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from timing import machine, write_results
 
 from bikanet_hf import corpus
 from bikanet_hf.configuration_kernelgan import KernelGANConfig
+from bikanet_hf.estimation import estimate_kernel
 from bikanet_hf.kernels import bank16, gaussian_kernel
 from bikanet_hf.metrics import kernel_l1
-from bikanet_hf.modeling_kernelgan import KernelGAN
+from bikanet_hf.modeling_kernel_estimator import gaussian_kernels
+from bikanet_hf.modeling_kernelgan import KernelGAN, gaussian_covariance
 from bikanet_hf.protocol import protocol_pairs
 
 
@@ -43,6 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calibration", type=int, default=8, help="random-track images to fit the map on (first N)")
     parser.add_argument("--evaluation", type=int, default=6, help="images per track to evaluate on (the next N)")
+    parser.add_argument("--refine_images", type=int, default=12, help="mcmaster18 images to fit the refine weight on")
     parser.add_argument("--steps", type=int, default=None, help="GAN steps per image (default: the config's)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     parser.add_argument("--out", default="benchmarks/results/kernelgan", help="output path prefix")
@@ -100,6 +106,7 @@ def main() -> None:
     # 3. Refine from the true kernel widened by 1.3.
     model.config.calibration_scale, model.config.calibration_offset = scale, offset
     init_l1, refined_l1 = [], []
+    model.config.refine_prior_weight = 0.0
     for pair in eval_pairs["random"]:
         init = gaussian_kernel(1.3 * pair.sigma_major, 1.3 * pair.sigma_minor, pair.theta)
         refined = model.estimate(as_image(pair.blurred), steps=steps, init_kernel=init)
@@ -107,6 +114,34 @@ def main() -> None:
         refined_l1.append(kernel_l1(refined.numpy(), pair.kernel))
     refine = {"init_l1": float(np.mean(init_l1)), "refined_l1": float(np.mean(refined_l1)), "num_pairs": len(init_l1)}
     print("refine", refine, flush=True)
+
+    # 4. The refine weight, from the amortized estimate on mcmaster18 (its own images: no estimator saw them).
+    starts, gans, truths, amortized_l1 = [], [], [], []
+    for pair in protocol_pairs(corpus.default_data_dir() / "mcmaster18", "random", limit=args.refine_images):
+        start = estimate_kernel(pair.blurred)
+        generator = model.generator_covariance(as_image(pair.blurred), steps=steps, init_kernel=start)
+        starts.append(gaussian_covariance(torch.from_numpy(start)))
+        gans.append(model.image_covariance(generator))
+        truths.append(pair.kernel)
+        amortized_l1.append(kernel_l1(start, pair.kernel))
+        print("refine weight", pair.name, flush=True)
+
+    def fused_l1(weight: float) -> float:
+        model.config.refine_prior_weight = weight
+        fused = [model.refined_covariance(s, g) for s, g in zip(starts, gans, strict=True)]
+        kernels = gaussian_kernels(torch.stack(fused), model.config.kernel_size).numpy()
+        return float(np.mean([kernel_l1(k, t) for k, t in zip(kernels, truths, strict=True)]))
+
+    weights = [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
+    by_weight = {w: fused_l1(w) for w in weights}
+    start_l1 = float(np.mean(amortized_l1))
+    refine_weight = {
+        "images": f"first {args.refine_images} of mcmaster18, random track",
+        "amortized_l1": start_l1,
+        "l1_by_weight": by_weight,
+        "fitted_weight": min(by_weight, key=by_weight.get),
+    }
+    print("refine weight", refine_weight, flush=True)
 
     report = {
         "what": "KernelGAN kernel error sum|k_hat - k| on bsds500_val; calibration and evaluation on disjoint images",
@@ -121,6 +156,7 @@ def main() -> None:
         "evaluation_images": f"images {first_eval}..{end - 1} of bsds500_val (sorted by name)",
         "kernel_l1": rows,
         "refine_random_track_from_true_kernel_times_1.3": refine,
+        "refine_weight": refine_weight,
         "steps": steps,
         **machine(args.threads),
     }
@@ -137,7 +173,14 @@ def main() -> None:
         ),
         "",
         f"Refine (random track, {refine['num_pairs']} pairs, started from the true kernel widened ×1.3): "
-        f"L1 {refine['init_l1']:.3f} at the start → {refine['refined_l1']:.3f} after {steps} steps.",
+        f"L1 {refine['init_l1']:.3f} at the start → {refine['refined_l1']:.3f} after {steps} steps (the GAN's own "
+        "answer, w = 0).",
+        "",
+        f"Refine weight w (the GAN started from the amortized estimate; {refine_weight['images']}; amortized L1 "
+        f"{start_l1:.3f}): fitted w = {refine_weight['fitted_weight']}.\n",
+        "| w | " + " | ".join(f"{w:g}" for w in weights) + " |",
+        "|---" * (len(weights) + 1) + "|",
+        "| L1 | " + " | ".join(f"{by_weight[w]:.3f}" for w in weights) + " |",
     ]
     write_results(args.out, report, lines)
 

@@ -11,7 +11,8 @@ protocol's Gaussian with that covariance.
 
 Reading order:
 
-* ``kernel_covariance`` — the second moments of a kernel (its width, as a 2×2 covariance);
+* ``kernel_covariance`` — the second moments of a kernel (its width, as a 2×2 covariance); ``gaussian_covariance``
+  — the covariance of the Gaussian a (truncated) kernel stands for;
 * ``BlurGenerator`` — the deep linear network; ``kernel()`` reads its single kernel out with an impulse;
 * ``PatchDiscriminator`` — spectral-normalised, fully convolutional, one score per 7×7 patch;
 * ``kernel_priors`` — the paper's priors on the generator kernel (sum to one, boundaries, centre, sparsity);
@@ -56,6 +57,21 @@ def kernel_covariance(kernel: torch.Tensor) -> torch.Tensor:
     dx, dy = x - (weights * x).sum(), y - (weights * y).sum()
     xy = (weights * dx * dy).sum()
     return torch.stack([torch.stack([(weights * dx * dx).sum(), xy]), torch.stack([xy, (weights * dy * dy).sum()])])
+
+
+def gaussian_covariance(kernel: torch.Tensor, iterations: int = 30) -> torch.Tensor:
+    """The covariance Σ (float64) whose Gaussian, rendered at the kernel's size as the protocol does, has the kernel's
+    second moments. A wide Gaussian loses its tails to the square frame (σ = 5 px keeps a variance of 16 px² of 25 in
+    17×17), so a kernel's own moments understate the blur it stands for; fixed-point iterations
+    ``Σ ← Σ + (C(kernel) − C(render(Σ)))`` undo that (widths kept within [0.1 px, kernel side])."""
+    kernel = kernel.double()
+    target = kernel_covariance(kernel)
+    covariance = target
+    for _ in range(iterations):
+        covariance = covariance + target - kernel_covariance(gaussian_kernels(covariance[None], kernel.shape[-1])[0])
+        values, vectors = torch.linalg.eigh(covariance)
+        covariance = vectors @ torch.diag(values.clamp(0.01, float(kernel.shape[-1]) ** 2)) @ vectors.T
+    return covariance
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -285,7 +301,7 @@ class KernelGAN(PreTrainedModel):
         if init_kernel is None:
             start = config.init_generator_sigma**2 * torch.eye(2, dtype=torch.float64)
         else:
-            start = self.generator_start(kernel_covariance(torch.as_tensor(init_kernel, dtype=torch.float64)))
+            start = self.generator_start(gaussian_covariance(torch.as_tensor(init_kernel)))
         generator = torch.Generator().manual_seed(seed)
         self._reset(seed)
         with torch.enable_grad():
@@ -364,8 +380,18 @@ class KernelGAN(PreTrainedModel):
             seed: seeds the networks' initialisation and the crop sampling (same seed, same kernel); the global
                 random state is not touched.
             init_kernel: a kernel to start from ("refine" mode, e.g. the amortized estimator's answer): the
-                generator is first fitted so that its image-blur estimate is that kernel's Gaussian. Default: an
+                generator is first fitted so that its image-blur estimate is that kernel's Gaussian, and the answer
+                weighs that kernel's covariance against the GAN's (:meth:`refined_covariance`). Default: an
                 isotropic generator kernel of width ``init_generator_sigma``.
             progress: called as ``progress(step, total)`` after each training step.
         """
-        return self.image_kernel(self.generator_covariance(image, steps, seed, init_kernel, progress))
+        covariance = self.image_covariance(self.generator_covariance(image, steps, seed, init_kernel, progress))
+        if init_kernel is not None:
+            covariance = self.refined_covariance(gaussian_covariance(torch.as_tensor(init_kernel)), covariance)
+        return gaussian_kernels(covariance[None], self.config.kernel_size)[0]
+
+    def refined_covariance(self, start: torch.Tensor, gan: torch.Tensor) -> torch.Tensor:
+        """``(w·Σ_start + Σ_gan) / (1 + w)``, w = ``refine_prior_weight``: the starting kernel and the GAN's answer
+        (both image-blur covariances) as two measurements of the blur, weighted by their measured reliability."""
+        weight = self.config.refine_prior_weight
+        return (weight * start + gan) / (1 + weight)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from bikanet_hf.configuration_kernelgan import KernelGANConfig
 from bikanet_hf.kernels import degrade, gaussian_kernel
 from bikanet_hf.metrics import kernel_l1
-from bikanet_hf.modeling_kernelgan import BlurGenerator, KernelGAN, kernel_covariance
+from bikanet_hf.modeling_kernelgan import BlurGenerator, KernelGAN, gaussian_covariance, kernel_covariance
 
 # Small networks and crops, so that each GAN run takes about a second on one core; the map is the scale-invariant one.
 TINY = dict(
@@ -113,6 +113,26 @@ def test_init_kernel_sets_the_starting_estimate():
     start = model.estimate(image, steps=0, init_kernel=init)
     assert kernel_l1(start.numpy(), init) < 0.1
     assert kernel_l1(model.estimate(image, steps=0), init) > 0.3  # without it, the start is elsewhere
+
+
+def test_gaussian_covariance_undoes_the_truncation_of_wide_kernels():
+    kernel = torch.from_numpy(gaussian_kernel(5.0, 2.0, 30.0))  # 17×17: its tails are cut off
+    angle = np.deg2rad(30.0)
+    rotation = torch.tensor([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], dtype=torch.float64)
+    true = rotation @ torch.diag(torch.tensor([25.0, 4.0], dtype=torch.float64)) @ rotation.T
+    assert (kernel_covariance(kernel) - true).abs().max() > 3  # the kernel's own moments are far too small
+    torch.testing.assert_close(gaussian_covariance(kernel), true, atol=1e-3, rtol=0)
+
+
+def test_refine_weighs_the_starting_kernel_against_the_gan():
+    image = as_image(degrade(sharp_picture(), gaussian_kernel(3.0, 3.0, 0.0)))
+    init = gaussian_kernel(2.0, 1.2, 30.0)
+    gan_only = KernelGAN(KernelGANConfig(**TINY, refine_prior_weight=0.0)).estimate(image, init_kernel=init)
+    halfway = KernelGAN(KernelGANConfig(**TINY, refine_prior_weight=1.0)).estimate(image, init_kernel=init)
+    start = gaussian_covariance(torch.from_numpy(init))
+    assert (gaussian_covariance(gan_only) - start).abs().max() > 0.2  # the GAN moved away from the start
+    expected = (start + gaussian_covariance(gan_only)) / 2
+    torch.testing.assert_close(gaussian_covariance(halfway), expected, atol=1e-3, rtol=0)
 
 
 def test_save_and_load(tmp_path):
