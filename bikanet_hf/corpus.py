@@ -42,6 +42,7 @@ from .image_io import IMAGE_EXTENSIONS, list_images, load_rgb, to_rgb_uint8
 from .kernels import KERNEL_SIZE, degrade, kernel_spread, sample_kernels
 from .motion import MOTION_KERNEL_SIZE, camera_shake_kernel
 from .protocol import protocol_pairs
+from .shake_estimation import estimate_shake_kernel
 
 DATA_DIR_ENV = "BIKANET_DATA_DIR"
 DEFAULT_TRAIN_FOLDER = "bsds500_train"
@@ -291,6 +292,7 @@ def _random_region(image: np.ndarray, size: int, rng: np.random.Generator) -> np
 class _BlurredCrop:
     sharp: np.ndarray  # S×S×3 uint8
     blurred: np.ndarray  # S×S×3 uint8
+    blurred_region: np.ndarray  # the whole blurred region, margins included (uint8)
     kernel: np.ndarray  # 17×17 float64 (31×31 for camera-shake kernels)
     kernel_id: int
     sigma_major: float
@@ -332,6 +334,7 @@ def _blur_region(
     return _BlurredCrop(
         sharp=np.ascontiguousarray(region[centre]),
         blurred=blurred[centre],
+        blurred_region=blurred,
         kernel=kernel,
         kernel_id=kernel_id,
         sigma_major=float(sigma_major),
@@ -699,6 +702,7 @@ class OnTheFlyTransform:
         noise_probability: float,
         context_probability: float = 1.0,
         kernel_family: str = "gaussian",
+        estimated_kernel_probability: float = 0.0,
     ) -> None:
         self.images = images  # undecoded Image values: {"bytes", "path"}
         self.crop_size = crop_size
@@ -708,6 +712,7 @@ class OnTheFlyTransform:
         self.noise_probability = noise_probability
         self.context_probability = context_probability
         self.kernel_family = kernel_family
+        self.estimated_kernel_probability = estimated_kernel_probability
         self.margin = _margin(kernel_family)
         self._decoded: list[np.ndarray | None] = [None] * len(images)
 
@@ -742,10 +747,15 @@ class OnTheFlyTransform:
         noisy, sigma_fraction = rng.random() < self.noise_probability, float(rng.uniform(0.0, 1.0))
         sigma = sigma_fraction * self.noise_sigma if noisy else 0.0
         crop = _blur_region(region, rng, self.bank16_fraction, sigma, _draw_noise_seed(rng), self.kernel_family)
+        # Drawn last, so that the option changes nothing else about the data.
+        model_kernel = crop.kernel
+        if rng.random() < self.estimated_kernel_probability:
+            model_kernel = estimate_shake_kernel(crop.blurred_region / 255.0, crop.kernel.shape[0])
         return {
             "sharp": torch.from_numpy(crop.sharp).permute(2, 0, 1).float().div(255.0),
             "blurred": torch.from_numpy(crop.blurred).permute(2, 0, 1).float().div(255.0),
             "kernel": torch.from_numpy(crop.kernel.astype(np.float32)),
+            "model_kernel": torch.from_numpy(model_kernel.astype(np.float32)),
             "kernel_id": torch.tensor(crop.kernel_id, dtype=torch.int64),
             "sigma_major": torch.tensor(crop.sigma_major, dtype=torch.float32),
             "sigma_minor": torch.tensor(crop.sigma_minor, dtype=torch.float32),
@@ -769,6 +779,7 @@ def on_the_fly(
     noise_probability: float = 0.0,
     context_probability: float = 1.0,
     kernel_family: str = "gaussian",
+    estimated_kernel_probability: float = 0.0,
 ) -> datasets.Dataset:
     """A dataset of ``num_samples`` training samples made when read, from the ``sharp`` images of ``sharp_dataset``
     (see :func:`sharp_images`).
@@ -781,6 +792,12 @@ def on_the_fly(
     probability ``1 - context_probability`` a crop is blurred with mirror padding instead of its real surroundings.
     ``kernel_family="motion"`` draws camera-shake kernels (:func:`bikanet_hf.motion.camera_shake_kernel`, 31×31)
     instead of Gaussians (``bank16_fraction`` is then unused).
+
+    ``model_kernel`` is the kernel the model is given: the true ``kernel``, or with probability
+    ``estimated_kernel_probability`` (camera shake only) the blind estimate that deblurring will use —
+    :func:`bikanet_hf.shake_estimation.estimate_shake_kernel` on the blurred crop with its margins — so that a model
+    learns to deblur with the errors of its estimator (after Vasu et al., "Non-blind deblurring: handling kernel
+    uncertainty with CNNs", CVPR 2018).
 
     ``ds[i]`` is a dict of tensors: ``sharp`` and ``blurred`` (float32 ``3×S×S`` in [0, 1]; ``blurred`` is the
     8-bit blurred image / 255), ``kernel`` (float32 17×17, or 31×31 for motion), ``kernel_id`` (int64),
@@ -802,7 +819,21 @@ def on_the_fly(
         raise ValueError(f"kernel_family must be one of {KERNEL_FAMILIES}, got {kernel_family!r}.")
     if not 0.0 <= context_probability <= 1.0:
         raise ValueError(f"context_probability must be in [0, 1], got {context_probability}.")
+    if not 0.0 <= estimated_kernel_probability <= 1.0:
+        raise ValueError(f"estimated_kernel_probability must be in [0, 1], got {estimated_kernel_probability}.")
+    if estimated_kernel_probability > 0 and kernel_family != "motion":
+        raise ValueError("estimated_kernel_probability needs kernel_family='motion' (the edge-prediction estimator).")
+    if estimated_kernel_probability > 0 and crop_size + 2 * (MOTION_KERNEL_SIZE // 2) < 2 * MOTION_KERNEL_SIZE:
+        raise ValueError(f"Estimating camera shake needs crop_size ≥ {MOTION_KERNEL_SIZE + 1}, got {crop_size}.")
     transform = OnTheFlyTransform(
-        images, crop_size, seed, bank16_fraction, noise_sigma, noise_probability, context_probability, kernel_family
+        images,
+        crop_size,
+        seed,
+        bank16_fraction,
+        noise_sigma,
+        noise_probability,
+        context_probability,
+        kernel_family,
+        estimated_kernel_probability,
     )
     return datasets.Dataset.from_dict({"sample_id": np.arange(num_samples)}).with_transform(transform)

@@ -95,6 +95,19 @@ def model_card(
             f"\n- Stopped at step {training['steps']} of a {training['max_train_steps']}-step cosine schedule, before "
             "the learning rate had decayed."
         )
+    estimated = training.get("estimated_kernel_probability", 0.0)
+    given_kernel = (
+        f"\n  {estimated:.0%} of the crops given the blind (edge-prediction) estimate of their kernel instead of the "
+        "true one, so that the model learns to deblur with its estimator's errors;"
+        if estimated
+        else ""
+    )
+    blind_row = (
+        f"\n| this model, kernel estimated blind (edge prediction) | {validation['psnr_estimated_kernel']:.2f} | "
+        f"{validation['ssim_estimated_kernel']:.4f} |"
+        if "psnr_estimated_kernel" in validation
+        else ""
+    )
     metadata = {
         "library_name": "transformers",
         "pipeline_tag": "image-to-image",
@@ -135,7 +148,7 @@ kernel given:
 |---|---|---|
 | blurred input | {validation["blurred_psnr"]:.2f} | {validation["blurred_ssim"]:.4f} |
 | this model | {validation["psnr"]:.2f} | {validation["ssim"]:.4f} |
-| gain | {validation["delta_psnr"]:+.2f} | {validation["ssim"] - validation["blurred_ssim"]:+.4f} |
+| gain | {validation["delta_psnr"]:+.2f} | {validation["ssim"] - validation["blurred_ssim"]:+.4f} |{blind_row}
 
 ## Usage
 
@@ -168,7 +181,7 @@ sharp = processor.postprocess(out.reconstruction, inputs["original_sizes"])[0]
 
 - Data: on-the-fly crops ({training["crop_size"]}×{training["crop_size"]}) of {", ".join(training["train_sources"])},
   each blurred with a fresh kernel ({text["kernels"].format(bank16_fraction=training["bank16_fraction"])}),
-  noise σ up to {training["noise_sigma"]}, quantised to 8 bits;
+  noise σ up to {training["noise_sigma"]}, quantised to 8 bits;{given_kernel}
   {training["context_probability"]:.0%} of the crops blurred with their real surroundings, the others with mirror
   padding as the protocol blurs whole images.
 - Optimiser: Adam, peak learning rate {training["learning_rate"]:g}, warm-up then cosine decay,

@@ -5,6 +5,7 @@ import subprocess
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import bikanet_hf
 from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, corpus, kernels
@@ -146,8 +147,29 @@ def test_on_the_fly_motion_samples(data_dir):
     for sample in ds:
         assert sample["kernel"].shape == (31, 31) and sample["sharp"].shape == (3, 40, 40)
         assert sample["kernel_id"] == -1 and sample["sigma_major"] >= sample["sigma_minor"]
+        assert torch.equal(sample["model_kernel"], sample["kernel"])
     with pytest.raises(ValueError, match="kernel_family must be one of"):
         corpus.on_the_fly(images, num_samples=1, kernel_family="shake")
+
+
+def test_on_the_fly_can_give_the_model_the_blind_estimate(data_dir):
+    images = corpus.sharp_images([data_dir / "set5"])
+    options = {"num_samples": 3, "crop_size": 40, "kernel_family": "motion", "seed": 4}
+    true, estimated = (
+        corpus.on_the_fly(images, **options),
+        corpus.on_the_fly(images, **options, estimated_kernel_probability=1.0),
+    )
+    for a, b in zip(true, estimated, strict=True):
+        for key in ("sharp", "blurred", "kernel"):  # the option changes nothing else about the data
+            assert torch.equal(a[key], b[key])
+        k = b["model_kernel"].double()
+        assert k.shape == (31, 31) and k.min() >= 0 and k.sum() == pytest.approx(1.0, abs=1e-5)
+        assert (k - b["kernel"]).abs().sum() > 1e-3  # an estimate, not the truth
+    assert torch.equal(estimated[1]["model_kernel"], estimated[1]["model_kernel"])  # the estimator is deterministic
+    with pytest.raises(ValueError, match="needs kernel_family='motion'"):
+        corpus.on_the_fly(images, num_samples=1, estimated_kernel_probability=0.5)
+    with pytest.raises(ValueError, match="crop_size ≥ 32"):
+        corpus.on_the_fly(images, num_samples=1, crop_size=30, kernel_family="motion", estimated_kernel_probability=1)
 
 
 def test_blur_type_picks_the_model_and_the_kernel_frame(data_dir, rng):
@@ -177,12 +199,22 @@ def test_training_script_trains_the_motion_variant(folders, tmp_path):
     command = script_command("train_bikanet.py", folders, tmp_path / "m", *tiny, *motion, "--crop_size", "34")
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "pass --kernel_size 31" in result.stderr
-    result = subprocess.run([*command, "--kernel_size", "31"], capture_output=True, text=True, timeout=300)
+    # validation with blind estimates needs images that hold two kernel frames (62×62)
+    (tmp_path / "val").mkdir()
+    validation_image = np.random.default_rng(0).integers(0, 256, (64, 70, 3), dtype=np.uint8)
+    Image.fromarray(validation_image).save(tmp_path / "val/0.png")
+    blind = ["--kernel_size", "31", "--estimated_kernel_probability", "1", "--validation_dir", str(tmp_path / "val")]
+    result = subprocess.run([*command, *blind], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     model = BikanetForImageDeblurring.from_pretrained(tmp_path / "m")
     assert model.config.kernel_conditioning == "motion_flow" and model.config.kernel_size == 31
     card = (tmp_path / "m" / "README.md").read_text()
     assert "motion track" in card and "camera-shake trajectory" in card
+    assert "100% of the crops given the blind (edge-prediction) estimate" in card
+    assert "kernel estimated blind" in card  # validated (and scored) with the estimated kernels too
+    gaussian = script_command("train_bikanet.py", folders, tmp_path / "g", *tiny)
+    result = subprocess.run([*gaussian, "--estimated_kernel_probability", "1"], capture_output=True, text=True)
+    assert result.returncode != 0 and "needs --kernel_family motion" in result.stderr
 
 
 def test_motion_estimator_is_trained_on_the_spread_of_camera_shake():

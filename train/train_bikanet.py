@@ -43,6 +43,7 @@ from bikanet_hf.metrics import psnr, ssim
 from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring
 from bikanet_hf.motion import MOTION_KERNEL_SIZE
 from bikanet_hf.protocol import protocol_pairs
+from bikanet_hf.shake_estimation import estimate_shake_kernel
 from bikanet_hf.training import (
     TrainingTask,
     add_training_arguments,
@@ -131,18 +132,30 @@ def load_validation_pairs(folder: str, limit: int, kernel_family: str = "gaussia
     return list(protocol_pairs(folder, track="motion" if kernel_family == "motion" else "quick", limit=limit))
 
 
+def _deblurred(model: torch.nn.Module, blurred: np.ndarray, kernel: np.ndarray, device: torch.device) -> np.ndarray:
+    x = torch.from_numpy(blurred).permute(2, 0, 1)[None].float().div(255).to(device)
+    y = model(pixel_values=x, kernel=torch.from_numpy(kernel)[None].float().to(device)).reconstruction
+    return y[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().cpu().numpy()
+
+
 @torch.no_grad()
-def validate(model: torch.nn.Module, pairs: list, device: torch.device) -> dict:
-    """PSNR/SSIM of the model (true kernel) and of the blurred input on the validation pairs."""
+def validate(
+    model: torch.nn.Module, pairs: list, device: torch.device, estimated_kernels: list[np.ndarray] | None = None
+) -> dict:
+    """PSNR/SSIM of the model (true kernel) and of the blurred input on the validation pairs; with
+    ``estimated_kernels`` (one per pair) also of the model given those (``psnr_estimated_kernel``, ...)."""
     model.eval()
     rows = {"psnr": [], "ssim": [], "blurred_psnr": [], "blurred_ssim": []}
-    for pair in pairs:
-        x = torch.from_numpy(pair.blurred).permute(2, 0, 1)[None].float().div(255).to(device)
-        k = torch.from_numpy(pair.kernel)[None].float().to(device)
-        y = model(pixel_values=x, kernel=k).reconstruction
-        out = y[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().cpu().numpy()
+    if estimated_kernels is not None:
+        rows |= {"psnr_estimated_kernel": [], "ssim_estimated_kernel": []}
+    for i, pair in enumerate(pairs):
+        out = _deblurred(model, pair.blurred, pair.kernel, device)
         rows["psnr"].append(psnr(pair.sharp, out))
         rows["ssim"].append(ssim(pair.sharp, out))
+        if estimated_kernels is not None:
+            out = _deblurred(model, pair.blurred, estimated_kernels[i], device)
+            rows["psnr_estimated_kernel"].append(psnr(pair.sharp, out))
+            rows["ssim_estimated_kernel"].append(ssim(pair.sharp, out))
         rows["blurred_psnr"].append(psnr(pair.sharp, pair.blurred))
         rows["blurred_ssim"].append(ssim(pair.sharp, pair.blurred))
     result = {k: float(np.mean(v)) for k, v in rows.items()}
@@ -152,9 +165,12 @@ def validate(model: torch.nn.Module, pairs: list, device: torch.device) -> dict:
 
 
 def describe(metrics: dict) -> str:
+    blind = (
+        f"; estimated kernel {metrics['psnr_estimated_kernel']:.3f} dB" if "psnr_estimated_kernel" in metrics else ""
+    )
     return (
         f"validation PSNR {metrics['psnr']:.3f} dB (blurred {metrics['blurred_psnr']:.3f}, "
-        f"Δ {metrics['delta_psnr']:+.3f}), SSIM {metrics['ssim']:.4f}"
+        f"Δ {metrics['delta_psnr']:+.3f}), SSIM {metrics['ssim']:.4f}{blind}"
     )
 
 
@@ -169,6 +185,13 @@ def main(argv: list[str] | None = None) -> Path:
 
     def make_task() -> TrainingTask:
         pairs = load_validation_pairs(validation_dir, args.validation_limit, args.kernel_family)
+        # A run that trains with estimated kernels is scored on them: the blind estimates of the validation
+        # images, made once (the estimator is deterministic).
+        estimated = (
+            [estimate_shake_kernel(pair.blurred / 255.0, MOTION_KERNEL_SIZE) for pair in pairs]
+            if args.estimated_kernel_probability > 0
+            else None
+        )
         if args.init_from:
             model = BikanetForImageDeblurring.from_pretrained(
                 args.init_from, config=build_config(args), ignore_mismatched_sizes=True
@@ -184,17 +207,17 @@ def main(argv: list[str] | None = None) -> Path:
             )
 
         def compute_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:
-            out = model(pixel_values=batch["blurred"], kernel=batch["kernel"], labels=batch["sharp"])
+            out = model(pixel_values=batch["blurred"], kernel=batch["model_kernel"], labels=batch["sharp"])
             return out.loss if args.loss == "l1" else charbonnier(out.reconstruction, batch["sharp"])
 
         return TrainingTask(
             name="BIKAnet",
             model=model,
             compute_loss=compute_loss,
-            validate=lambda model, device: validate(model, pairs, device),
+            validate=lambda model, device: validate(model, pairs, device, estimated),
             describe=describe,
             finalize=lambda output_dir, state: finalize(output_dir, state, args),
-            score_key="psnr",
+            score_key="psnr" if estimated is None else "psnr_estimated_kernel",
         )
 
     return run_training(args, make_task)

@@ -65,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = p.parse_args(argv)
     check_training_arguments(p, args)
+    if args.estimated_kernel_probability:
+        p.error("--estimated_kernel_probability is for BIKAnet training (an estimator learns from the true kernel)")
     return args
 
 
