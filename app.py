@@ -279,9 +279,10 @@ def model_for(kernel: np.ndarray) -> tuple[BikanetForImageDeblurring, np.ndarray
     return chosen, kernel_for_model(kernel, chosen.config.kernel_size)
 
 
-def deblur(image: np.ndarray, kernel: np.ndarray, progress: Any = None) -> np.ndarray:
-    """``H×W×3`` uint8 blurred photo and its kernel → restored uint8 by the model that fits the kernel
-    (:func:`model_for`), in tiles for large photos; ``progress`` is a ``gr.Progress`` (or ``None``)."""
+def deblur(image: np.ndarray, kernel: np.ndarray, progress: Any = None, estimated: bool = False) -> np.ndarray:
+    """``H×W×3`` uint8 blurred photo and its kernel (``estimated``: a blind estimate) → restored uint8 by the model
+    that fits the kernel (:func:`model_for`), in tiles for large photos; ``progress`` is a ``gr.Progress`` (or
+    ``None``)."""
 
     def tile_done(done: int, total: int) -> None:
         if progress is not None:
@@ -289,7 +290,15 @@ def deblur(image: np.ndarray, kernel: np.ndarray, progress: Any = None) -> np.nd
 
     model, kernel = model_for(kernel)
     with torch.inference_mode():
-        return restore(model, image, kernel, tile_size=TILE_SIZE, tile_overlap=TILE_OVERLAP, progress=tile_done)[0]
+        return restore(
+            model,
+            image,
+            kernel,
+            tile_size=TILE_SIZE,
+            tile_overlap=TILE_OVERLAP,
+            progress=tile_done,
+            kernel_is_estimate=estimated,
+        )[0]
 
 
 ESTIMATE_FAST = "Fast (one network pass)"
@@ -417,7 +426,7 @@ def run_blind(
     blurred, stem = read_photo(photo, "blurred photo")
     progress(0.0, desc="Estimating the blur kernel")
     kernel, kernel_text = estimate(blurred, how, steps, progress, blur)
-    restored = deblur(blurred, kernel, progress)
+    restored = deblur(blurred, kernel, progress, estimated=True)
     return _results(
         blurred,
         restored,
@@ -489,7 +498,7 @@ def run_sharp_photo(
             f"blind (kernel {html.escape(estimated_text)}; error Σ|k̂ − k| = "
             f"{metrics.kernel_l1(used_framed, truth_framed):.3f}, 0 is exact)"
         )
-    restored = deblur(blurred, used, progress)
+    restored = deblur(blurred, used, progress, estimated=deblur_with != DEBLUR_TRUE)
     details = f"true kernel: {html.escape(kernel_text)}\n\n{metrics_table(sharp, blurred, restored)}"
     return _results(blurred, restored, picture, stem, f"Blurred, deblurred {how} and scored", start, details)
 

@@ -9,7 +9,8 @@ Rows:
 
 Columns: the blurred input; with the true kernel, Wiener and Richardson–Lucy (skimage; balance and iterations tuned
 on the first ``--tune_limit`` motion pairs), the Gaussian BIKAnet (the kernel cropped to its 17×17 frame, as
-``deblur`` does) and the motion model (per-pixel motion flow, 31×31 kernels); blind, Polyblur, the Gaussian BIKAnet
+``deblur`` does) and the motion model (per-pixel motion flow, 31×31 kernels), also with a zero flow (what the flow
+input adds); blind, Polyblur, the Gaussian BIKAnet
 with its amortized estimate (``deblur(image)``) and the motion model with the straight motion of the motion
 estimator's covariance (``deblur(image, blur_type="motion", method="amortized")``) and with the path traced by edge
 prediction (``deblur(image, blur_type="motion")``, the default). Blind results may be shifted by a few pixels (a
@@ -19,7 +20,10 @@ shift up to 6 px, 6-px border left out), the usual score for blind camera-shake 
 of each estimator on the motion track: ``Σ|g(Σ̂) − g(Σ)|`` between the Gaussians of the estimated and the true
 kernel's covariance (0 = the same length and direction).
 
-Usage: ``python benchmarks/motion.py [--motion_model FOLDER] [--limit 32]``
+``--compare FOLDER`` adds another motion model (e.g. the previous checkpoint) with the true kernel and with the edge
+path, as columns named after the folder.
+
+Usage: ``python benchmarks/motion.py [--motion_model FOLDER] [--compare FOLDER] [--limit 32]``
 Writes ``benchmarks/results/motion.{json,md}``.
 """
 
@@ -35,7 +39,7 @@ import torch
 
 from bikanet_hf import corpus
 from bikanet_hf.deblurring import deblur, load_model
-from bikanet_hf.estimation import load_estimator
+from bikanet_hf.estimation import estimate_kernel, load_estimator
 from bikanet_hf.image_io import load_rgb
 from bikanet_hf.metrics import aligned_psnr, psnr, ssim
 from bikanet_hf.modeling_kernel_estimator import kernel_covariance, spread_error
@@ -48,7 +52,9 @@ from evaluate import model_deblur, polyblur_deblur, tune_wiener_balance, wiener_
 from quality import markdown, richardson_lucy_deblur, tune_richardson_lucy  # noqa: E402
 from timing import machine, write_results  # noqa: E402
 
-NON_BLIND = ("wiener", "richardson-lucy", "bikanet", "bikanet-motion")
+# Training validates (and picks its checkpoint) on the first 16 motion pairs (train_bikanet.py's --validation_limit).
+VALIDATION_PAIRS = 16
+NON_BLIND = ("wiener", "richardson-lucy", "bikanet", "bikanet-motion", "bikanet-motion, no flow")
 BLIND = ("polyblur", "bikanet+blind", "bikanet-motion+straight", "bikanet-motion+edges")
 
 
@@ -73,9 +79,19 @@ def measure(sharp: np.ndarray, out: np.ndarray) -> tuple[float, float, float]:
     return psnr(sharp, out), ssim(sharp, out), aligned_psnr(sharp, out)
 
 
+@torch.no_grad()
+def without_flow(model, blurred: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """The motion model with the true kernel but a zero motion flow: what the flow input adds (an ablation)."""
+    x = torch.from_numpy(blurred).permute(2, 0, 1)[None].float().div(255)
+    flow = torch.zeros(1, 2, *x.shape[-2:])
+    y = model(pixel_values=x, kernel=torch.from_numpy(kernel)[None].float(), motion_flow=flow).reconstruction[0]
+    return y.permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().numpy()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--motion_model", default=None, help="motion BIKAnet folder (default: the bundled one)")
+    p.add_argument("--compare", default=None, help="another motion model folder, shown in its own columns")
     p.add_argument("--limit", type=int, default=32, help="bsds500_val images on the motion track (default: 32)")
     p.add_argument("--tune_limit", type=int, default=8, help="motion pairs Wiener and R–L are tuned on (default: 8)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
@@ -85,6 +101,10 @@ def main() -> None:
     start = time.time()
     data = corpus.default_data_dir()
     gaussian, motion = load_model(), load_model(args.motion_model, blur_type="motion")
+    compare = load_model(args.compare, blur_type="motion") if args.compare else None
+    other = Path(args.compare).name if args.compare else None
+    non_blind = (*NON_BLIND, *([other] if other else []))
+    blind_columns = (*BLIND, *([f"{other}+edges"] if other else []))
     estimators = {"gaussian estimator": load_estimator(), "motion estimator": load_estimator(blur_type="motion")}
     pairs = list(protocol_pairs(data / "bsds500_val", "motion", limit=args.limit))
     balance, wiener_sweep = tune_wiener_balance(pairs[: args.tune_limit])
@@ -92,14 +112,18 @@ def main() -> None:
     print(f"tuned on {args.tune_limit} motion pairs: Wiener balance {balance:g}, R–L {iterations} iterations")
 
     def blind(blurred: np.ndarray) -> dict[str, np.ndarray]:
-        return {
+        edges = estimate_kernel(blurred, blur_type="motion")  # what deblur(blurred, blur_type="motion") uses
+        outputs = {
             "polyblur": polyblur_deblur(blurred),
             "bikanet+blind": np.asarray(deblur(blurred, model=gaussian).image),
             "bikanet-motion+straight": np.asarray(
                 deblur(blurred, model=motion, blur_type="motion", method="amortized").image
             ),
-            "bikanet-motion+edges": np.asarray(deblur(blurred, model=motion, blur_type="motion").image),
+            "bikanet-motion+edges": np.asarray(deblur(blurred, edges, model=motion, blur_type="motion").image),
         }
+        if compare is not None:
+            outputs[f"{other}+edges"] = np.asarray(deblur(blurred, edges, model=compare, blur_type="motion").image)
+        return outputs
 
     synthetic: dict[str, list] = {"blurred": []}
     spread: dict[str, list] = {name: [] for name in estimators}
@@ -113,6 +137,8 @@ def main() -> None:
             "richardson-lucy": richardson_lucy_deblur(pair.blurred, pair.kernel, iterations),
             "bikanet": model_deblur(gaussian, pair.blurred, kernel_for_model(pair.kernel, 17), "cpu"),
             "bikanet-motion": model_deblur(motion, pair.blurred, pair.kernel, "cpu"),
+            "bikanet-motion, no flow": without_flow(motion, pair.blurred, pair.kernel),
+            **({other: model_deblur(compare, pair.blurred, pair.kernel, "cpu")} if compare is not None else {}),
             **blind(pair.blurred),
         }
         synthetic["blurred"].append(measure(pair.sharp, pair.blurred))
@@ -129,7 +155,11 @@ def main() -> None:
             real.setdefault(name, []).append(measure(sharp, out))
         print(blurred_path.name, flush=True)
 
-    results = {"bsds500_val/motion": scores(synthetic), "gopro/real": scores(real)}
+    results = {"bsds500_val/motion": scores(synthetic)}
+    if len(pairs) > VALIDATION_PAIRS:  # the pairs no training run chose its checkpoint on
+        unseen = {name: rows[VALIDATION_PAIRS:] for name, rows in synthetic.items()}
+        results[f"bsds500_val/motion, pairs {VALIDATION_PAIRS + 1}–{len(pairs)}"] = scores(unseen)
+    results["gopro/real"] = scores(real)
     spread_errors = {name: float(np.mean(errors)) for name, errors in spread.items()}
     report = {
         "protocol": "shared/PROTOCOL.md motion track (Levin kernels, 31×31 frame); PSNR/SSIM on 8-bit RGB, full frame",
@@ -142,7 +172,12 @@ def main() -> None:
             "richardson_lucy_iterations": iterations,
             "richardson_lucy_sweep": rl_sweep,
         },
-        "models": {"bikanet": "bundled", "bikanet-motion": args.motion_model or "bundled", "estimators": "bundled"},
+        "models": {
+            "bikanet": "bundled",
+            "bikanet-motion": args.motion_model or "bundled",
+            **({other: args.compare} if args.compare else {}),
+            "estimators": "bundled",
+        },
         "machine": machine(args.threads),
         "seconds": time.time() - start,
     }
@@ -150,12 +185,14 @@ def main() -> None:
         "PSNR (dB) / SSIM (ΔPSNR over the blurred input). With the true kernel: `wiener` (balance "
         f"{balance:g}) and `richardson-lucy` ({iterations} iterations), both tuned on the first {args.tune_limit} "
         "motion pairs; `bikanet` (the Gaussian model, kernel cropped to 17×17); `bikanet-motion` (the motion-flow "
-        "model). Blind: `polyblur`; `bikanet+blind` (amortized Gaussian estimate); `bikanet-motion+straight` (the "
+        "model) and `bikanet-motion, no flow` (the same with a zero motion flow: what the flow input adds). "
+        "Blind: `polyblur`; `bikanet+blind` (amortized Gaussian estimate); `bikanet-motion+straight` (the "
         "straight motion of the motion estimator's covariance); `bikanet-motion+edges` (the path traced by edge "
         "prediction, the default for blind camera shake). `gopro/real`: two real GoPro pairs, blind only."
+        + (f" `{other}`: the motion model in {args.compare}, with the true kernel and the edge path." if other else "")
     )
-    table = markdown(results, [*NON_BLIND, *BLIND])
-    columns = ["blurred", *NON_BLIND, *BLIND]
+    table = markdown(results, [*non_blind, *blind_columns])
+    columns = ["blurred", *non_blind, *blind_columns]
     aligned = ["| set | track | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 2)]
     for key, row in results.items():
         cells = [

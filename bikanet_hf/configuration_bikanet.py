@@ -51,6 +51,11 @@ class BikanetConfig(PretrainedConfig):
             residual over the first of them: a classical front-end that lets a small network start at Wiener quality.
         wiener_balances (`list[float]`, *optional*, defaults to `[0.0005, 0.005]`):
             Noise-to-signal balances of the Wiener deconvolutions (small = sharper but noisier).
+        kernel_estimate_input (`bool`, *optional*, defaults to `False`):
+            One more input channel saying whether the kernel is a blind estimate (1) or known (0), so that one
+            model trusts a known kernel fully and treats an estimate with care (trained with
+            `--estimated_kernel_probability`; blind camera-shake estimates are wrong in the fine shape of the path,
+            which a kernel-trusting model turns into ringing).
         residual_output (`bool`, *optional*, defaults to `True`):
             Predict a correction added to the base image (first Wiener estimate, or the blurred input without the
             prior) instead of the image itself.
@@ -75,6 +80,7 @@ class BikanetConfig(PretrainedConfig):
         adain_instance_norm: bool = False,
         use_wiener_prior: bool = True,
         wiener_balances: list[float] | None = None,
+        kernel_estimate_input: bool = False,
         residual_output: bool = True,
         pad_multiple: int = 2,
         **kwargs,
@@ -98,6 +104,7 @@ class BikanetConfig(PretrainedConfig):
         self.adain_instance_norm = adain_instance_norm
         self.use_wiener_prior = use_wiener_prior
         self.wiener_balances = list(wiener_balances) if wiener_balances is not None else [0.0005, 0.005]
+        self.kernel_estimate_input = kernel_estimate_input
         self.residual_output = residual_output
         self.pad_multiple = pad_multiple
         super().__init__(**kwargs)

@@ -748,14 +748,15 @@ class OnTheFlyTransform:
         sigma = sigma_fraction * self.noise_sigma if noisy else 0.0
         crop = _blur_region(region, rng, self.bank16_fraction, sigma, _draw_noise_seed(rng), self.kernel_family)
         # Drawn last, so that the option changes nothing else about the data.
-        model_kernel = crop.kernel
-        if rng.random() < self.estimated_kernel_probability:
+        model_kernel, estimated = crop.kernel, rng.random() < self.estimated_kernel_probability
+        if estimated:
             model_kernel = estimate_shake_kernel(crop.blurred_region / 255.0, crop.kernel.shape[0])
         return {
             "sharp": torch.from_numpy(crop.sharp).permute(2, 0, 1).float().div(255.0),
             "blurred": torch.from_numpy(crop.blurred).permute(2, 0, 1).float().div(255.0),
             "kernel": torch.from_numpy(crop.kernel.astype(np.float32)),
             "model_kernel": torch.from_numpy(model_kernel.astype(np.float32)),
+            "kernel_is_estimate": torch.tensor(float(estimated)),
             "kernel_id": torch.tensor(crop.kernel_id, dtype=torch.int64),
             "sigma_major": torch.tensor(crop.sigma_major, dtype=torch.float32),
             "sigma_minor": torch.tensor(crop.sigma_minor, dtype=torch.float32),
@@ -793,7 +794,8 @@ def on_the_fly(
     ``kernel_family="motion"`` draws camera-shake kernels (:func:`bikanet_hf.motion.camera_shake_kernel`, 31×31)
     instead of Gaussians (``bank16_fraction`` is then unused).
 
-    ``model_kernel`` is the kernel the model is given: the true ``kernel``, or with probability
+    ``model_kernel`` is the kernel the model is given (``kernel_is_estimate`` says which): the true ``kernel``, or
+    with probability
     ``estimated_kernel_probability`` (camera shake only) the blind estimate that deblurring will use —
     :func:`bikanet_hf.shake_estimation.estimate_shake_kernel` on the blurred crop with its margins — so that a model
     learns to deblur with the errors of its estimator (after Vasu et al., "Non-blind deblurring: handling kernel

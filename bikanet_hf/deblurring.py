@@ -171,8 +171,10 @@ def restore(
     tile_size: int | None = DEFAULT_TILE_SIZE,
     tile_overlap: int = DEFAULT_TILE_OVERLAP,
     progress: Callable[[int, int], None] | None = None,
+    kernel_is_estimate: bool = False,
 ) -> tuple[np.ndarray, int]:
-    """Deblur an ``H×W×3`` uint8 image with a kernel; returns the uint8 result and the number of tiles used."""
+    """Deblur an ``H×W×3`` uint8 image with a kernel (``kernel_is_estimate``: a blind estimate, for models that
+    read it); returns the uint8 result and the number of tiles used."""
     device = next(model.parameters()).device
     processor = BikanetImageProcessor()
     pixel_values = torch.from_numpy(processor.to_array(rgb)).permute(2, 0, 1)[None].to(device)
@@ -184,7 +186,9 @@ def restore(
         if progress is not None:
             progress(done, total)
 
-    output = model.deblur_tiled(pixel_values, kernel_tensor, tile_size, tile_overlap, count)
+    output = model.deblur_tiled(
+        pixel_values, kernel_tensor, tile_size, tile_overlap, count, kernel_is_estimate=kernel_is_estimate
+    )
     del pixel_values
     # The processor's postprocess, in place: a 24-megapixel result would otherwise be copied three times.
     restored = output[0].float().clamp_(0, 1).mul_(255).round_().to(torch.uint8)
@@ -251,7 +255,13 @@ def deblur(
 
     deblur_start = time.perf_counter()
     restored, num_tiles = restore(
-        bikanet, rgb, k, tile_size=tile_size, tile_overlap=tile_overlap, progress=tile_progress
+        bikanet,
+        rgb,
+        k,
+        tile_size=tile_size,
+        tile_overlap=tile_overlap,
+        progress=tile_progress,
+        kernel_is_estimate=estimated,
     )
     deblur_seconds = time.perf_counter() - deblur_start
     result = Image.fromarray(np.dstack([restored, alpha]) if alpha is not None else restored)

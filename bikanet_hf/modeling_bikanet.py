@@ -243,6 +243,8 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         self.uses_motion_flow = config.use_kernel_adaptation and config.kernel_conditioning == "motion_flow"
         if self.uses_motion_flow:
             in_channels += 2
+        if config.kernel_estimate_input:
+            in_channels += 1
         self.head = nn.Conv2d(in_channels, c, 3, padding=1)
         uses_adain = config.use_kernel_adaptation and config.kernel_conditioning == "adain"
         self.mapping = KernelMappingNetwork(config) if uses_adain else None
@@ -306,6 +308,7 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         kernel: torch.Tensor,
         labels: torch.Tensor | None = None,
         motion_flow: torch.Tensor | None = None,
+        kernel_is_estimate: bool | torch.Tensor = False,
         return_dict: bool | None = None,
     ) -> ImageDeblurringOutput | tuple:
         r"""
@@ -316,6 +319,8 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
             motion_flow: only for ``kernel_conditioning="motion_flow"``: a B×2×H×W per-pixel flow (u, v) in pixels
                 (see [`motion_flow_from_kernel`]), for blur that varies across the image; default: the kernel's own
                 flow everywhere. The Wiener front-end always uses ``kernel``.
+            kernel_is_estimate: whether ``kernel`` is a blind estimate (a bool, or one per image); read by models
+                with ``config.kernel_estimate_input`` (others deblur the same either way).
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if kernel.ndim == 4:
@@ -341,6 +346,9 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
             x = torch.cat([x, self._flow_channels(kernel, motion_flow, x.shape[-2:]).to(x.dtype)], dim=1)
         elif motion_flow is not None:
             raise ValueError("motion_flow is only used by models with kernel_conditioning='motion_flow'.")
+        if self.config.kernel_estimate_input:
+            flag = torch.as_tensor(kernel_is_estimate, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
+            x = torch.cat([x, flag.expand(x.shape[0], 1, *x.shape[-2:])], dim=1)
         x = self._pad(x, multiple=self.config.pad_multiple)
         channels = self.config.num_channels
         base = x[:, channels : 2 * channels] if self.config.use_wiener_prior else x
@@ -381,6 +389,7 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         tile_overlap: int = 64,
         progress: Callable[[int, int], None] | None = None,
         motion_flow: torch.Tensor | None = None,
+        kernel_is_estimate: bool = False,
     ) -> torch.Tensor:
         """Deblur images of any size in overlapping ``tile_size`` tiles, so that memory stays bounded.
 
@@ -388,11 +397,13 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         tiles are blended with weights that ignore the outer quarter of each overlap, where a tile's own border
         effects live, and ramp linearly across the middle half. ``tile_size=None`` or an image no larger than one
         tile runs in one pass. ``progress(done, total)`` is called after each tile. ``motion_flow`` (motion-flow
-        models only, B×2×H×W as in ``forward``) is cut into the same tiles. Returns B×3×H×W in [0, 1].
+        models only, B×2×H×W as in ``forward``) is cut into the same tiles; ``kernel_is_estimate`` as in ``forward``.
+        Returns B×3×H×W in [0, 1].
         """
         height, width = pixel_values.shape[-2:]
         if tile_size is None or (height <= tile_size and width <= tile_size):
-            output = self(pixel_values, kernel, motion_flow=motion_flow).reconstruction
+            output = self(pixel_values, kernel, motion_flow=motion_flow, kernel_is_estimate=kernel_is_estimate)
+            output = output.reconstruction
             if progress is not None:
                 progress(1, 1)
             return output
@@ -405,7 +416,8 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         for index, (top, left) in enumerate((t, l) for t in rows for l in cols):
             bottom, right = min(top + tile_size, height), min(left + tile_size, width)
             flow = None if motion_flow is None else motion_flow[..., top:bottom, left:right]
-            tile = self(pixel_values[..., top:bottom, left:right], kernel, motion_flow=flow).reconstruction.float()
+            window = pixel_values[..., top:bottom, left:right]
+            tile = self(window, kernel, motion_flow=flow, kernel_is_estimate=kernel_is_estimate).reconstruction.float()
             device = pixel_values.device
             weight = (
                 _blend_ramp(bottom - top, tile_overlap, top > 0, bottom < height, device)[:, None]

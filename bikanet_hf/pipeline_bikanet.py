@@ -92,16 +92,27 @@ class ImageDeblurringPipeline(Pipeline):
                 image = opened.copy()
         pixel_values = torch.from_numpy(np.ascontiguousarray(self.image_processor.to_array(image))).permute(2, 0, 1)
         size = self.model.config.kernel_size
-        if kernel is None:
+        estimated = kernel is None
+        if estimated:
             scale = self.estimator.config.deblur_covariance_scale  # as bikanet_hf.deblur: see the config
             estimate = self.estimator.estimate(pixel_values, scale).kernel[0].double().numpy()
             kernel = kernel_for_model(estimate, size)
         else:
             kernel = kernel_for_model(kernel, size)
-        return {"pixel_values": pixel_values[None], "kernel": torch.from_numpy(kernel).float()[None]}
+        return {
+            "pixel_values": pixel_values[None],
+            "kernel": torch.from_numpy(kernel).float()[None],
+            "kernel_is_estimate": estimated,
+        }
 
     def _forward(self, model_inputs: dict, tile_size: int | None = 512, tile_overlap: int = 64) -> dict:
-        output = self.model.deblur_tiled(model_inputs["pixel_values"], model_inputs["kernel"], tile_size, tile_overlap)
+        output = self.model.deblur_tiled(
+            model_inputs["pixel_values"],
+            model_inputs["kernel"],
+            tile_size,
+            tile_overlap,
+            kernel_is_estimate=model_inputs["kernel_is_estimate"],
+        )
         return {"reconstruction": output, "kernel": model_inputs["kernel"]}
 
     def postprocess(self, model_outputs: dict) -> dict:

@@ -7,7 +7,7 @@ from PIL import Image
 from skimage import data as skdata
 from transformers import pipeline
 
-from bikanet_hf import DeblurResult, deblur
+from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, DeblurResult, deblur
 from bikanet_hf.cli import main
 from bikanet_hf.configuration_kernel_estimator import BikanetKernelEstimatorConfig
 from bikanet_hf.deblurring import DEFAULT_MODEL, load_model, prepare_kernel
@@ -175,3 +175,22 @@ def test_cli_estimate_kernel(tmp_path, blurred, tiny_estimator, capsys):
     assert kernel.shape == (17, 17) and kernel.sum() == pytest.approx(1) and (tmp_path / "k.png").is_file()
     assert main(["estimate-kernel", str(tmp_path / "nope.png"), "--estimator", str(tiny_estimator)]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_model_with_the_estimate_flag_is_told_when_the_kernel_is_estimated(tmp_path, blurred, tiny_estimator):
+    """Blind (deblur, the pipeline) the model is told its kernel is an estimate; given a kernel, that it is known."""
+    torch.manual_seed(0)
+    config = BikanetConfig(hidden_size=8, block_hidden_size=8, num_blocks=1, kernel_estimate_input=True)
+    model = BikanetForImageDeblurring(config)
+    with torch.no_grad():
+        model.tail.weight.normal_(0, 0.1)
+    model.save_pretrained(tmp_path)
+    blind = deblur(blurred, model=str(tmp_path), estimator=tiny_estimator)
+    given = deblur(blurred, blind.kernel, model=str(tmp_path))
+    assert blind.kernel_estimated and not given.kernel_estimated
+    assert np.abs(np.asarray(blind.image, float) - np.asarray(given.image, float)).max() > 0
+    pipe = pipeline(
+        "image-deblurring", model=str(tmp_path), estimator=str(tiny_estimator), device="cpu", trust_remote_code=True
+    )
+    np.testing.assert_array_equal(np.asarray(pipe(blurred)["image"]), np.asarray(blind.image))
+    np.testing.assert_array_equal(np.asarray(pipe(blurred, kernel=blind.kernel)["image"]), np.asarray(given.image))

@@ -1,3 +1,5 @@
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -6,6 +8,7 @@ from PIL import Image
 from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, BikanetImageProcessor
 from bikanet_hf.kernels import bank16, blur, gaussian_kernel
 from bikanet_hf.modeling_bikanet import wiener_deconvolution
+from tests.conftest import REPO_ROOT
 
 TINY = dict(hidden_size=8, block_hidden_size=16, num_blocks=2, mapping_hidden_size=16, mapping_num_layers=1)
 
@@ -162,3 +165,36 @@ def test_image_processor_pads_mixed_sizes_and_crops_back():
     np.testing.assert_array_equal(np.asarray(out[1]), b)
     with pytest.raises(ValueError, match="H×W"):
         proc(np.zeros((2, 2, 2, 2)))
+
+
+def test_kernel_estimate_input_flag():
+    """``kernel_estimate_input`` adds one input channel: 1 for a blind estimate, 0 for a known kernel; per image in a
+    batch; models without it deblur the same whatever the flag."""
+    model = tiny_model(kernel_estimate_input=True)
+    assert model.head.in_channels == tiny_model().head.in_channels + 1
+    x, k = torch.rand(2, 3, 20, 24), torch.from_numpy(bank16()[[5, 9]]).float()
+    known, estimate = model(x, k).reconstruction, model(x, k, kernel_is_estimate=True).reconstruction
+    assert (known - estimate).abs().max() > 1e-4
+    mixed = model(x, k, kernel_is_estimate=torch.tensor([0.0, 1.0])).reconstruction
+    torch.testing.assert_close(mixed, torch.cat([known[:1], estimate[1:]]))
+    tiled = model.deblur_tiled(x, k, tile_size=16, tile_overlap=4, kernel_is_estimate=True)
+    assert (tiled - model.deblur_tiled(x, k, tile_size=16, tile_overlap=4)).abs().max() > 1e-4
+    plain = tiny_model()
+    torch.testing.assert_close(plain(x, k).reconstruction, plain(x, k, kernel_is_estimate=True).reconstruction)
+
+
+def test_adding_the_estimate_flag_to_a_pretrained_model_keeps_its_function(tmp_path):
+    """How the flag is added to a shipped model (``train_bikanet.py --init_from … --kernel_estimate_input true``):
+    the head keeps its pretrained input channels and the new one starts at zero."""
+    spec = importlib.util.spec_from_file_location("train_bikanet", REPO_ROOT / "train" / "train_bikanet.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    model = tiny_model()
+    model.save_pretrained(tmp_path)
+    config = BikanetConfig(**(TINY | {"kernel_estimate_input": True}))
+    flagged = BikanetForImageDeblurring.from_pretrained(tmp_path, config=config, ignore_mismatched_sizes=True).eval()
+    x, k = torch.rand(1, 3, 20, 24), torch.from_numpy(bank16()[[5]]).float()
+    assert (model(x, k).reconstruction - flagged(x, k).reconstruction).abs().max() > 1e-3  # head re-initialised
+    script.keep_input_channels(flagged, str(tmp_path))
+    for flag in (False, True):
+        torch.testing.assert_close(model(x, k).reconstruction, flagged(x, k, kernel_is_estimate=flag).reconstruction)

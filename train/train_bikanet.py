@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import safetensors.torch
 import torch
 
 from bikanet_hf import corpus
@@ -62,7 +63,13 @@ INT_CONFIG_FIELDS = (
     "mapping_num_layers",
     "kernel_size",
 )
-BOOL_CONFIG_FIELDS = ("use_kernel_adaptation", "use_long_term_skip", "use_wiener_prior", "adain_instance_norm")
+BOOL_CONFIG_FIELDS = (
+    "use_kernel_adaptation",
+    "use_long_term_skip",
+    "use_wiener_prior",
+    "adain_instance_norm",
+    "kernel_estimate_input",
+)
 CONFIG_FIELDS = (*INT_CONFIG_FIELDS, *BOOL_CONFIG_FIELDS, "kernel_conditioning")
 
 
@@ -127,14 +134,39 @@ def build_config(args: argparse.Namespace) -> BikanetConfig:
     return config
 
 
+def keep_input_channels(model: BikanetForImageDeblurring, source: str) -> None:
+    """After ``from_pretrained(..., ignore_mismatched_sizes=True)``: a convolution that only gained input channels
+    (new inputs are appended, e.g. ``--kernel_estimate_input``) keeps its pretrained weights for the old channels, and
+    the new ones start at zero — so the model starts as the pretrained one."""
+    from transformers.utils import cached_file
+
+    path = cached_file(source, "model.safetensors")
+    pretrained = safetensors.torch.load_file(path)
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            old = pretrained.get(name)
+            if old is None or old.ndim != 4 or weight.shape[1] <= old.shape[1]:
+                continue
+            if weight.shape[0] == old.shape[0] and weight.shape[2:] == old.shape[2:]:
+                weight.zero_()
+                weight[:, : old.shape[1]] = old
+                bias = name.removesuffix("weight") + "bias"
+                if bias in pretrained:
+                    dict(model.named_parameters())[bias].copy_(pretrained[bias])
+                logger.info("%s: kept the %d pretrained input channels, new ones start at zero", name, old.shape[1])
+
+
 def load_validation_pairs(folder: str, limit: int, kernel_family: str = "gaussian") -> list:
     """The protocol's quick pairs, or its motion track (Levin kernels) for a model trained on motion blur."""
     return list(protocol_pairs(folder, track="motion" if kernel_family == "motion" else "quick", limit=limit))
 
 
-def _deblurred(model: torch.nn.Module, blurred: np.ndarray, kernel: np.ndarray, device: torch.device) -> np.ndarray:
+def _deblurred(
+    model: torch.nn.Module, blurred: np.ndarray, kernel: np.ndarray, device: torch.device, estimate: bool = False
+) -> np.ndarray:
     x = torch.from_numpy(blurred).permute(2, 0, 1)[None].float().div(255).to(device)
-    y = model(pixel_values=x, kernel=torch.from_numpy(kernel)[None].float().to(device)).reconstruction
+    k = torch.from_numpy(kernel)[None].float().to(device)
+    y = model(pixel_values=x, kernel=k, kernel_is_estimate=estimate).reconstruction
     return y[0].permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().cpu().numpy()
 
 
@@ -153,7 +185,7 @@ def validate(
         rows["psnr"].append(psnr(pair.sharp, out))
         rows["ssim"].append(ssim(pair.sharp, out))
         if estimated_kernels is not None:
-            out = _deblurred(model, pair.blurred, estimated_kernels[i], device)
+            out = _deblurred(model, pair.blurred, estimated_kernels[i], device, estimate=True)
             rows["psnr_estimated_kernel"].append(psnr(pair.sharp, out))
             rows["ssim_estimated_kernel"].append(ssim(pair.sharp, out))
         rows["blurred_psnr"].append(psnr(pair.sharp, pair.blurred))
@@ -196,6 +228,7 @@ def main(argv: list[str] | None = None) -> Path:
             model = BikanetForImageDeblurring.from_pretrained(
                 args.init_from, config=build_config(args), ignore_mismatched_sizes=True
             )
+            keep_input_channels(model, args.init_from)
         else:
             model = BikanetForImageDeblurring(build_config(args))
         training_kernel_size = MOTION_KERNEL_SIZE if args.kernel_family == "motion" else KERNEL_SIZE
@@ -207,7 +240,12 @@ def main(argv: list[str] | None = None) -> Path:
             )
 
         def compute_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:
-            out = model(pixel_values=batch["blurred"], kernel=batch["model_kernel"], labels=batch["sharp"])
+            out = model(
+                pixel_values=batch["blurred"],
+                kernel=batch["model_kernel"],
+                kernel_is_estimate=batch["kernel_is_estimate"],
+                labels=batch["sharp"],
+            )
             return out.loss if args.loss == "l1" else charbonnier(out.reconstruction, batch["sharp"])
 
         return TrainingTask(
