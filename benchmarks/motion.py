@@ -39,7 +39,7 @@ import torch
 
 from bikanet_hf import corpus
 from bikanet_hf.deblurring import deblur, load_model
-from bikanet_hf.estimation import estimate_kernel, load_estimator
+from bikanet_hf.estimation import load_estimator
 from bikanet_hf.image_io import load_rgb
 from bikanet_hf.metrics import aligned_psnr, psnr, ssim
 from bikanet_hf.modeling_kernel_estimator import kernel_covariance, spread_error
@@ -112,17 +112,16 @@ def main() -> None:
     print(f"tuned on {args.tune_limit} motion pairs: Wiener balance {balance:g}, R–L {iterations} iterations")
 
     def blind(blurred: np.ndarray) -> dict[str, np.ndarray]:
-        edges = estimate_kernel(blurred, blur_type="motion")  # what deblur(blurred, blur_type="motion") uses
         outputs = {
             "polyblur": polyblur_deblur(blurred),
             "bikanet+blind": np.asarray(deblur(blurred, model=gaussian).image),
             "bikanet-motion+straight": np.asarray(
                 deblur(blurred, model=motion, blur_type="motion", method="amortized").image
             ),
-            "bikanet-motion+edges": np.asarray(deblur(blurred, edges, model=motion, blur_type="motion").image),
+            "bikanet-motion+edges": np.asarray(deblur(blurred, model=motion, blur_type="motion").image),
         }
         if compare is not None:
-            outputs[f"{other}+edges"] = np.asarray(deblur(blurred, edges, model=compare, blur_type="motion").image)
+            outputs[f"{other}+edges"] = np.asarray(deblur(blurred, model=compare, blur_type="motion").image)
         return outputs
 
     synthetic: dict[str, list] = {"blurred": []}

@@ -89,10 +89,12 @@ def tune_wiener_balance(pairs: list, grid=WIENER_BALANCE_GRID) -> tuple[float, d
 
 
 @torch.no_grad()
-def model_deblur(model: BikanetForImageDeblurring, blurred: np.ndarray, kernel: np.ndarray, device) -> np.ndarray:
+def model_deblur(
+    model: BikanetForImageDeblurring, blurred: np.ndarray, kernel: np.ndarray, device, estimated: bool = False
+) -> np.ndarray:
     x = torch.from_numpy(blurred).permute(2, 0, 1)[None].float().div(255).to(device)
     k = torch.from_numpy(kernel)[None].float().to(device)
-    y = model(pixel_values=x, kernel=k).reconstruction[0]
+    y = model(pixel_values=x, kernel=k, kernel_is_estimate=estimated).reconstruction[0]
     return y.permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().cpu().numpy()
 
 
@@ -144,7 +146,7 @@ def evaluate(
                     out = model_deblur(model, pair.blurred, pair.kernel, device)
                     per_method.setdefault(name, []).append((psnr(pair.sharp, out), ssim(pair.sharp, out)))
                     if estimator is not None:
-                        out = model_deblur(model, pair.blurred, estimate / estimate.sum(), device)
+                        out = model_deblur(model, pair.blurred, estimate / estimate.sum(), device, estimated=True)
                         per_method.setdefault(f"{name}+blind", []).append(
                             (psnr(pair.sharp, out), ssim(pair.sharp, out))
                         )
