@@ -20,10 +20,10 @@ shift up to 6 px, 6-px border left out), the usual score for blind camera-shake 
 of each estimator on the motion track: ``Σ|g(Σ̂) − g(Σ)|`` between the Gaussians of the estimated and the true
 kernel's covariance (0 = the same length and direction).
 
-``--compare FOLDER`` adds another motion model (e.g. the previous checkpoint) with the true kernel and with the edge
-path, as columns named after the folder.
+``--compare FOLDER [FOLDER ...]`` adds other motion models (e.g. the previous checkpoint, experiments) with the true
+kernel and with the edge path, as columns named after their folders.
 
-Usage: ``python benchmarks/motion.py [--motion_model FOLDER] [--compare FOLDER] [--limit 32]``
+Usage: ``python benchmarks/motion.py [--motion_model FOLDER] [--compare FOLDER ...] [--limit 32]``
 Writes ``benchmarks/results/motion.{json,md}``.
 """
 
@@ -91,7 +91,7 @@ def without_flow(model, blurred: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--motion_model", default=None, help="motion BIKAnet folder (default: the bundled one)")
-    p.add_argument("--compare", default=None, help="another motion model folder, shown in its own columns")
+    p.add_argument("--compare", nargs="+", default=[], help="other motion model folders, each in its own columns")
     p.add_argument("--limit", type=int, default=32, help="bsds500_val images on the motion track (default: 32)")
     p.add_argument("--tune_limit", type=int, default=8, help="motion pairs Wiener and R–L are tuned on (default: 8)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
@@ -101,10 +101,9 @@ def main() -> None:
     start = time.time()
     data = corpus.default_data_dir()
     gaussian, motion = load_model(), load_model(args.motion_model, blur_type="motion")
-    compare = load_model(args.compare, blur_type="motion") if args.compare else None
-    other = Path(args.compare).name if args.compare else None
-    non_blind = (*NON_BLIND, *([other] if other else []))
-    blind_columns = (*BLIND, *([f"{other}+edges"] if other else []))
+    others = {Path(folder).name: load_model(folder, blur_type="motion") for folder in args.compare}
+    non_blind = (*NON_BLIND, *others)
+    blind_columns = (*BLIND, *(f"{name}+edges" for name in others))
     estimators = {"gaussian estimator": load_estimator(), "motion estimator": load_estimator(blur_type="motion")}
     pairs = list(protocol_pairs(data / "bsds500_val", "motion", limit=args.limit))
     balance, wiener_sweep = tune_wiener_balance(pairs[: args.tune_limit])
@@ -120,8 +119,8 @@ def main() -> None:
             ),
             "bikanet-motion+edges": np.asarray(deblur(blurred, model=motion, blur_type="motion").image),
         }
-        if compare is not None:
-            outputs[f"{other}+edges"] = np.asarray(deblur(blurred, model=compare, blur_type="motion").image)
+        for name, other in others.items():
+            outputs[f"{name}+edges"] = np.asarray(deblur(blurred, model=other, blur_type="motion").image)
         return outputs
 
     synthetic: dict[str, list] = {"blurred": []}
@@ -137,7 +136,7 @@ def main() -> None:
             "bikanet": model_deblur(gaussian, pair.blurred, kernel_for_model(pair.kernel, 17), "cpu"),
             "bikanet-motion": model_deblur(motion, pair.blurred, pair.kernel, "cpu"),
             "bikanet-motion, no flow": without_flow(motion, pair.blurred, pair.kernel),
-            **({other: model_deblur(compare, pair.blurred, pair.kernel, "cpu")} if compare is not None else {}),
+            **{name: model_deblur(other, pair.blurred, pair.kernel, "cpu") for name, other in others.items()},
             **blind(pair.blurred),
         }
         synthetic["blurred"].append(measure(pair.sharp, pair.blurred))
@@ -174,7 +173,7 @@ def main() -> None:
         "models": {
             "bikanet": "bundled",
             "bikanet-motion": args.motion_model or "bundled",
-            **({other: args.compare} if args.compare else {}),
+            **{Path(folder).name: folder for folder in args.compare},
             "estimators": "bundled",
         },
         "machine": machine(args.threads),
@@ -188,7 +187,10 @@ def main() -> None:
         "Blind: `polyblur`; `bikanet+blind` (amortized Gaussian estimate); `bikanet-motion+straight` (the "
         "straight motion of the motion estimator's covariance); `bikanet-motion+edges` (the path traced by edge "
         "prediction, the default for blind camera shake). `gopro/real`: two real GoPro pairs, blind only."
-        + (f" `{other}`: the motion model in {args.compare}, with the true kernel and the edge path." if other else "")
+        + "".join(
+            f" `{Path(f).name}`: the motion model in {f}, with the true kernel and the edge path."
+            for f in args.compare
+        )
     )
     table = markdown(results, [*non_blind, *blind_columns])
     columns = ["blurred", *non_blind, *blind_columns]
