@@ -79,13 +79,9 @@ def measure(sharp: np.ndarray, out: np.ndarray) -> tuple[float, float, float]:
     return psnr(sharp, out), ssim(sharp, out), aligned_psnr(sharp, out)
 
 
-@torch.no_grad()
 def without_flow(model, blurred: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """The motion model with the true kernel but a zero motion flow: what the flow input adds (an ablation)."""
-    x = torch.from_numpy(blurred).permute(2, 0, 1)[None].float().div(255)
-    flow = torch.zeros(1, 2, *x.shape[-2:])
-    y = model(pixel_values=x, kernel=torch.from_numpy(kernel)[None].float(), motion_flow=flow).reconstruction[0]
-    return y.permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().numpy()
+    return model_deblur(model, blurred, kernel, motion_flow=torch.zeros(1, 2, *blurred.shape[:2]))
 
 
 def main() -> None:
@@ -133,10 +129,10 @@ def main() -> None:
         outputs = {
             "wiener": wiener_deblur(pair.blurred, pair.kernel, balance),
             "richardson-lucy": richardson_lucy_deblur(pair.blurred, pair.kernel, iterations),
-            "bikanet": model_deblur(gaussian, pair.blurred, kernel_for_model(pair.kernel, 17), "cpu"),
-            "bikanet-motion": model_deblur(motion, pair.blurred, pair.kernel, "cpu"),
+            "bikanet": model_deblur(gaussian, pair.blurred, kernel_for_model(pair.kernel, 17)),
+            "bikanet-motion": model_deblur(motion, pair.blurred, pair.kernel),
             "bikanet-motion, no flow": without_flow(motion, pair.blurred, pair.kernel),
-            **{name: model_deblur(other, pair.blurred, pair.kernel, "cpu") for name, other in others.items()},
+            **{name: model_deblur(other, pair.blurred, pair.kernel) for name, other in others.items()},
             **blind(pair.blurred),
         }
         synthetic["blurred"].append(measure(pair.sharp, pair.blurred))

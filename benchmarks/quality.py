@@ -87,7 +87,6 @@ class Methods:
         return names + (["bikanet+refine"] if self.refine else []) + list(self.variants)
 
     def run(self, name: str, pair, index: int):
-        device = torch.device("cpu")
         if name == "wiener":
             return wiener_deblur(pair.blurred, pair.kernel, self.balance), None
         if name == "richardson-lucy":
@@ -95,7 +94,7 @@ class Methods:
         if name == "polyblur":
             return polyblur_deblur(pair.blurred), None
         if name == "bikanet":
-            return model_deblur(self.model, pair.blurred, pair.kernel, device), None
+            return model_deblur(self.model, pair.blurred, pair.kernel), None
         if name in ("bikanet+blind", "bikanet+refine"):
             if name == "bikanet+refine" and index >= self.gan_limit:
                 return None, None
@@ -104,8 +103,8 @@ class Methods:
             used = kernel  # for_deblurring only narrows the amortized estimate; KernelGAN must not train twice
             if method == "amortized":
                 used = estimate_kernel(pair.blurred, method, estimator=self.estimator, for_deblurring=True)
-            return model_deblur(self.model, pair.blurred, used, device), kernel
-        return model_deblur(self.variants[name], pair.blurred, pair.kernel, device), None
+            return model_deblur(self.model, pair.blurred, used), kernel
+        return model_deblur(self.variants[name], pair.blurred, pair.kernel), None
 
 
 def evaluate_row(methods: Methods, folder: Path, track: str, limit: int | None) -> tuple[dict, list]:

@@ -42,7 +42,7 @@ from .image_io import IMAGE_EXTENSIONS, list_images, load_rgb, to_rgb_uint8
 from .kernels import KERNEL_SIZE, degrade, kernel_spread, sample_kernels
 from .motion import MOTION_KERNEL_SIZE, camera_shake_kernel
 from .protocol import protocol_pairs
-from .shake_estimation import estimate_shake_kernel
+from .shake_estimation import align_kernel, estimate_shake_kernel
 
 DATA_DIR_ENV = "BIKANET_DATA_DIR"
 DEFAULT_TRAIN_FOLDER = "bsds500_train"
@@ -319,14 +319,18 @@ def _blur_region(
     noise_sigma: float,
     noise_seed: int,
     kernel_family: str = "gaussian",
+    drawn: tuple | None = None,
 ) -> _BlurredCrop:
     """Blur a crop-plus-margin region (margin: half the kernel family's size) with a kernel drawn from ``rng`` and
     keep the centre.
 
     The noise has its own seed (drawn by the caller whether or not there is noise), so that switching noise on or off
-    changes nothing else about the data.
+    changes nothing else about the data. ``drawn`` (a camera-shake kernel with its id and spread, as
+    :func:`_draw_kernel` returns them) blurs with that kernel instead of drawing one.
     """
-    kernel, kernel_id, sigma_major, sigma_minor, theta = _draw_kernel(rng, kernel_family, bank16_fraction)
+    if drawn is None:
+        drawn = _draw_kernel(rng, kernel_family, bank16_fraction)
+    kernel, kernel_id, sigma_major, sigma_minor, theta = drawn
     generator = torch.Generator().manual_seed(noise_seed) if noise_sigma > 0 else None
     blurred = degrade(np.ascontiguousarray(region), kernel, noise_sigma=noise_sigma, generator=generator)
     margin = _margin(kernel_family)
@@ -703,6 +707,7 @@ class OnTheFlyTransform:
         context_probability: float = 1.0,
         kernel_family: str = "gaussian",
         estimated_kernel_probability: float = 0.0,
+        shake_estimates: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.images = images  # undecoded Image values: {"bytes", "path"}
         self.crop_size = crop_size
@@ -713,6 +718,7 @@ class OnTheFlyTransform:
         self.context_probability = context_probability
         self.kernel_family = kernel_family
         self.estimated_kernel_probability = estimated_kernel_probability
+        self.shake_estimates = shake_estimates
         self.margin = _margin(kernel_family)
         self._decoded: list[np.ndarray | None] = [None] * len(images)
 
@@ -749,8 +755,11 @@ class OnTheFlyTransform:
         crop = _blur_region(region, rng, self.bank16_fraction, sigma, _draw_noise_seed(rng), self.kernel_family)
         # Drawn last, so that the option changes nothing else about the data.
         model_kernel, estimated = crop.kernel, rng.random() < self.estimated_kernel_probability
-        if estimated:
-            model_kernel = estimate_shake_kernel(crop.blurred_region / 255.0, crop.kernel.shape[0])
+        if estimated and self.shake_estimates is None:
+            estimate = estimate_shake_kernel(crop.blurred_region / 255.0, crop.kernel.shape[0])
+            model_kernel = align_kernel(estimate, crop.kernel)
+        elif estimated:
+            crop, model_kernel = self._precomputed_sample(rng, sigma)
         return {
             "sharp": torch.from_numpy(crop.sharp).permute(2, 0, 1).float().div(255.0),
             "blurred": torch.from_numpy(crop.blurred).permute(2, 0, 1).float().div(255.0),
@@ -764,9 +773,49 @@ class OnTheFlyTransform:
             "noise_sigma": torch.tensor(crop.noise_sigma, dtype=torch.float32),
         }
 
+    def _precomputed_sample(self, rng: np.random.Generator, noise_sigma: float) -> tuple[_BlurredCrop, np.ndarray]:
+        """A crop of a photo whose whole-photo shake estimate was made beforehand: blurred with that photo's kernel,
+        and the estimate aligned to it; the same flip and rotation for crop and kernels."""
+        estimates = self.shake_estimates
+        entry = int(rng.integers(len(estimates["kernel"])))
+        region = _random_region(
+            self._image(int(estimates["image_index"][entry])), self.crop_size + 2 * self.margin, rng
+        )
+        kernel, estimate = (
+            estimates["kernel"][entry].astype(np.float64),
+            estimates["estimate"][entry].astype(np.float64),
+        )
+        flip, quarter_turns = rng.random() < 0.5, int(rng.integers(4))
+        if flip:
+            region, kernel, estimate = region[:, ::-1], kernel[:, ::-1], estimate[:, ::-1]
+        region, kernel, estimate = (np.rot90(a, quarter_turns) for a in (region, kernel, estimate))
+        kernel = np.ascontiguousarray(kernel)
+        drawn = (kernel, -1, *kernel_spread(kernel))
+        crop = _blur_region(
+            region, rng, self.bank16_fraction, noise_sigma, _draw_noise_seed(rng), self.kernel_family, drawn
+        )
+        return crop, align_kernel(estimate, kernel)
+
     def __call__(self, batch: dict[str, list]) -> dict[str, list[torch.Tensor]]:
         samples = [self.sample(i) for i in batch["sample_id"]]
         return {key: [s[key] for s in samples] for key in samples[0]} if samples else {}
+
+
+def _load_shake_estimates(path: str | os.PathLike, images: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """The arrays of a ``train/precompute_shake_estimates.py`` file, checked against the photos they index."""
+    with np.load(path) as file:
+        estimates = {key: file[key] for key in ("sources", "image_index", "kernel", "estimate")}
+    names = [Path(str(source)).name for source in estimates["sources"]]
+    ours = [Path(image["path"] or "").name for image in images]
+    if names != ours:
+        raise ValueError(
+            f"{path} was made from other photos ({len(names)}, e.g. {_list_names(names[:3])}) than these "
+            f"({len(ours)}, e.g. {_list_names(ours[:3])}); run train/precompute_shake_estimates.py on the same "
+            "--train_dirs."
+        )
+    if estimates["kernel"].shape[1:] != (MOTION_KERNEL_SIZE, MOTION_KERNEL_SIZE) or len(estimates["kernel"]) == 0:
+        raise ValueError(f"{path} holds no {MOTION_KERNEL_SIZE}×{MOTION_KERNEL_SIZE} kernels.")
+    return estimates
 
 
 def on_the_fly(
@@ -781,6 +830,7 @@ def on_the_fly(
     context_probability: float = 1.0,
     kernel_family: str = "gaussian",
     estimated_kernel_probability: float = 0.0,
+    shake_estimates: str | os.PathLike | None = None,
 ) -> datasets.Dataset:
     """A dataset of ``num_samples`` training samples made when read, from the ``sharp`` images of ``sharp_dataset``
     (see :func:`sharp_images`).
@@ -799,7 +849,12 @@ def on_the_fly(
     ``estimated_kernel_probability`` (camera shake only) the blind estimate that deblurring will use —
     :func:`bikanet_hf.shake_estimation.estimate_shake_kernel` on the blurred crop with its margins — so that a model
     learns to deblur with the errors of its estimator (after Vasu et al., "Non-blind deblurring: handling kernel
-    uncertainty with CNNs", CVPR 2018).
+    uncertainty with CNNs", CVPR 2018). The estimate is aligned to the true kernel
+    (:func:`~bikanet_hf.shake_estimation.align_kernel`): the model learns the estimator's shape errors, not a shift
+    no blurred image reveals. With ``shake_estimates`` (an ``.npz`` of ``train/precompute_shake_estimates.py`` made
+    from the same photos, in the same order) those samples instead take a crop of a photo blurred with one of the
+    file's kernels and the estimate made from that whole photo — closer to what deblurring a photo meets than an
+    estimate from a small crop.
 
     ``ds[i]`` is a dict of tensors: ``sharp`` and ``blurred`` (float32 ``3×S×S`` in [0, 1]; ``blurred`` is the
     8-bit blurred image / 255), ``kernel`` (float32 17×17, or 31×31 for motion), ``kernel_id`` (int64),
@@ -827,6 +882,11 @@ def on_the_fly(
         raise ValueError("estimated_kernel_probability needs kernel_family='motion' (the edge-prediction estimator).")
     if estimated_kernel_probability > 0 and crop_size + 2 * (MOTION_KERNEL_SIZE // 2) < 2 * MOTION_KERNEL_SIZE:
         raise ValueError(f"Estimating camera shake needs crop_size ≥ {MOTION_KERNEL_SIZE + 1}, got {crop_size}.")
+    estimates = None
+    if shake_estimates is not None:
+        if estimated_kernel_probability == 0:
+            raise ValueError("shake_estimates is only used with estimated_kernel_probability > 0.")
+        estimates = _load_shake_estimates(shake_estimates, images)
     transform = OnTheFlyTransform(
         images,
         crop_size,
@@ -837,5 +897,6 @@ def on_the_fly(
         context_probability,
         kernel_family,
         estimated_kernel_probability,
+        estimates,
     )
     return datasets.Dataset.from_dict({"sample_id": np.arange(num_samples)}).with_transform(transform)

@@ -172,9 +172,11 @@ def restore(
     tile_overlap: int = DEFAULT_TILE_OVERLAP,
     progress: Callable[[int, int], None] | None = None,
     kernel_is_estimate: bool = False,
+    motion_flow: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, int]:
     """Deblur an ``H×W×3`` uint8 image with a kernel (``kernel_is_estimate``: a blind estimate, for models that
-    read it); returns the uint8 result and the number of tiles used."""
+    read it; ``motion_flow``: a ``1×2×H×W`` flow for motion-flow models instead of the kernel's own); returns the
+    uint8 result and the number of tiles used."""
     device = next(model.parameters()).device
     processor = BikanetImageProcessor()
     pixel_values = torch.from_numpy(processor.to_array(rgb)).permute(2, 0, 1)[None].to(device)
@@ -187,7 +189,13 @@ def restore(
             progress(done, total)
 
     output = model.deblur_tiled(
-        pixel_values, kernel_tensor, tile_size, tile_overlap, count, kernel_is_estimate=kernel_is_estimate
+        pixel_values,
+        kernel_tensor,
+        tile_size,
+        tile_overlap,
+        count,
+        motion_flow=None if motion_flow is None else motion_flow.to(device),
+        kernel_is_estimate=kernel_is_estimate,
     )
     del pixel_values
     # The processor's postprocess, in place: a 24-megapixel result would otherwise be copied three times.

@@ -96,18 +96,27 @@ def model_card(
             "the learning rate had decayed."
         )
     estimated = training.get("estimated_kernel_probability", 0.0)
+    estimated_from = (
+        f"from whole photos ({training['shake_estimates']})" if training.get("shake_estimates") else "from each crop"
+    )
     given_kernel = (
         f"\n  {estimated:.0%} of the crops given the blind (edge-prediction) estimate of their kernel instead of the "
-        "true one, so that the model learns to deblur with its estimator's errors;"
+        "true one (aligned to it by a whole-pixel shift), so that the model learns to deblur with its estimator's "
+        f"errors; estimated {estimated_from};"
         if estimated
         else ""
     )
-    blind_row = (
-        f"\n| this model, kernel estimated blind (edge prediction) | {validation['psnr_estimated_kernel']:.2f} | "
-        f"{validation['ssim_estimated_kernel']:.4f} |"
-        if "psnr_estimated_kernel" in validation
-        else ""
-    )
+    blind_row = ""
+    if "psnr_estimated_kernel" in validation:
+        blind_row = (
+            f"\n| this model, kernel estimated blind (edge prediction) | {validation['psnr_estimated_kernel']:.2f} | "
+            f"{validation['ssim_estimated_kernel']:.4f} |"
+        )
+    if "aligned_psnr_estimated_kernel" in validation:
+        blind_row += (
+            "\n| the same, PSNR after the best shift of up to 6 px | "
+            f"{validation['aligned_psnr_estimated_kernel']:.2f} | – |"
+        )
     metadata = {
         "library_name": "transformers",
         "pipeline_tag": "image-to-image",

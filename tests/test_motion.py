@@ -1,6 +1,7 @@
 """The motion-blur extension: camera-shake kernels, the motion-flow model, the motion track, and blur_type."""
 
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,7 +19,8 @@ from bikanet_hf.motion import (
     sample_motion_kernels,
 )
 from bikanet_hf.protocol import protocol_pairs
-from tests.conftest import script_command
+from bikanet_hf.shake_estimation import align_kernel
+from tests.conftest import REPO_ROOT, script_command
 
 
 def centre_of_mass(k: np.ndarray) -> tuple[float, float]:
@@ -172,6 +174,46 @@ def test_on_the_fly_can_give_the_model_the_blind_estimate(data_dir):
         corpus.on_the_fly(images, num_samples=1, crop_size=30, kernel_family="motion", estimated_kernel_probability=1)
 
 
+def test_align_kernel_undoes_a_shift_and_keeps_the_shape():
+    k = camera_shake_kernel(np.random.default_rng(3), length=12.0)
+    shifted = np.roll(k, (2, -3), axis=(0, 1))  # a 12-px shake in a 31 frame: nothing wraps
+    np.testing.assert_allclose(align_kernel(shifted, k), k, atol=1e-12)
+    other = camera_shake_kernel(np.random.default_rng(4), length=12.0)
+    aligned = align_kernel(other, k)
+    assert aligned.sum() == pytest.approx(1.0) and (aligned * k).sum() >= (other * k).sum()
+    with pytest.raises(ValueError, match="different shapes"):
+        align_kernel(k, k[1:-1, 1:-1])
+
+
+def test_precomputed_whole_photo_estimates_feed_the_corpus(data_dir, tmp_path):
+    output = tmp_path / "estimates.npz"
+    command = [sys.executable, str(REPO_ROOT / "train" / "precompute_shake_estimates.py"), "--output", str(output)]
+    options = ["--train_dirs", str(data_dir / "set5"), "--limit", "1", "--per_image", "1", "--workers", "1"]
+    subprocess.run([*command, *options], check=True, capture_output=True, timeout=120)
+    made = np.load(output)
+    assert made["kernel"].shape == made["estimate"].shape == (1, 31, 31) and list(made["image_index"]) == [0]
+    np.testing.assert_allclose(made["kernel"][0], camera_shake_kernel(np.random.default_rng([0, 0, 0])), atol=1e-6)
+    assert np.abs(made["estimate"][0] - made["kernel"][0]).sum() > 1e-3  # estimated blind, not copied
+
+    # An estimate that is the true kernel shifted: the corpus aligns it back; crops blur with the file's kernel
+    images = corpus.sharp_images([data_dir / "set5"])
+    kernel = camera_shake_kernel(np.random.default_rng(7), length=10.0)
+    fake = tmp_path / "fake.npz"
+    sources = dict(np.load(output))["sources"]
+    np.savez(fake, sources=sources, image_index=[2], kernel=kernel[None], estimate=np.roll(kernel, 1, axis=1)[None])
+    options = {"num_samples": 4, "crop_size": 40, "kernel_family": "motion", "estimated_kernel_probability": 1.0}
+    dihedral = [np.rot90(k, t) for k in (kernel, kernel[:, ::-1]) for t in range(4)]
+    for sample in corpus.on_the_fly(images, **options, shake_estimates=fake):
+        assert sample["kernel_is_estimate"] == 1
+        np.testing.assert_allclose(sample["model_kernel"], sample["kernel"], atol=1e-6)
+        assert any(np.allclose(sample["kernel"], k, atol=1e-6) for k in dihedral)
+    np.savez(fake, sources=sources[::-1], image_index=[2], kernel=kernel[None], estimate=kernel[None])
+    with pytest.raises(ValueError, match="made from other photos"):
+        corpus.on_the_fly(images, **options, shake_estimates=fake)
+    with pytest.raises(ValueError, match="only used with estimated_kernel_probability > 0"):
+        corpus.on_the_fly(images, **options | {"estimated_kernel_probability": 0.0}, shake_estimates=output)
+
+
 def test_blur_type_picks_the_model_and_the_kernel_frame(data_dir, rng):
     image = rng.integers(0, 256, (40, 44, 3), dtype=np.uint8)
     levin = levin_kernels(data_dir)[0]
@@ -212,9 +254,12 @@ def test_training_script_trains_the_motion_variant(folders, tmp_path):
     assert "motion track" in card and "camera-shake trajectory" in card
     assert "100% of the crops given the blind (edge-prediction) estimate" in card
     assert "kernel estimated blind" in card  # validated (and scored) with the estimated kernels too
+    assert "the same, PSNR after the best shift of up to 6 px" in card and "estimated from each crop" in card
     gaussian = script_command("train_bikanet.py", folders, tmp_path / "g", *tiny)
     result = subprocess.run([*gaussian, "--estimated_kernel_probability", "1"], capture_output=True, text=True)
     assert result.returncode != 0 and "needs --kernel_family motion" in result.stderr
+    result = subprocess.run([*command, "--shake_estimates", "x.npz"], capture_output=True, text=True)
+    assert result.returncode != 0 and "--shake_estimates needs --estimated_kernel_probability" in result.stderr
 
 
 def test_motion_estimator_is_trained_on_the_spread_of_camera_shake():

@@ -29,6 +29,8 @@ import torch
 from skimage.restoration import wiener
 
 from bikanet_hf import corpus
+from bikanet_hf.deblurring import restore
+from bikanet_hf.image_processing_bikanet import BikanetImageProcessor
 from bikanet_hf.metrics import kernel_l1, psnr, ssim
 from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring, wiener_deconvolution
 from bikanet_hf.modeling_kernel_estimator import BikanetKernelEstimator, gaussian_kernels
@@ -55,7 +57,7 @@ def wiener_deblur(blurred: np.ndarray, kernel: np.ndarray, balance: float) -> np
 def frontend_wiener_deblur(blurred: np.ndarray, kernel: np.ndarray, balance: float = 5e-4) -> np.ndarray:
     """BIKAnet's own Wiener front-end (constant balance, whole-image mirror extension) on its own: what an
     untrained model returns, so the gap to it is what the network adds."""
-    x = torch.from_numpy(blurred).permute(2, 0, 1)[None].float().div(255)
+    x = torch.from_numpy(BikanetImageProcessor().to_array(blurred)).permute(2, 0, 1)[None]  # as the model is fed
     y = wiener_deconvolution(x, torch.from_numpy(kernel)[None].float(), [balance])[0]
     return y.permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().numpy()
 
@@ -90,12 +92,10 @@ def tune_wiener_balance(pairs: list, grid=WIENER_BALANCE_GRID) -> tuple[float, d
 
 @torch.no_grad()
 def model_deblur(
-    model: BikanetForImageDeblurring, blurred: np.ndarray, kernel: np.ndarray, device, estimated: bool = False
+    model: BikanetForImageDeblurring, blurred: np.ndarray, kernel: np.ndarray, estimated: bool = False, **options
 ) -> np.ndarray:
-    x = torch.from_numpy(blurred).permute(2, 0, 1)[None].float().div(255).to(device)
-    k = torch.from_numpy(kernel)[None].float().to(device)
-    y = model(pixel_values=x, kernel=k, kernel_is_estimate=estimated).reconstruction[0]
-    return y.permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().cpu().numpy()
+    """The model's uint8 result for a uint8 image, in one pass (no tiles): what the protocol scores."""
+    return restore(model, blurred, kernel, tile_size=None, kernel_is_estimate=estimated, **options)[0]
 
 
 def score(rows: list[tuple[float, float]], base: list[tuple[float, float]]) -> dict:
@@ -112,7 +112,6 @@ def evaluate(
     limit: int | None,
     seed: int,
     noise: bool,
-    device,
     estimator: BikanetKernelEstimator | None = None,
     polyblur: bool = False,
 ) -> dict:
@@ -143,10 +142,10 @@ def evaluate(
                     out = polyblur_deblur(pair.blurred)
                     per_method.setdefault("polyblur", []).append((psnr(pair.sharp, out), ssim(pair.sharp, out)))
                 for name, model in models.items():
-                    out = model_deblur(model, pair.blurred, pair.kernel, device)
+                    out = model_deblur(model, pair.blurred, pair.kernel)
                     per_method.setdefault(name, []).append((psnr(pair.sharp, out), ssim(pair.sharp, out)))
                     if estimator is not None:
-                        out = model_deblur(model, pair.blurred, estimate / estimate.sum(), device, estimated=True)
+                        out = model_deblur(model, pair.blurred, estimate / estimate.sum(), estimated=True)
                         per_method.setdefault(f"{name}+blind", []).append(
                             (psnr(pair.sharp, out), ssim(pair.sharp, out))
                         )
@@ -262,7 +261,6 @@ def main(argv=None) -> dict:
         args.limit,
         args.seed,
         args.noise,
-        device,
         estimator,
         args.polyblur,
     )
