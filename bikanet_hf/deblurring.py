@@ -173,10 +173,11 @@ def restore(
     progress: Callable[[int, int], None] | None = None,
     kernel_is_estimate: bool = False,
     motion_flow: torch.Tensor | None = None,
+    self_ensemble: bool = False,
 ) -> tuple[np.ndarray, int]:
     """Deblur an ``H×W×3`` uint8 image with a kernel (``kernel_is_estimate``: a blind estimate, for models that
-    read it; ``motion_flow``: a ``1×2×H×W`` flow for motion-flow models instead of the kernel's own); returns the
-    uint8 result and the number of tiles used."""
+    read it; ``motion_flow``: a ``1×2×H×W`` flow for motion-flow models instead of the kernel's own;
+    ``self_ensemble``: see ``deblur_tiled``); returns the uint8 result and the number of tiles used (per pass)."""
     device = next(model.parameters()).device
     processor = BikanetImageProcessor()
     pixel_values = torch.from_numpy(processor.to_array(rgb)).permute(2, 0, 1)[None].to(device)
@@ -196,11 +197,12 @@ def restore(
         count,
         motion_flow=None if motion_flow is None else motion_flow.to(device),
         kernel_is_estimate=kernel_is_estimate,
+        self_ensemble=self_ensemble,
     )
     del pixel_values
     # The processor's postprocess, in place: a 24-megapixel result would otherwise be copied three times.
     restored = output[0].float().clamp_(0, 1).mul_(255).round_().to(torch.uint8)
-    return restored.permute(1, 2, 0).cpu().numpy(), tiles[0]
+    return restored.permute(1, 2, 0).cpu().numpy(), tiles[0] // (8 if self_ensemble else 1)
 
 
 def deblur(
@@ -215,6 +217,7 @@ def deblur(
     tile_size: int | None = DEFAULT_TILE_SIZE,
     tile_overlap: int = DEFAULT_TILE_OVERLAP,
     progress: Progress | None = None,
+    self_ensemble: bool = False,
 ) -> DeblurResult:
     """Deblur a photo; blind (the kernel is estimated) when ``kernel`` is ``None``.
 
@@ -237,6 +240,8 @@ def deblur(
         tile_size: side of the overlapping tiles large images are processed in (bounded memory); ``None``: one pass.
         tile_overlap: overlap of neighbouring tiles in pixels (seams are blended inside it).
         progress: ``progress(fraction, stage)`` called as the work advances.
+        self_ensemble: average BIKAnet's results for the image and kernel flipped and turned together in all 8
+            ways: about +0.15 dB (``benchmarks/results/self_ensemble.md``) for 8× the deblurring time.
 
     Returns:
         A :class:`DeblurResult` (``.image``, ``.kernel``, ``.seconds``, …).
@@ -270,7 +275,10 @@ def deblur(
         tile_overlap=tile_overlap,
         progress=tile_progress,
         kernel_is_estimate=estimated,
+        self_ensemble=self_ensemble,
     )
+    if self_ensemble:
+        notes.append("Averaged over the image flipped and turned 8 ways (self-ensemble).")
     deblur_seconds = time.perf_counter() - deblur_start
     result = Image.fromarray(np.dstack([restored, alpha]) if alpha is not None else restored)
     seconds = {"estimate": estimate_seconds, "deblur": deblur_seconds, "total": time.perf_counter() - start}

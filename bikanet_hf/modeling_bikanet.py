@@ -19,6 +19,7 @@ are copied next to saved weights for ``trust_remote_code`` loading.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -390,6 +391,7 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         progress: Callable[[int, int], None] | None = None,
         motion_flow: torch.Tensor | None = None,
         kernel_is_estimate: bool = False,
+        self_ensemble: bool = False,
     ) -> torch.Tensor:
         """Deblur images of any size in overlapping ``tile_size`` tiles, so that memory stays bounded.
 
@@ -398,8 +400,25 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         effects live, and ramp linearly across the middle half. ``tile_size=None`` or an image no larger than one
         tile runs in one pass. ``progress(done, total)`` is called after each tile. ``motion_flow`` (motion-flow
         models only, B×2×H×W as in ``forward``) is cut into the same tiles; ``kernel_is_estimate`` as in ``forward``.
+        ``self_ensemble`` averages the results for the image and kernel flipped and turned together in all 8 ways
+        (the "geometric self-ensemble" of Timofte et al., CVPR 2016, and EDSR+): 8× the time, for about +0.15 dB.
         Returns B×3×H×W in [0, 1].
         """
+        if self_ensemble:
+            if motion_flow is not None:
+                raise ValueError("self_ensemble does not turn a given motion_flow; pass one or the other.")
+            total = torch.zeros(pixel_values.shape, dtype=torch.float32, device=pixel_values.device)
+            for index, (flip, turns) in enumerate((f, t) for f in (False, True) for t in range(4)):
+                output = self.deblur_tiled(
+                    _dihedral(pixel_values, flip, turns),
+                    _dihedral(kernel, flip, turns),
+                    tile_size,
+                    tile_overlap,
+                    None if progress is None else functools.partial(_ensemble_progress, progress, index),
+                    kernel_is_estimate=kernel_is_estimate,
+                )
+                total += _dihedral(output.float(), flip, turns, undo=True)
+            return total.div_(8).to(pixel_values.dtype)
         height, width = pixel_values.shape[-2:]
         if tile_size is None or (height <= tile_size and width <= tile_size):
             output = self(pixel_values, kernel, motion_flow=motion_flow, kernel_is_estimate=kernel_is_estimate)
@@ -428,6 +447,19 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
             if progress is not None:
                 progress(index + 1, len(rows) * len(cols))
         return output.div_(total_weight).to(pixel_values.dtype)
+
+
+def _dihedral(images: torch.Tensor, flip: bool, turns: int, undo: bool = False) -> torch.Tensor:
+    """Images (or kernels) mirrored left–right if ``flip``, then turned ``turns`` quarter turns; ``undo`` inverts."""
+    if undo:
+        images = torch.rot90(images, -turns, (-2, -1))
+        return images.flip(-1) if flip else images
+    return torch.rot90(images.flip(-1) if flip else images, turns, (-2, -1))
+
+
+def _ensemble_progress(progress: Callable[[int, int], None], index: int, done: int, total: int) -> None:
+    """``progress`` over all 8 passes of a self-ensemble, from one pass's (done, total)."""
+    progress(index * total + done, 8 * total)
 
 
 def _tile_starts(length: int, tile: int, overlap: int) -> list[int]:

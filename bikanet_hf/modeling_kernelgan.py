@@ -36,6 +36,7 @@ from transformers import PreTrainedModel
 
 from .configuration_kernelgan import KernelGANConfig
 from .modeling_kernel_estimator import gaussian_kernels
+from .modeling_kernel_estimator import kernel_covariance as batched_kernel_covariance
 
 LUMA = (0.299, 0.587, 0.114)
 MIN_IMAGE_SIDE = 64
@@ -50,13 +51,9 @@ def _offsets(size: int, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 
 
 def kernel_covariance(kernel: torch.Tensor) -> torch.Tensor:
-    """2×2 covariance (pixels², x = column, y = row) of a square kernel's positive part, about its centre of mass."""
-    weights = kernel.clamp_min(0)
-    weights = weights / weights.sum()
-    x, y = _offsets(kernel.shape[-1], kernel)
-    dx, dy = x - (weights * x).sum(), y - (weights * y).sum()
-    xy = (weights * dx * dy).sum()
-    return torch.stack([torch.stack([(weights * dx * dx).sum(), xy]), torch.stack([xy, (weights * dy * dy).sum()])])
+    """2×2 covariance (pixels², x = column, y = row) of a square kernel's positive part (a generator's kernel has
+    small negative taps), about its centre of mass."""
+    return batched_kernel_covariance(kernel.clamp_min(0)[None])[0]
 
 
 def gaussian_covariance(kernel: torch.Tensor, iterations: int = 30) -> torch.Tensor:

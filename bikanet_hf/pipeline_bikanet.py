@@ -46,7 +46,8 @@ class ImageDeblurringPipeline(Pipeline):
     """Deblurs images with BIKAnet; estimates each image's blur kernel when none is given.
 
     Call with one image or a list (PIL images, ``H×W(×3)`` arrays or file paths) and optionally ``kernel=`` (an
-    array used for every image), ``tile_size=`` and ``tile_overlap=``. Each result is a dict with ``"image"`` (PIL
+    array used for every image), ``tile_size=``, ``tile_overlap=`` and ``self_ensemble=True`` (8 flips and turns
+    averaged, as ``bikanet_hf.deblur``). Each result is a dict with ``"image"`` (PIL
     RGB, same size) and ``"kernel"`` (the kernel used, float64).
     """
 
@@ -81,9 +82,10 @@ class ImageDeblurringPipeline(Pipeline):
             self._estimator.eval()
         return self._estimator
 
-    def _sanitize_parameters(self, kernel=None, tile_size=None, tile_overlap=None, **kwargs):
+    def _sanitize_parameters(self, kernel=None, tile_size=None, tile_overlap=None, self_ensemble=None, **kwargs):
         preprocess = {"kernel": kernel} if kernel is not None else {}
-        forward = {k: v for k, v in (("tile_size", tile_size), ("tile_overlap", tile_overlap)) if v is not None}
+        options = (("tile_size", tile_size), ("tile_overlap", tile_overlap), ("self_ensemble", self_ensemble))
+        forward = {k: v for k, v in options if v is not None}
         return preprocess, forward, {}
 
     def preprocess(self, image, kernel=None) -> dict:
@@ -105,13 +107,16 @@ class ImageDeblurringPipeline(Pipeline):
             "kernel_is_estimate": estimated,
         }
 
-    def _forward(self, model_inputs: dict, tile_size: int | None = 512, tile_overlap: int = 64) -> dict:
+    def _forward(
+        self, model_inputs: dict, tile_size: int | None = 512, tile_overlap: int = 64, self_ensemble: bool = False
+    ) -> dict:
         output = self.model.deblur_tiled(
             model_inputs["pixel_values"],
             model_inputs["kernel"],
             tile_size,
             tile_overlap,
             kernel_is_estimate=model_inputs["kernel_is_estimate"],
+            self_ensemble=self_ensemble,
         )
         return {"reconstruction": output, "kernel": model_inputs["kernel"]}
 

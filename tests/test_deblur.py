@@ -57,6 +57,31 @@ def test_tiles_blend_without_visible_seams(sharp, blurred):
     assert abs(psnr(sharp, whole) - psnr(sharp, np.asarray(tiled.image))) < 0.1
 
 
+def test_self_ensemble_averages_eight_flips_and_turns(sharp, blurred):
+    # The Wiener front-end alone (an untrained model) treats a flipped or turned image with its kernel flipped or
+    # turned alike, so its ensemble is its single pass; a trained network is not exactly equivariant.
+    untrained = BikanetForImageDeblurring(BikanetConfig(hidden_size=4, block_hidden_size=8, num_blocks=1)).eval()
+    x = torch.from_numpy(blurred).permute(2, 0, 1)[None].float() / 255
+    k = torch.from_numpy(KERNEL).float()[None]
+    single = untrained.deblur_tiled(x, k, None)
+    torch.testing.assert_close(untrained.deblur_tiled(x, k, None, self_ensemble=True), single, atol=1e-5, rtol=0)
+    calls = []
+    options = {"tile_size": 64, "tile_overlap": 24}
+    result = deblur(blurred, KERNEL, **options, self_ensemble=True, progress=lambda f, stage: calls.append(f))
+    plain = np.asarray(deblur(blurred, KERNEL, **options).image)
+    assert result.num_tiles == 6 and calls[-1] == 1.0 and calls == sorted(calls) and len(calls) == 8 * 6 + 1
+    assert any("self-ensemble" in note for note in result.notes)
+    ensembled = np.asarray(result.image)
+    assert np.abs(ensembled.astype(int) - plain).max() > 0  # not the single pass
+    assert psnr(sharp, ensembled) > psnr(sharp, blurred) + 3.0
+    # the pipeline passes it through and gives the same pixels
+    pipe = pipeline("image-deblurring", model=str(DEFAULT_MODEL), device="cpu")
+    out = pipe(Image.fromarray(blurred), kernel=KERNEL, **options, self_ensemble=True)
+    np.testing.assert_array_equal(np.asarray(out["image"]), ensembled)
+    with pytest.raises(ValueError, match="does not turn a given motion_flow"):
+        untrained.deblur_tiled(x, k, None, motion_flow=torch.zeros(1, 2, *x.shape[-2:]), self_ensemble=True)
+
+
 def test_images_as_users_have_them(tmp_path, sharp, blurred):
     rgba = np.dstack([blurred, np.tile(np.arange(128, dtype=np.uint8), (96, 1))])
     result = deblur(rgba, KERNEL)
@@ -161,6 +186,9 @@ def test_cli_deblur_folders_globs_failures(tmp_path, blurred, tiny_estimator, ca
     code = main([*blind, "--force"])
     assert code == 0 and "estimated kernel: σ_major" in capsys.readouterr().out
     assert np.load(out / "a_kernel.npy").shape == (17, 17) and (out / "a_kernel.png").is_file()
+    single = np.asarray(Image.open(out / "a.png"))
+    assert main([*blind, "--force", "--self-ensemble", "-q"]) == 0
+    assert not np.array_equal(np.asarray(Image.open(out / "a.png")), single)  # the 8-way average
     before = (inputs / "a.png").read_bytes()
     assert main(["deblur", str(inputs / "a.png"), "-o", str(inputs), "--sigma", "1", "--force", "-q"]) == 1
     assert "input file" in capsys.readouterr().err and (inputs / "a.png").read_bytes() == before

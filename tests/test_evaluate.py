@@ -52,6 +52,7 @@ def test_evaluate_writes_json_and_markdown(tmp_path, data_dir):
             "1",
             "--estimator",
             str(tmp_path / "estimator"),
+            "--self_ensemble",
             "--out",
             str(tmp_path / "table"),
         ]
@@ -59,14 +60,17 @@ def test_evaluate_writes_json_and_markdown(tmp_path, data_dir):
     saved = json.loads((tmp_path / "table.json").read_text())
     assert saved["results"] == report["results"]
     quick = saved["results"]["images"]["quick"]
-    assert set(quick) == {"blurred", "wiener", "wiener-frontend", "tiny", "tiny+blind", "kernel_estimate"}
+    variants = {"tiny", "tiny+ensemble", "tiny+blind", "tiny+blind+ensemble"}
+    assert set(quick) == {"blurred", "wiener", "wiener-frontend", "kernel_estimate"} | variants
     assert quick["tiny"]["num_pairs"] == quick["tiny+blind"]["num_pairs"] == 2
     assert 0 <= quick["kernel_estimate"]["kernel_l1"] <= 2
     # An untrained BIKAnet returns its Wiener front-end exactly.
     assert quick["tiny"]["psnr"] == pytest.approx(quick["wiener-frontend"]["psnr"], abs=1e-9)
+    # ... which treats a flipped or turned image alike: its self-ensemble is the same up to rounding.
+    assert quick["tiny+ensemble"]["psnr"] == pytest.approx(quick["tiny"]["psnr"], abs=0.01)
     assert quick["wiener"]["delta_psnr"] > 0
     table = (tmp_path / "table.md").read_text()
-    assert "| images | random |" in table and "tiny+blind" in table and "kernel L1 (estimate)" in table
+    assert "| images | random |" in table and "tiny+blind+ensemble" in table and "kernel L1 (estimate)" in table
 
 
 def test_gaussian_sanity_of_wiener_helper():

@@ -98,6 +98,10 @@ def model_deblur(
     return restore(model, blurred, kernel, tile_size=None, kernel_is_estimate=estimated, **options)[0]
 
 
+# Column suffixes of each model: its single pass, and with --self_ensemble its 8-way flip-and-turn average.
+ENSEMBLE_VARIANTS = (("", False), ("+ensemble", True))
+
+
 def score(rows: list[tuple[float, float]], base: list[tuple[float, float]]) -> dict:
     p, s = np.mean([r[0] for r in rows]), np.mean([r[1] for r in rows])
     bp = np.mean([b[0] for b in base])
@@ -114,6 +118,7 @@ def evaluate(
     noise: bool,
     estimator: BikanetKernelEstimator | None = None,
     polyblur: bool = False,
+    self_ensemble: bool = False,
 ) -> dict:
     results: dict = {}
     for set_name, folder in sets.items():
@@ -142,13 +147,15 @@ def evaluate(
                     out = polyblur_deblur(pair.blurred)
                     per_method.setdefault("polyblur", []).append((psnr(pair.sharp, out), ssim(pair.sharp, out)))
                 for name, model in models.items():
-                    out = model_deblur(model, pair.blurred, pair.kernel)
-                    per_method.setdefault(name, []).append((psnr(pair.sharp, out), ssim(pair.sharp, out)))
-                    if estimator is not None:
-                        out = model_deblur(model, pair.blurred, estimate / estimate.sum(), estimated=True)
-                        per_method.setdefault(f"{name}+blind", []).append(
-                            (psnr(pair.sharp, out), ssim(pair.sharp, out))
-                        )
+                    for suffix, ensemble in ENSEMBLE_VARIANTS[: 1 + self_ensemble]:
+                        out = model_deblur(model, pair.blurred, pair.kernel, self_ensemble=ensemble)
+                        per_method.setdefault(name + suffix, []).append((psnr(pair.sharp, out), ssim(pair.sharp, out)))
+                        if estimator is not None:
+                            used = estimate / estimate.sum()
+                            out = model_deblur(model, pair.blurred, used, estimated=True, self_ensemble=ensemble)
+                            per_method.setdefault(f"{name}+blind{suffix}", []).append(
+                                (psnr(pair.sharp, out), ssim(pair.sharp, out))
+                            )
             results.setdefault(set_name, {})[track] = {
                 m: score(rows, per_method["blurred"]) for m, rows in per_method.items()
             }
@@ -216,6 +223,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="Kernel estimator folder: also run every model blind (NAME+blind) with its estimates.",
     )
     p.add_argument("--polyblur", action="store_true", help="Add the blind peer Polyblur (needs the package).")
+    p.add_argument(
+        "--self_ensemble",
+        action="store_true",
+        help="Also run every model (and NAME+blind) averaged over 8 flips and turns (NAME+ensemble; 8× the time).",
+    )
     p.add_argument("--tracks", nargs="+", default=["quick"], choices=TRACKS, help="Protocol tracks.")
     p.add_argument("--limit", type=int, default=None, help="Use only the first N images of each set.")
     p.add_argument("--seed", type=int, default=0, help="Seed of the random track (image i: seed + i).")
@@ -263,10 +275,13 @@ def main(argv=None) -> dict:
         args.noise,
         estimator,
         args.polyblur,
+        args.self_ensemble,
     )
-    blind = [f"{name}+blind" for name in models] if estimator is not None else []
+    suffixes = [suffix for suffix, _ in ENSEMBLE_VARIANTS[: 1 + args.self_ensemble]]
+    blind = [f"{name}+blind{suffix}" for name in models for suffix in suffixes] if estimator is not None else []
+    ensembles = [f"{name}{suffix}" for name in models for suffix in suffixes[1:]]
     peers = (["wiener", "wiener-frontend"] if not args.no_wiener else []) + (["polyblur"] if args.polyblur else [])
-    methods = ["blurred", *peers, *models, *blind]
+    methods = ["blurred", *peers, *models, *ensembles, *blind]
     report = {
         "protocol": "shared/PROTOCOL.md; PSNR/SSIM on 8-bit RGB, full frame; non-blind (true kernel) unless "
         "the method ends in +blind (kernel estimated by the estimator)",
@@ -295,7 +310,8 @@ def main(argv=None) -> dict:
             "which deblurs with the kernel the estimator finds in the blurred image (kernel L1: its mean error "
             "Σ|k̂ − k|, 0 = exact, 2 = disjoint), and polyblur, which is blind (its own estimate). "
             f"wiener: skimage (Laplacian-regularised), balance {balance:g} tuned on bsds500_val quick; "
-            "wiener-frontend: BIKAnet's constant-balance Wiener front-end (5e-4) alone.\n\n"
+            "wiener-frontend: BIKAnet's constant-balance Wiener front-end (5e-4) alone. NAME+ensemble: the model's "
+            "results for the image and kernel flipped and turned 8 ways, averaged.\n\n"
         )
         out.with_suffix(".md").write_text(legend + table + "\n")
     return report
