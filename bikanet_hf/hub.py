@@ -97,7 +97,11 @@ def model_card(
         )
     estimated = training.get("estimated_kernel_probability", 0.0)
     estimated_from = (
-        f"from whole photos ({training['shake_estimates']})" if training.get("shake_estimates") else "from each crop"
+        f"from whole photos: these crops are cut from photos blurred whole with the kernels of "
+        f"{training['shake_estimates']} (train/precompute_shake_estimates.py), each given the estimate made from its "
+        "whole blurred photo, and keep their real surroundings"
+        if training.get("shake_estimates")
+        else "from each blurred crop"
     )
     given_kernel = (
         f"\n  {estimated:.0%} of the crops given the blind (edge-prediction) estimate of their kernel instead of the "

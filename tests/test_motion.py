@@ -254,7 +254,7 @@ def test_training_script_trains_the_motion_variant(folders, tmp_path):
     assert "motion track" in card and "camera-shake trajectory" in card
     assert "100% of the crops given the blind (edge-prediction) estimate" in card
     assert "kernel estimated blind" in card  # validated (and scored) with the estimated kernels too
-    assert "the same, PSNR after the best shift of up to 6 px" in card and "estimated from each crop" in card
+    assert "the same, PSNR after the best shift of up to 6 px" in card and "estimated from each blurred crop" in card
     gaussian = script_command("train_bikanet.py", folders, tmp_path / "g", *tiny)
     result = subprocess.run([*gaussian, "--estimated_kernel_probability", "1"], capture_output=True, text=True)
     assert result.returncode != 0 and "needs --kernel_family motion" in result.stderr
