@@ -307,7 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--self-ensemble",
         action="store_true",
-        help="average the results for the image flipped and turned 8 ways: about +0.15 dB, 8× slower",
+        help="average the results for the image flipped and turned 8 ways: 8× slower, for +0.13 dB with a known "
+        "kernel and +0.08 dB blind (measured on bsds500_val)",
     )
     p.add_argument("--model", default=None, help="BIKAnet folder or Hub id (default: the bundled checkpoint)")
     p.add_argument("--estimator", default=None, help="kernel estimator folder or Hub id (default: bundled)")

@@ -241,7 +241,8 @@ def deblur(
         tile_overlap: overlap of neighbouring tiles in pixels (seams are blended inside it).
         progress: ``progress(fraction, stage)`` called as the work advances.
         self_ensemble: average BIKAnet's results for the image and kernel flipped and turned together in all 8
-            ways: about +0.15 dB (``benchmarks/results/self_ensemble.md``) for 8× the deblurring time.
+            ways: +0.13 dB with a known kernel, +0.08 dB blind on bsds500_val quick
+            (``benchmarks/results/self_ensemble.md``), for 8× the deblurring time.
 
     Returns:
         A :class:`DeblurResult` (``.image``, ``.kernel``, ``.seconds``, …).
