@@ -230,10 +230,7 @@ def align_kernel(estimate: np.ndarray, reference: np.ndarray, max_shift: int = 6
         raise ValueError(f"Kernels of different shapes cannot be aligned: {estimate.shape} and {reference.shape}.")
     size, m = estimate.shape[0], max_shift
     padded = np.pad(estimate, m)
-    windows = {
-        (dy, dx): padded[m - dy : m - dy + size, m - dx : m - dx + size]
-        for dy in range(-m, m + 1)
-        for dx in range(-m, m + 1)
-    }
-    best = max(windows.values(), key=lambda window: float((window * reference).sum()))
+    offsets = range(2 * m, -1, -1)  # shifts −m … m; on a tie the first (most negative) shift wins
+    windows = (padded[top : top + size, left : left + size] for top in offsets for left in offsets)
+    best = max(windows, key=lambda window: float((window * reference).sum()))
     return best / best.sum()
