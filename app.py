@@ -308,7 +308,7 @@ BLUR_SHAKE = "Camera shake (path traced from the photo's edges; experimental)"
 
 
 def estimate(
-    image: np.ndarray, how: str = ESTIMATE_FAST, steps: int = 300, progress: Any = None, blur: str = BLUR_SOFT
+    image: np.ndarray, how: str = ESTIMATE_FAST, steps: int = 600, progress: Any = None, blur: str = BLUR_SOFT
 ):
     """The blur kernel of a blurred photo and a description of it (with a caveat when the photo is nearly flat).
 
@@ -417,7 +417,7 @@ def _results(blurred, restored, picture, stem: str, what: str, start: float, det
 def run_blind(
     photo,
     how=ESTIMATE_FAST,
-    steps=300,
+    steps=600,
     blur=BLUR_SOFT,
     progress=gr.Progress(),  # noqa: B008 (gradio's progress idiom)
 ):
@@ -685,7 +685,7 @@ def _blind_tab(results: Results) -> None:
         "benchmark its kernels are less accurate than the fast estimator's.",
         elem_id="blind-estimator",
     )
-    steps = gr.Slider(50, 600, value=300, step=50, label="KernelGAN steps", visible=False, elem_id="blind-gan-steps")
+    steps = gr.Slider(50, 1200, value=600, step=50, label="KernelGAN steps", visible=False, elem_id="blind-gan-steps")
     how.change(
         lambda choice: gr.update(visible=choice == ESTIMATE_REFINE), how, steps, api_visibility="private", queue=False
     )

@@ -22,15 +22,16 @@ class KernelGANConfig(PretrainedConfig):
         discriminator_channels (`int`, *optional*, defaults to 32):
             Channels of the discriminator's layers.
         discriminator_layers (`int`, *optional*, defaults to 5):
-            Convolutions of the discriminator: one ``discriminator_kernel_size`` convolution, then 1×1 convolutions
-            (batch normalisation and LeakyReLU between them).
-        discriminator_kernel_size (`int`, *optional*, defaults to 7):
-            Side of the discriminator's first convolution, which is also its receptive field (one score per patch).
+            Convolutions of the discriminator: one spatial convolution over the pixel differences, then 1×1
+            convolutions (batch normalisation and LeakyReLU between them).
+        discriminator_kernel_size (`int`, *optional*, defaults to 9):
+            The discriminator's receptive field in pixels (one score per patch): its first convolution, of side one
+            less, runs over the horizontal and vertical pixel differences. At least 2.
         crop_size (`int`, *optional*, defaults to 32):
             Side of the real crops the discriminator sees; the generator downscales crops of twice this side.
         batch_size (`int`, *optional*, defaults to 4):
             Real and generated crops per training step.
-        steps (`int`, *optional*, defaults to 300):
+        steps (`int`, *optional*, defaults to 600):
             Adversarial training steps per image.
         generator_lr (`float`, *optional*, defaults to 2e-4):
             Adam learning rate of the generator (betas 0.5, 0.999).
@@ -57,12 +58,12 @@ class KernelGANConfig(PretrainedConfig):
         sparsity_weight (`float`, *optional*, defaults to 0.0):
             Weight of the prior ``mean |k|^0.2``, which favours few non-zero taps. Off by default: the blur this model
             estimates is a Gaussian, and the prior shrinks the kernel, which the calibration would have to undo.
-        calibration_scale (`float`, *optional*, defaults to 0.44):
+        calibration_scale (`float`, *optional*, defaults to 0.36):
             ``a`` in ``Σ_blur = a·Σ_generator + c·I``: the map from the generator kernel's covariance to the image's
             blur covariance (for scale-invariant images, ``(Σ_b + Σ_g)/4 = Σ_b`` gives a = 1/3, c = 0). Fitted (grid
-            search on the mean kernel error) on 8 images of bsds500_val's random track by
+            search on the mean kernel error) on the first 16 images of bsds500_train's random track by
             ``benchmarks/kernelgan_calibration.py``; results in ``benchmarks/results/kernelgan.md``.
-        calibration_offset (`float`, *optional*, defaults to -5.25):
+        calibration_offset (`float`, *optional*, defaults to -4.0):
             ``c`` (pixels²) in that map; negative where real images carry some blur of their own.
         refine_prior_weight (`float`, *optional*, defaults to 64.0):
             "Refine" mode (``init_kernel`` given): the answer is ``(w·Σ_start + Σ_gan) / (1 + w)``, the starting
@@ -87,10 +88,10 @@ class KernelGANConfig(PretrainedConfig):
         generator_channels: int = 12,
         discriminator_channels: int = 32,
         discriminator_layers: int = 5,
-        discriminator_kernel_size: int = 7,
+        discriminator_kernel_size: int = 9,
         crop_size: int = 32,
         batch_size: int = 4,
-        steps: int = 300,
+        steps: int = 600,
         generator_lr: float = 2e-4,
         discriminator_lr: float = 2e-3,
         discriminator_warmup_steps: int = 100,
@@ -102,8 +103,8 @@ class KernelGANConfig(PretrainedConfig):
         boundaries_weight: float = 0.5,
         centre_weight: float = 1.0,
         sparsity_weight: float = 0.0,
-        calibration_scale: float = 0.44,
-        calibration_offset: float = -5.25,
+        calibration_scale: float = 0.36,
+        calibration_offset: float = -4.0,
         refine_prior_weight: float = 64.0,
         sigma_min: float = 0.3,
         sigma_max: float = 5.0,
@@ -116,6 +117,8 @@ class KernelGANConfig(PretrainedConfig):
         )
         if any(s % 2 != 1 for s in self.generator_kernel_sizes):
             raise ValueError(f"generator_kernel_sizes must be odd, got {self.generator_kernel_sizes}.")
+        if discriminator_kernel_size < 2:
+            raise ValueError(f"discriminator_kernel_size must be at least 2, got {discriminator_kernel_size}.")
         if discriminator_layers < 2:
             raise ValueError(f"discriminator_layers must be at least 2, got {discriminator_layers}.")
         if not 0 < average_fraction <= 1:

@@ -14,7 +14,8 @@ Reading order:
 * ``kernel_covariance`` — the second moments of a kernel (its width, as a 2×2 covariance); ``gaussian_covariance``
   — the covariance of the Gaussian a (truncated) kernel stands for;
 * ``BlurGenerator`` — the deep linear network; ``kernel()`` reads its single kernel out with an impulse;
-* ``PatchDiscriminator`` — spectral-normalised, fully convolutional, one score per 7×7 patch;
+* ``PatchDiscriminator`` — spectral-normalised, fully convolutional, one score per 9×9 patch of pixel
+  differences;
 * ``kernel_priors`` — the paper's priors on the generator kernel (sum to one, boundaries, centre, sparsity);
 * ``KernelGAN`` — holds the config and the per-image networks; ``estimate`` trains them on one image.
 
@@ -113,36 +114,48 @@ class BlurGenerator(nn.Module):
     def downscale(self, images: torch.Tensor, kernel: torch.Tensor | None = None) -> torch.Tensor:
         """``(images ⊛ k)↓2`` per channel of B×C×H×W images ('valid': H and W shrink by K − 1, then halve).
 
-        ``kernel`` is :meth:`kernel` when the caller already has it (a training step reads it out once).
+        By FFT (a 41×41 kernel makes direct convolution the slowest part of a training step): the circular
+        convolution's samples from K − 1 on are the valid ones. ``kernel`` is :meth:`kernel` when the caller already
+        has it (a training step reads it out once).
         """
         kernel = self.kernel() if kernel is None else kernel
-        b, c, h, w = images.shape
-        out = F.conv2d(images.reshape(b * c, 1, h, w), kernel.flip(-2, -1)[None, None], stride=2)
-        return out.reshape(b, c, *out.shape[-2:])
+        size = images.shape[-2:]
+        blurred = torch.fft.irfft2(torch.fft.rfft2(images) * torch.fft.rfft2(kernel, s=size), s=size)
+        start = kernel.shape[-1] - 1
+        return blurred[..., start::2, start::2]
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Discriminator: which 7×7 patches are real crops of the image, which are the generator's downscaled crops
+# Discriminator: which small patches are real crops of the image, which are the generator's downscaled crops
 # ---------------------------------------------------------------------------------------------------------------
 class PatchDiscriminator(nn.Module):
-    """One ``discriminator_kernel_size`` convolution, then 1×1 convolutions with batch normalisation and LeakyReLU(0.2)
-    between them, all spectral-normalised; no stride and no pooling, so each output pixel scores one small patch (its
-    receptive field is the first convolution). A small field makes the discriminator judge patch statistics (how sharp
-    edges are), not image content. Batch normalisation lets the features grow past spectral normalisation's
-    Lipschitz bound (without it the critic barely separated blurs in a few hundred steps)."""
+    """Scores each small patch of a crop by its horizontal and vertical pixel differences: one convolution of side
+    ``discriminator_kernel_size − 1`` over the differences (so each score sees ``discriminator_kernel_size`` pixels),
+    then 1×1 convolutions with batch normalisation and LeakyReLU(0.2) between them, all spectral-normalised; no
+    stride and no pooling. A small field makes the discriminator judge patch statistics (how sharp edges are, and in
+    which direction), not image content.
+
+    Differences rather than intensities: a patch's brightness says nothing about its blur, and spectral
+    normalisation bounds the first layer's gain, which on raw intensities goes mostly to the patch mean. On
+    bsds500_val's random track (8 images, 300 steps) the differences raised the correlation of the generator's
+    anisotropy with the blur's from −0.16 to 0.69, and batch normalisation lets the features grow past spectral
+    normalisation's Lipschitz bound (without it the critic barely separated blurs in a few hundred steps)."""
 
     def __init__(self, config: KernelGANConfig):
         super().__init__()
         width = config.discriminator_channels
-        layers: list[nn.Module] = [spectral_norm(nn.Conv2d(3, width, config.discriminator_kernel_size))]
+        layers: list[nn.Module] = [spectral_norm(nn.Conv2d(6, width, config.discriminator_kernel_size - 1))]
         for _ in range(config.discriminator_layers - 2):
             layers += [nn.BatchNorm2d(width), nn.LeakyReLU(0.2), spectral_norm(nn.Conv2d(width, width, 1))]
         layers += [nn.BatchNorm2d(width), nn.LeakyReLU(0.2), spectral_norm(nn.Conv2d(width, 1, 1))]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """B×3×h×w crops in [0, 1] → B×1×(h − 6)×(w − 6) scores (LSGAN: 1 = real, 0 = generated)."""
-        return self.layers(images)
+        """B×3×h×w crops in [0, 1] → B×1×(h − s + 1)×(w − s + 1) scores, s = ``discriminator_kernel_size`` (LSGAN:
+        1 = real, 0 = generated)."""
+        corner = images[..., :-1, :-1]
+        differences = torch.cat([images[..., :-1, 1:] - corner, images[..., 1:, :-1] - corner], dim=1)
+        return self.layers(differences)
 
 
 # ---------------------------------------------------------------------------------------------------------------

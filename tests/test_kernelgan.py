@@ -130,7 +130,8 @@ def test_refine_weighs_the_starting_kernel_against_the_gan():
     gan_only = KernelGAN(KernelGANConfig(**TINY, refine_prior_weight=0.0)).estimate(image, init_kernel=init)
     halfway = KernelGAN(KernelGANConfig(**TINY, refine_prior_weight=1.0)).estimate(image, init_kernel=init)
     start = gaussian_covariance(torch.from_numpy(init))
-    assert (gaussian_covariance(gan_only) - start).abs().max() > 0.2  # the GAN moved away from the start
+    # the GAN moved away from the start, well beyond the tolerance of the check below
+    assert (gaussian_covariance(gan_only) - start).abs().max() > 0.1
     expected = (start + gaussian_covariance(gan_only)) / 2
     torch.testing.assert_close(gaussian_covariance(halfway), expected, atol=1e-3, rtol=0)
 
