@@ -71,7 +71,7 @@ class KernelGANConfig(PretrainedConfig):
             ratio of error variances; w = 0 is KernelGAN's own answer. Fitted (grid search over 0…64 on the mean
             kernel error, the amortized estimate as the start) on 12 images of mcmaster18's random track, which no
             estimator trains or is calibrated on, by ``benchmarks/kernelgan_calibration.py``: the error fell
-            monotonically with w (0.454 at 0, 0.125 at 64, the amortized start alone 0.121), i.e. the GAN added
+            monotonically with w (0.262 at 0, 0.122 at 32 and 64, the amortized start alone 0.121), i.e. the GAN added
             nothing the amortized estimate lacked, so the largest weight tried is the default.
         sigma_min (`float`, *optional*, defaults to 0.3):
             Smallest blur width (pixels) `estimate` returns.
