@@ -29,6 +29,11 @@ class KernelGANConfig(PretrainedConfig):
             less, runs over the horizontal and vertical pixel differences. At least 2.
         crop_size (`int`, *optional*, defaults to 32):
             Side of the real crops the discriminator sees; the generator downscales crops of twice this side.
+        crop_gradient_power (`float`, *optional*, defaults to 2.0):
+            Crops are drawn with probability ∝ (the window's mean gradient magnitude) ** this power. The most textured
+            windows are where a photo looks most alike across scales, which is what the GAN relies on: on bsds500_val's
+            first 8 images, 2 against 1 cut the kernel error from 0.572 to 0.500 (quick track) and from 0.344 to
+            0.322 (random track). The map below was fitted with power 1 and not refitted.
         batch_size (`int`, *optional*, defaults to 4):
             Real and generated crops per training step.
         steps (`int`, *optional*, defaults to 600):
@@ -90,6 +95,7 @@ class KernelGANConfig(PretrainedConfig):
         discriminator_layers: int = 5,
         discriminator_kernel_size: int = 9,
         crop_size: int = 32,
+        crop_gradient_power: float = 2.0,
         batch_size: int = 4,
         steps: int = 600,
         generator_lr: float = 2e-4,
@@ -121,6 +127,8 @@ class KernelGANConfig(PretrainedConfig):
             raise ValueError(f"discriminator_kernel_size must be at least 2, got {discriminator_kernel_size}.")
         if discriminator_layers < 2:
             raise ValueError(f"discriminator_layers must be at least 2, got {discriminator_layers}.")
+        if crop_gradient_power < 0:
+            raise ValueError(f"crop_gradient_power must be non-negative, got {crop_gradient_power}.")
         if not 0 < average_fraction <= 1:
             raise ValueError(f"average_fraction must be in (0, 1], got {average_fraction}.")
         if refine_prior_weight < 0:
@@ -133,6 +141,7 @@ class KernelGANConfig(PretrainedConfig):
         self.discriminator_layers = discriminator_layers
         self.discriminator_kernel_size = discriminator_kernel_size
         self.crop_size = crop_size
+        self.crop_gradient_power = crop_gradient_power
         self.batch_size = batch_size
         self.steps = steps
         self.generator_lr = generator_lr

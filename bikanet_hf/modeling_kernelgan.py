@@ -329,7 +329,7 @@ class KernelGAN(PreTrainedModel):
         config = self.config
         radius = self.generator.kernel_size // 2
         real_size, source_size = config.crop_size, 2 * config.crop_size
-        # Crops come preferably from textured regions: probability ∝ the window's mean gradient magnitude.
+        # Crops come preferably from textured regions: probability ∝ (the window's mean gradient magnitude) ** p.
         gray = (image * torch.tensor(LUMA).view(3, 1, 1)).sum(0)
         gradient = F.pad((gray[:, 1:] - gray[:, :-1]).abs(), (0, 1)) + F.pad(
             (gray[1:] - gray[:-1]).abs(), (0, 0, 0, 1)
@@ -337,8 +337,9 @@ class KernelGAN(PreTrainedModel):
         # Positions every `stride` pixels: one per pixel up to a megapixel or so; a 24-megapixel photo would otherwise
         # exceed what torch.multinomial can draw from (2^24 categories) and spend seconds on the window averages.
         stride = max(1, math.ceil(math.sqrt(gray.numel() / 2**20)))
-        real_weights = F.avg_pool2d(gradient[None], real_size, stride=stride)[0] + 1e-6
-        source_weights = F.avg_pool2d(gradient[None], source_size, stride=stride)[0] + 1e-6
+        power = config.crop_gradient_power
+        real_weights = F.avg_pool2d(gradient[None], real_size, stride=stride)[0] ** power + 1e-6
+        source_weights = F.avg_pool2d(gradient[None], source_size, stride=stride)[0] ** power + 1e-6
         # Mirror padding lets the generator's 'valid' blur cover source crops anywhere, the image's border included.
         padded = F.pad(image[None], (radius,) * 4, mode="reflect")[0]
         g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.generator_lr, betas=(0.5, 0.999))
