@@ -42,7 +42,7 @@ def main() -> None:
             image = torch.from_numpy(pair.blurred).permute(2, 0, 1).float() / 255
             for scale in args.scales:
                 kernel = estimator.estimate(image, scale).kernel[0].double().numpy()
-                out = model_deblur(model, pair.blurred, kernel)
+                out = model_deblur(model, pair.blurred, kernel, estimated=True)
                 gains[scale].append(psnr(pair.sharp, out) - psnr(pair.sharp, pair.blurred))
                 errors[scale].append(kernel_l1(kernel, pair.kernel))
     rows = {

@@ -103,7 +103,7 @@ class Methods:
             used = kernel  # for_deblurring only narrows the amortized estimate; KernelGAN must not train twice
             if method == "amortized":
                 used = estimate_kernel(pair.blurred, method, estimator=self.estimator, for_deblurring=True)
-            return model_deblur(self.model, pair.blurred, used), kernel
+            return model_deblur(self.model, pair.blurred, used, estimated=True), kernel
         return model_deblur(self.variants[name], pair.blurred, pair.kernel), None
 
 

@@ -707,7 +707,7 @@ class OnTheFlyTransform:
         context_probability: float = 1.0,
         kernel_family: str = "gaussian",
         estimated_kernel_probability: float = 0.0,
-        shake_estimates: dict[str, np.ndarray] | None = None,
+        kernel_estimates: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.images = images  # undecoded Image values: {"bytes", "path"}
         self.crop_size = crop_size
@@ -718,7 +718,7 @@ class OnTheFlyTransform:
         self.context_probability = context_probability
         self.kernel_family = kernel_family
         self.estimated_kernel_probability = estimated_kernel_probability
-        self.shake_estimates = shake_estimates
+        self.kernel_estimates = kernel_estimates
         self.margin = _margin(kernel_family)
         self._decoded: list[np.ndarray | None] = [None] * len(images)
 
@@ -755,7 +755,7 @@ class OnTheFlyTransform:
         crop = _blur_region(region, rng, self.bank16_fraction, sigma, _draw_noise_seed(rng), self.kernel_family)
         # Drawn last, so that the option changes nothing else about the data.
         model_kernel, estimated = crop.kernel, rng.random() < self.estimated_kernel_probability
-        if estimated and self.shake_estimates is None:
+        if estimated and self.kernel_estimates is None:
             estimate = estimate_shake_kernel(crop.blurred_region / 255.0, crop.kernel.shape[0])
             model_kernel = align_kernel(estimate, crop.kernel)
         elif estimated:
@@ -774,9 +774,10 @@ class OnTheFlyTransform:
         }
 
     def _precomputed_sample(self, rng: np.random.Generator, noise_sigma: float) -> tuple[_BlurredCrop, np.ndarray]:
-        """A crop of a photo whose whole-photo shake estimate was made beforehand: blurred with that photo's kernel,
-        and the estimate aligned to it; the same flip and rotation for crop and kernels."""
-        estimates = self.shake_estimates
+        """A crop of a photo whose whole-photo kernel estimate was made beforehand: blurred with that photo's kernel
+        and given the estimate (a camera-shake estimate aligned to it); the same flip and rotation for crop and
+        kernels."""
+        estimates = self.kernel_estimates
         entry = int(rng.integers(len(estimates["kernel"])))
         region = _random_region(
             self._image(int(estimates["image_index"][entry])), self.crop_size + 2 * self.margin, rng
@@ -794,15 +795,18 @@ class OnTheFlyTransform:
         crop = _blur_region(
             region, rng, self.bank16_fraction, noise_sigma, _draw_noise_seed(rng), self.kernel_family, drawn
         )
-        return crop, align_kernel(estimate, kernel)
+        return crop, align_kernel(estimate, kernel) if self.kernel_family == "motion" else estimate
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list[torch.Tensor]]:
         samples = [self.sample(i) for i in batch["sample_id"]]
         return {key: [s[key] for s in samples] for key in samples[0]} if samples else {}
 
 
-def _load_shake_estimates(path: str | os.PathLike, images: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """The arrays of a ``train/precompute_shake_estimates.py`` file, checked against the photos they index."""
+def _load_kernel_estimates(
+    path: str | os.PathLike, images: list[dict[str, Any]], kernel_family: str
+) -> dict[str, np.ndarray]:
+    """The arrays of a ``train/precompute_kernel_estimates.py`` file, checked against the photos they index and the
+    kernel family."""
     with np.load(path) as file:
         estimates = {key: file[key] for key in ("sources", "image_index", "kernel", "estimate")}
     names = [Path(str(source)).name for source in estimates["sources"]]
@@ -810,11 +814,12 @@ def _load_shake_estimates(path: str | os.PathLike, images: list[dict[str, Any]])
     if names != ours:
         raise ValueError(
             f"{path} was made from other photos ({len(names)}, e.g. {_list_names(names[:3])}) than these "
-            f"({len(ours)}, e.g. {_list_names(ours[:3])}); run train/precompute_shake_estimates.py on the same "
+            f"({len(ours)}, e.g. {_list_names(ours[:3])}); run train/precompute_kernel_estimates.py on the same "
             "--train_dirs."
         )
-    if estimates["kernel"].shape[1:] != (MOTION_KERNEL_SIZE, MOTION_KERNEL_SIZE) or len(estimates["kernel"]) == 0:
-        raise ValueError(f"{path} holds no {MOTION_KERNEL_SIZE}×{MOTION_KERNEL_SIZE} kernels.")
+    size = MOTION_KERNEL_SIZE if kernel_family == "motion" else KERNEL_SIZE
+    if estimates["kernel"].shape[1:] != (size, size) or len(estimates["kernel"]) == 0:
+        raise ValueError(f"{path} holds no {size}×{size} kernels (the {kernel_family} family's size).")
     return estimates
 
 
@@ -830,7 +835,7 @@ def on_the_fly(
     context_probability: float = 1.0,
     kernel_family: str = "gaussian",
     estimated_kernel_probability: float = 0.0,
-    shake_estimates: str | os.PathLike | None = None,
+    kernel_estimates: str | os.PathLike | None = None,
 ) -> datasets.Dataset:
     """A dataset of ``num_samples`` training samples made when read, from the ``sharp`` images of ``sharp_dataset``
     (see :func:`sharp_images`).
@@ -846,15 +851,15 @@ def on_the_fly(
 
     ``model_kernel`` is the kernel the model is given (``kernel_is_estimate`` says which): the true ``kernel``, or
     with probability
-    ``estimated_kernel_probability`` (camera shake only) the blind estimate that deblurring will use —
-    :func:`bikanet_hf.shake_estimation.estimate_shake_kernel` on the blurred crop with its margins — so that a model
-    learns to deblur with the errors of its estimator (after Vasu et al., "Non-blind deblurring: handling kernel
-    uncertainty with CNNs", CVPR 2018). The estimate is aligned to the true kernel
-    (:func:`~bikanet_hf.shake_estimation.align_kernel`): the model learns the estimator's shape errors, not a shift
-    no blurred image reveals. With ``shake_estimates`` (an ``.npz`` of ``train/precompute_shake_estimates.py`` made
-    from the same photos, in the same order) those samples instead take a crop of a photo blurred with one of the
-    file's kernels and the estimate made from that whole photo — closer to what deblurring a photo meets than an
-    estimate from a small crop.
+    ``estimated_kernel_probability`` the blind estimate that deblurring will use, so that a model learns to deblur
+    with the errors of its estimator (after Vasu et al., "Non-blind deblurring: handling kernel uncertainty with
+    CNNs", CVPR 2018). With ``kernel_estimates`` (an ``.npz`` of ``train/precompute_kernel_estimates.py`` made from
+    the same photos, in the same order, for the same kernel family) those samples take a crop of a photo blurred
+    with one of the file's kernels and the estimate made from that whole photo, as deblurring a photo meets it.
+    Without it (camera shake only) the estimate is made from the blurred crop with its margins by
+    :func:`bikanet_hf.shake_estimation.estimate_shake_kernel`, which is much worse than from a whole photo.
+    Camera-shake estimates are aligned to the true kernel (:func:`~bikanet_hf.shake_estimation.align_kernel`): the
+    model learns the estimator's shape errors, not a shift no blurred image reveals.
 
     ``ds[i]`` is a dict of tensors: ``sharp`` and ``blurred`` (float32 ``3×S×S`` in [0, 1]; ``blurred`` is the
     8-bit blurred image / 255), ``kernel`` (float32 17×17, or 31×31 for motion), ``kernel_id`` (int64),
@@ -878,15 +883,19 @@ def on_the_fly(
         raise ValueError(f"context_probability must be in [0, 1], got {context_probability}.")
     if not 0.0 <= estimated_kernel_probability <= 1.0:
         raise ValueError(f"estimated_kernel_probability must be in [0, 1], got {estimated_kernel_probability}.")
-    if estimated_kernel_probability > 0 and kernel_family != "motion":
-        raise ValueError("estimated_kernel_probability needs kernel_family='motion' (the edge-prediction estimator).")
-    if estimated_kernel_probability > 0 and crop_size + 2 * (MOTION_KERNEL_SIZE // 2) < 2 * MOTION_KERNEL_SIZE:
+    if estimated_kernel_probability > 0 and kernel_family != "motion" and kernel_estimates is None:
+        raise ValueError(
+            "estimated_kernel_probability with Gaussian blur needs kernel_estimates (whole-photo estimates of "
+            "train/precompute_kernel_estimates.py --kernel_family gaussian); only camera shake is estimated per crop."
+        )
+    on_crops = kernel_estimates is None and estimated_kernel_probability > 0
+    if on_crops and crop_size + 2 * (MOTION_KERNEL_SIZE // 2) < 2 * MOTION_KERNEL_SIZE:
         raise ValueError(f"Estimating camera shake needs crop_size ≥ {MOTION_KERNEL_SIZE + 1}, got {crop_size}.")
     estimates = None
-    if shake_estimates is not None:
+    if kernel_estimates is not None:
         if estimated_kernel_probability == 0:
-            raise ValueError("shake_estimates is only used with estimated_kernel_probability > 0.")
-        estimates = _load_shake_estimates(shake_estimates, images)
+            raise ValueError("kernel_estimates is only used with estimated_kernel_probability > 0.")
+        estimates = _load_kernel_estimates(kernel_estimates, images, kernel_family)
     transform = OnTheFlyTransform(
         images,
         crop_size,

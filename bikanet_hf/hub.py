@@ -96,25 +96,29 @@ def model_card(
             "the learning rate had decayed."
         )
     estimated = training.get("estimated_kernel_probability", 0.0)
+    motion = training.get("kernel_family") == "motion"
+    # Older motion cards recorded the file as "shake_estimates".
+    estimates_file = training.get("kernel_estimates") or training.get("shake_estimates")
     estimated_from = (
         f"from whole photos: these crops are cut from photos blurred whole with the kernels of "
-        f"{training['shake_estimates']} (train/precompute_shake_estimates.py), each given the estimate made from its "
+        f"{estimates_file} (train/precompute_kernel_estimates.py), each given the estimate made from its "
         "whole blurred photo, and keep their real surroundings"
-        if training.get("shake_estimates")
+        if estimates_file
         else "from each blurred crop"
     )
+    estimator = "edge-prediction" if motion else "amortized"
     given_kernel = (
-        f"\n  {estimated:.0%} of the crops given the blind (edge-prediction) estimate of their kernel instead of the "
-        "true one (aligned to it by a whole-pixel shift), so that the model learns to deblur with its estimator's "
-        f"errors; estimated {estimated_from};"
+        f"\n  {estimated:.0%} of the crops given the blind ({estimator}) estimate of their kernel instead of the "
+        f"true one{' (aligned to it by a whole-pixel shift)' if motion else ''}, so that the model learns to deblur "
+        f"with its estimator's errors; estimated {estimated_from};"
         if estimated
         else ""
     )
     blind_row = ""
     if "psnr_estimated_kernel" in validation:
         blind_row = (
-            f"\n| this model, kernel estimated blind (edge prediction) | {validation['psnr_estimated_kernel']:.2f} | "
-            f"{validation['ssim_estimated_kernel']:.4f} |"
+            f"\n| this model, kernel estimated blind ({estimator.replace('-', ' ')}) | "
+            f"{validation['psnr_estimated_kernel']:.2f} | {validation['ssim_estimated_kernel']:.4f} |"
         )
     if "aligned_psnr_estimated_kernel" in validation:
         blind_row += (

@@ -220,16 +220,18 @@ def add_training_arguments(
         "--estimated_kernel_probability",
         type=float,
         default=0.0,
-        help="BIKAnet with --kernel_family motion: the fraction of samples whose model is given the blind "
-        "(edge-prediction) estimate of the kernel instead of the true one, so that it learns to deblur with its "
-        "estimator's errors (about 0.1 s more per such sample on a CPU core); the estimate is aligned to the true "
-        "kernel by a whole-pixel shift, and the run keeps the checkpoint with the best aligned blind PSNR.",
+        help="BIKAnet: the fraction of samples whose model is given the blind estimate of the kernel instead of "
+        "the true one, so that it learns to deblur with its estimator's errors. Camera shake: the edge-prediction "
+        "estimate, from the crop (about 0.1 s more per such sample on a CPU core) or from --kernel_estimates, "
+        "aligned to the true kernel by a whole-pixel shift; the run keeps the checkpoint with the best aligned "
+        "blind PSNR. Gaussian blur: needs --kernel_estimates; the run keeps the checkpoint with the best mean of "
+        "the PSNRs with the true and the estimated kernels.",
     )
     g.add_argument(
-        "--shake_estimates",
+        "--kernel_estimates",
         default=None,
-        help="With --estimated_kernel_probability: an .npz of train/precompute_shake_estimates.py (made from the "
-        "same --train_dirs); those samples then use estimates made from whole blurred photos, not from crops.",
+        help="With --estimated_kernel_probability: an .npz of train/precompute_kernel_estimates.py (made from the "
+        "same --train_dirs and --kernel_family); those samples then use estimates made from whole blurred photos.",
     )
     g.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
 
@@ -275,10 +277,13 @@ def check_training_arguments(parser: argparse.ArgumentParser, args: argparse.Nam
         parser.error("--push_to_hub needs --hub_model_id")
     if not 0.0 <= args.estimated_kernel_probability <= 1.0:
         parser.error("--estimated_kernel_probability must be in [0, 1]")
-    if args.estimated_kernel_probability > 0 and args.kernel_family != "motion":
-        parser.error("--estimated_kernel_probability needs --kernel_family motion (the edge-prediction estimator)")
-    if args.shake_estimates and args.estimated_kernel_probability == 0:
-        parser.error("--shake_estimates needs --estimated_kernel_probability > 0")
+    if args.estimated_kernel_probability > 0 and args.kernel_family != "motion" and not args.kernel_estimates:
+        parser.error(
+            "--estimated_kernel_probability with Gaussian blur needs --kernel_estimates (whole-photo estimates of "
+            "train/precompute_kernel_estimates.py --kernel_family gaussian)"
+        )
+    if args.kernel_estimates and args.estimated_kernel_probability == 0:
+        parser.error("--kernel_estimates needs --estimated_kernel_probability > 0")
 
 
 @dataclass
@@ -350,7 +355,7 @@ def run_training(args: argparse.Namespace, make_task: Callable[[], TrainingTask]
             context_probability=args.context_probability,
             kernel_family=args.kernel_family,
             estimated_kernel_probability=args.estimated_kernel_probability,
-            shake_estimates=args.shake_estimates,
+            kernel_estimates=args.kernel_estimates,
         )
     # Sequential order: the randomness is in the samples themselves, so resuming is skipping the batches seen.
     train_dataloader = torch.utils.data.DataLoader(
@@ -490,7 +495,7 @@ def run_summary(state: dict, args: argparse.Namespace) -> dict:
         "bank16_fraction": args.bank16_fraction,
         "context_probability": args.context_probability,
         "estimated_kernel_probability": args.estimated_kernel_probability,
-        "shake_estimates": Path(args.shake_estimates).name if args.shake_estimates else None,
+        "kernel_estimates": Path(args.kernel_estimates).name if args.kernel_estimates else None,
         "noise_sigma": args.noise_sigma,
         "seed": args.seed,
         "train_sources": [Path(s).name for s in (args.train_dirs or ["bsds500_train"])],

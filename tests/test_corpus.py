@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import pickle
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -298,6 +300,41 @@ def test_on_the_fly_transform_pickles(sharp):
     transform = pickle.loads(pickle.dumps(ds.format["format_kwargs"]["transform"]))
     result = transform({"sample_id": [2]})
     assert torch.equal(result["blurred"][0], expected["blurred"])
+
+
+def test_gaussian_samples_take_whole_photo_estimates(tiny_folder, sharp, tmp_path):
+    """train/precompute_kernel_estimates.py --kernel_family gaussian: each kernel estimated from its whole blurred
+    photo as deblur() does; the corpus then gives those estimates, unaligned, with crops of the same photos."""
+    from bikanet_hf.estimation import estimate_kernel
+
+    output = tmp_path / "estimates.npz"
+    script = REPO_ROOT / "train" / "precompute_kernel_estimates.py"
+    options = ["--train_dirs", str(tiny_folder), "--per_image", "2", "--workers", "1", "--kernel_family", "gaussian"]
+    subprocess.run([sys.executable, str(script), "--output", str(output), *options], check=True, timeout=300)
+    made = np.load(output)
+    assert made["kernel"].shape == made["estimate"].shape == (6, 17, 17) and str(made["kernel_family"]) == "gaussian"
+    photo = np.array(Image.open(tiny_folder / "b.jpg").convert("RGB"))
+    entry = 3  # photo 1 (b.jpg), its second kernel
+    kernel = kernels.sample_kernels(1, np.random.default_rng([0, 1, 1]), bank16_fraction=0.5).kernels[0]
+    np.testing.assert_allclose(made["kernel"][entry], kernel, atol=1e-6)
+    expected = estimate_kernel(kernels.degrade(photo, kernel), method="amortized", for_deblurring=True)
+    np.testing.assert_allclose(made["estimate"][entry], expected, atol=1e-6)
+
+    ds = corpus.on_the_fly(
+        sharp, num_samples=6, crop_size=CROP, estimated_kernel_probability=1.0, kernel_estimates=output
+    )
+    turned = [np.rot90(k, t) for e in made["estimate"] for k in (e, e[:, ::-1]) for t in range(4)]
+    for i in range(6):
+        sample = ds[i]
+        assert sample["kernel_is_estimate"] == 1 and not torch.equal(sample["model_kernel"], sample["kernel"])
+        assert any(np.allclose(sample["model_kernel"], k, atol=1e-6) for k in turned)
+    with pytest.raises(ValueError, match="needs kernel_estimates"):
+        corpus.on_the_fly(sharp, num_samples=1, crop_size=CROP, estimated_kernel_probability=0.5)
+    with pytest.raises(ValueError, match="holds no 31×31 kernels"):
+        corpus.on_the_fly(
+            sharp, num_samples=1, crop_size=40, kernel_family="motion", estimated_kernel_probability=1.0,
+            kernel_estimates=output,
+        )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------

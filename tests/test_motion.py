@@ -187,7 +187,7 @@ def test_align_kernel_undoes_a_shift_and_keeps_the_shape():
 
 def test_precomputed_whole_photo_estimates_feed_the_corpus(data_dir, tmp_path):
     output = tmp_path / "estimates.npz"
-    command = [sys.executable, str(REPO_ROOT / "train" / "precompute_shake_estimates.py"), "--output", str(output)]
+    command = [sys.executable, str(REPO_ROOT / "train" / "precompute_kernel_estimates.py"), "--output", str(output)]
     options = ["--train_dirs", str(data_dir / "set5"), "--limit", "1", "--per_image", "1", "--workers", "1"]
     subprocess.run([*command, *options], check=True, capture_output=True, timeout=120)
     made = np.load(output)
@@ -203,15 +203,15 @@ def test_precomputed_whole_photo_estimates_feed_the_corpus(data_dir, tmp_path):
     np.savez(fake, sources=sources, image_index=[2], kernel=kernel[None], estimate=np.roll(kernel, 1, axis=1)[None])
     options = {"num_samples": 4, "crop_size": 40, "kernel_family": "motion", "estimated_kernel_probability": 1.0}
     dihedral = [np.rot90(k, t) for k in (kernel, kernel[:, ::-1]) for t in range(4)]
-    for sample in corpus.on_the_fly(images, **options, shake_estimates=fake):
+    for sample in corpus.on_the_fly(images, **options, kernel_estimates=fake):
         assert sample["kernel_is_estimate"] == 1
         np.testing.assert_allclose(sample["model_kernel"], sample["kernel"], atol=1e-6)
         assert any(np.allclose(sample["kernel"], k, atol=1e-6) for k in dihedral)
     np.savez(fake, sources=sources[::-1], image_index=[2], kernel=kernel[None], estimate=kernel[None])
     with pytest.raises(ValueError, match="made from other photos"):
-        corpus.on_the_fly(images, **options, shake_estimates=fake)
+        corpus.on_the_fly(images, **options, kernel_estimates=fake)
     with pytest.raises(ValueError, match="only used with estimated_kernel_probability > 0"):
-        corpus.on_the_fly(images, **options | {"estimated_kernel_probability": 0.0}, shake_estimates=output)
+        corpus.on_the_fly(images, **options | {"estimated_kernel_probability": 0.0}, kernel_estimates=output)
 
 
 def test_blur_type_picks_the_model_and_the_kernel_frame(data_dir, rng):
@@ -257,9 +257,9 @@ def test_training_script_trains_the_motion_variant(folders, tmp_path):
     assert "the same, PSNR after the best shift of up to 6 px" in card and "estimated from each blurred crop" in card
     gaussian = script_command("train_bikanet.py", folders, tmp_path / "g", *tiny)
     result = subprocess.run([*gaussian, "--estimated_kernel_probability", "1"], capture_output=True, text=True)
-    assert result.returncode != 0 and "needs --kernel_family motion" in result.stderr
-    result = subprocess.run([*command, "--shake_estimates", "x.npz"], capture_output=True, text=True)
-    assert result.returncode != 0 and "--shake_estimates needs --estimated_kernel_probability" in result.stderr
+    assert result.returncode != 0 and "with Gaussian blur needs --kernel_estimates" in result.stderr
+    result = subprocess.run([*command, "--kernel_estimates", "x.npz"], capture_output=True, text=True)
+    assert result.returncode != 0 and "--kernel_estimates needs --estimated_kernel_probability" in result.stderr
 
 
 def test_motion_estimator_is_trained_on_the_spread_of_camera_shake():

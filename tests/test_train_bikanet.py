@@ -2,13 +2,14 @@
 
 import json
 import subprocess
+import sys
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, BikanetImageProcessor
-from tests.conftest import script_command
+from tests.conftest import REPO_ROOT, script_command
 
 TINY = [
     "--hidden_size",
@@ -108,3 +109,44 @@ def test_init_from_a_pretrained_folder(folders, tmp_path):
     assert grown_model.head.weight.shape[1] == start_weights["head.weight"].shape[1] + 2
     bad = subprocess.run([*cmd, "--config_name", str(start)], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "--init_from takes the config" in bad.stderr
+
+
+@pytest.mark.slow
+def test_gaussian_training_with_whole_photo_estimates(folders, tmp_path):
+    """--estimated_kernel_probability with Gaussian blur: the amortized estimates of whole training photos
+    (train/precompute_kernel_estimates.py), validated and scored with the true and the estimated kernels."""
+    estimates = tmp_path / "estimates.npz"
+    precompute = [
+        sys.executable,
+        str(REPO_ROOT / "train" / "precompute_kernel_estimates.py"),
+        "--output",
+        str(estimates),
+    ]
+    options = [
+        "--train_dirs",
+        str(folders / "train"),
+        "--kernel_family",
+        "gaussian",
+        "--per_image",
+        "1",
+        "--workers",
+        "1",
+    ]
+    subprocess.run([*precompute, *options], check=True, capture_output=True, timeout=300)
+    blind = [
+        "--estimated_kernel_probability",
+        "0.5",
+        "--kernel_estimates",
+        str(estimates),
+        "--kernel_estimate_input",
+        "true",
+    ]
+    run_training(folders, tmp_path / "g", 2, *blind)
+    results = json.loads((tmp_path / "g" / "eval_results.json").read_text())
+    best = results["validation_quick"]
+    assert best["psnr_true_and_estimated"] == pytest.approx((best["psnr"] + best["psnr_estimated_kernel"]) / 2)
+    assert best["psnr_true_and_estimated"] == max(v["psnr_true_and_estimated"] for v in results["history"])
+    card = (tmp_path / "g" / "README.md").read_text()
+    assert "50% of the crops given the blind (amortized) estimate of their kernel instead of the true one, so" in card
+    assert "kernel estimated blind (amortized)" in card and "estimates.npz" in card
+    assert BikanetForImageDeblurring.from_pretrained(tmp_path / "g").config.kernel_estimate_input

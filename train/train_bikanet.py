@@ -38,6 +38,7 @@ import torch
 from bikanet_hf import corpus
 from bikanet_hf.configuration_bikanet import KERNEL_CONDITIONINGS, BikanetConfig
 from bikanet_hf.deblurring import restore
+from bikanet_hf.estimation import estimate_kernel
 from bikanet_hf.hub import write_model_card
 from bikanet_hf.image_processing_bikanet import BikanetImageProcessor
 from bikanet_hf.kernels import KERNEL_SIZE
@@ -72,6 +73,8 @@ BOOL_CONFIG_FIELDS = (
     "kernel_estimate_input",
 )
 CONFIG_FIELDS = (*INT_CONFIG_FIELDS, *BOOL_CONFIG_FIELDS, "kernel_conditioning")
+# The validation score that picks the best checkpoint of a run trained with estimated kernels (see validate).
+SCORE_KEYS = {"motion": "aligned_psnr_estimated_kernel", "gaussian": "psnr_true_and_estimated"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -166,8 +169,9 @@ def load_validation_pairs(folder: str, limit: int, kernel_family: str = "gaussia
 def validate(model: BikanetForImageDeblurring, pairs: list, estimated_kernels: list[np.ndarray] | None = None) -> dict:
     """PSNR/SSIM of the model (true kernel) and of the blurred input on the validation pairs; with
     ``estimated_kernels`` (one per pair) also of the model given those (``psnr_estimated_kernel``, ...), and its PSNR
-    after the best shift of up to 6 px (``aligned_psnr_estimated_kernel``, the blind score: a blind estimate does
-    not say where the kernel sits)."""
+    after the best shift of up to 6 px (``aligned_psnr_estimated_kernel``, the blind score of camera shake: a blind
+    estimate does not say where the kernel sits), and ``psnr_true_and_estimated``, the mean of the two unaligned
+    PSNRs (the score of Gaussian blur, whose estimates are centred)."""
     model.eval()
     rows = {"psnr": [], "ssim": [], "blurred_psnr": [], "blurred_ssim": []}
     if estimated_kernels is not None:
@@ -185,6 +189,8 @@ def validate(model: BikanetForImageDeblurring, pairs: list, estimated_kernels: l
         rows["blurred_ssim"].append(ssim(pair.sharp, pair.blurred))
     result = {k: float(np.mean(v)) for k, v in rows.items()}
     result["delta_psnr"] = result["psnr"] - result["blurred_psnr"]
+    if estimated_kernels is not None:
+        result["psnr_true_and_estimated"] = (result["psnr"] + result["psnr_estimated_kernel"]) / 2
     result["num_pairs"] = len(pairs)
     return result
 
@@ -213,13 +219,13 @@ def main(argv: list[str] | None = None) -> Path:
 
     def make_task() -> TrainingTask:
         pairs = load_validation_pairs(validation_dir, args.validation_limit, args.kernel_family)
-        # A run that trains with estimated kernels is scored on them: the blind estimates of the validation
-        # images, made once (the estimator is deterministic).
-        estimated = (
-            [estimate_shake_kernel(pair.blurred / 255.0, MOTION_KERNEL_SIZE) for pair in pairs]
-            if args.estimated_kernel_probability > 0
-            else None
-        )
+        # A run that trains with estimated kernels is scored on them too: the blind estimates of the validation
+        # images as deblur() makes them, made once (the estimators are deterministic).
+        estimated = None
+        if args.estimated_kernel_probability > 0 and args.kernel_family == "motion":
+            estimated = [estimate_shake_kernel(pair.blurred / 255.0, MOTION_KERNEL_SIZE) for pair in pairs]
+        elif args.estimated_kernel_probability > 0:
+            estimated = [estimate_kernel(pair.blurred, method="amortized", for_deblurring=True) for pair in pairs]
         if args.init_from:
             model = BikanetForImageDeblurring.from_pretrained(
                 args.init_from, config=build_config(args), ignore_mismatched_sizes=True
@@ -251,7 +257,7 @@ def main(argv: list[str] | None = None) -> Path:
             validate=lambda model, device: validate(model, pairs, estimated),
             describe=describe,
             finalize=lambda output_dir, state: finalize(output_dir, state, args),
-            score_key="psnr" if estimated is None else "aligned_psnr_estimated_kernel",
+            score_key=SCORE_KEYS[args.kernel_family] if estimated is not None else "psnr",
         )
 
     return run_training(args, make_task)
