@@ -223,7 +223,8 @@ def align_kernel(estimate: np.ndarray, reference: np.ndarray, max_shift: int = 6
     A blurred image does not say where its kernel sits: a blind estimate of the right shape may sit a pixel or two
     away from the true kernel, which moves the deblurred image by as much. Training on aligned estimates teaches a
     model the estimator's shape errors only, not to hedge against a shift it cannot see (the aligned PSNR of
-    :func:`bikanet_hf.metrics.aligned_psnr` scores the result the same way).
+    :func:`bikanet_hf.metrics.aligned_psnr` scores the result the same way). An estimate that overlaps the
+    reference at no shift is returned unmoved.
     """
     estimate, reference = np.asarray(estimate, dtype=np.float64), np.asarray(reference, dtype=np.float64)
     if estimate.shape != reference.shape:
@@ -233,4 +234,6 @@ def align_kernel(estimate: np.ndarray, reference: np.ndarray, max_shift: int = 6
     offsets = range(2 * m, -1, -1)  # shifts −m … m; on a tie the first (most negative) shift wins
     windows = (padded[top : top + size, left : left + size] for top in offsets for left in offsets)
     best = max(windows, key=lambda window: float((window * reference).sum()))
+    if float((best * reference).sum()) <= 0:
+        best = estimate
     return best / best.sum()

@@ -183,6 +183,9 @@ def test_align_kernel_undoes_a_shift_and_keeps_the_shape():
     assert aligned.sum() == pytest.approx(1.0) and (aligned * k).sum() >= (other * k).sum()
     with pytest.raises(ValueError, match="different shapes"):
         align_kernel(k, k[1:-1, 1:-1])
+    corner, opposite = np.zeros((31, 31)), np.zeros((31, 31))
+    corner[0, 0], opposite[-1, -1] = 2.0, 1.0  # no shift of up to 6 px makes them overlap
+    np.testing.assert_array_equal(align_kernel(corner, opposite), corner / 2)
 
 
 def test_precomputed_whole_photo_estimates_feed_the_corpus(data_dir, tmp_path):
