@@ -168,7 +168,7 @@ def test_on_the_fly_can_give_the_model_the_blind_estimate(data_dir):
         assert k.shape == (31, 31) and k.min() >= 0 and k.sum() == pytest.approx(1.0, abs=1e-5)
         assert (k - b["kernel"]).abs().sum() > 1e-3  # an estimate, not the truth
     assert torch.equal(estimated[1]["model_kernel"], estimated[1]["model_kernel"])  # the estimator is deterministic
-    with pytest.raises(ValueError, match="needs kernel_family='motion'"):
+    with pytest.raises(ValueError, match="Gaussian blur needs kernel_estimates"):
         corpus.on_the_fly(images, num_samples=1, estimated_kernel_probability=0.5)
     with pytest.raises(ValueError, match="crop_size ≥ 32"):
         corpus.on_the_fly(images, num_samples=1, crop_size=30, kernel_family="motion", estimated_kernel_probability=1)
