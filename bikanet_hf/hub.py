@@ -42,11 +42,9 @@ def _model_index(name: str, validation: dict, evaluation: dict | None, model_key
 
 
 def _benchmark_table(evaluation: dict, model_key: str) -> str:
-    columns = [
-        c
-        for c in ("blurred", "wiener", "wiener-frontend")
-        if c in next(iter(next(iter(evaluation["results"].values())).values()))
-    ] + [model_key]
+    first_row = next(iter(next(iter(evaluation["results"].values())).values()))
+    columns = [c for c in ("blurred", "wiener", "wiener-frontend") if c in first_row] + [model_key]
+    columns += [f"{model_key}+blind"] if f"{model_key}+blind" in first_row else []
     lines = ["| set | track | pairs | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 3)]
     for set_name, tracks in evaluation["results"].items():
         for track, cols in tracks.items():
@@ -125,6 +123,12 @@ def model_card(
             "\n| the same, PSNR after the best shift of up to 6 px | "
             f"{validation['aligned_psnr_estimated_kernel']:.2f} | – |"
         )
+    flag_text = (
+        " It also reads whether the kernel is a blind estimate (`kernel_is_estimate=True`, which the pipeline and\n"
+        "`bikanet_hf.deblur` pass when they estimate it) and then trusts it less."
+        if training.get("kernel_estimate_input")
+        else ""
+    )
     metadata = {
         "library_name": "transformers",
         "pipeline_tag": "image-to-image",
@@ -139,11 +143,17 @@ def model_card(
     benchmark = ""
     if evaluation is not None:
         wiener = evaluation.get("wiener", {}).get("balance")
+        blind = (
+            f" `{model_key}+blind`: this model with the kernel estimated from the blurred photo by the "
+            f"kernel estimator `{evaluation['estimator']}` instead."
+            if evaluation.get("estimator")
+            else ""
+        )
         benchmark = f"""
 ## Benchmark (`train/evaluate.py`, shared/PROTOCOL.md)
 
 PSNR (dB) / SSIM on 8-bit images, the true kernel given to every method. `wiener`: skimage's Wiener filter, balance
-{wiener} tuned on bsds500_val quick; `wiener-frontend`: this model's own Wiener front-end alone.
+{wiener} tuned on bsds500_val quick; `wiener-frontend`: this model's own Wiener front-end alone.{blind}
 
 {_benchmark_table(evaluation, model_key)}
 """
@@ -154,7 +164,7 @@ PSNR (dB) / SSIM on 8-bit images, the true kernel given to every method. `wiener
 
 Removes a known blur kernel from a photo. {text["design"]}, a long-term skip from the head into every
 block, and a Wiener-deconvolution front-end (the BIKAnet-HF README describes the design). The kernel must be
-given: this model is non-blind.
+given: this model is non-blind.{flag_text}
 {benchmark}
 ## Validation during training
 

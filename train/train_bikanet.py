@@ -269,7 +269,11 @@ def finalize(output_dir: Path, state: dict, args: argparse.Namespace) -> None:
     best.save_pretrained(output_dir, safe_serialization=True)
     BikanetImageProcessor().save_pretrained(output_dir)
     best_metrics = next(v for v in state["validation"] if v["step"] == state["best_step"])
-    training = run_summary(state, args) | {"loss": args.loss, "init_from": args.init_from}
+    training = run_summary(state, args) | {
+        "loss": args.loss,
+        "init_from": args.init_from,
+        "kernel_estimate_input": best.config.kernel_estimate_input,
+    }
     results = {"validation_quick": best_metrics, "training": training, "history": state["validation"]}
     (output_dir / "eval_results.json").write_text(json.dumps(results, indent=2))
     write_model_card(output_dir, results)
