@@ -31,7 +31,7 @@ from skimage.restoration import richardson_lucy
 
 from bikanet_hf import corpus
 from bikanet_hf.deblurring import load_model
-from bikanet_hf.estimation import METHODS, estimate_kernel, load_estimator
+from bikanet_hf.estimation import METHODS, estimate_kernel, load_estimator, narrow_kernel
 from bikanet_hf.kernels import kernel_to_image
 from bikanet_hf.metrics import kernel_l1, psnr, ssim
 from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring
@@ -100,9 +100,8 @@ class Methods:
                 return None, None
             method = "amortized" if name == "bikanet+blind" else "refine"
             kernel = estimate_kernel(pair.blurred, method, estimator=self.estimator)
-            used = kernel  # for_deblurring only narrows the amortized estimate; KernelGAN must not train twice
-            if method == "amortized":
-                used = estimate_kernel(pair.blurred, method, estimator=self.estimator, for_deblurring=True)
+            # What deblur() uses: the same estimate narrowed (KernelGAN is not trained twice for it).
+            used = narrow_kernel(kernel, self.estimator.config.deblur_covariance_scale)
             return model_deblur(self.model, pair.blurred, used, estimated=True), kernel
         return model_deblur(self.variants[name], pair.blurred, pair.kernel), None
 

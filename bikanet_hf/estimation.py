@@ -23,8 +23,8 @@ import torch
 from .configuration_kernelgan import KernelGANConfig
 from .image_io import load_rgb
 from .image_processing_bikanet import BikanetImageProcessor
-from .modeling_kernel_estimator import BikanetKernelEstimator, straight_motion_kernels
-from .modeling_kernelgan import MIN_IMAGE_SIDE, KernelGAN
+from .modeling_kernel_estimator import BikanetKernelEstimator, gaussian_kernels, straight_motion_kernels
+from .modeling_kernelgan import MIN_IMAGE_SIDE, KernelGAN, gaussian_covariance
 from .motion import MOTION_KERNEL_SIZE
 from .shake_estimation import estimate_shake_kernel
 
@@ -68,6 +68,14 @@ def load_estimator(
     return _load_estimator(os.fspath(estimator))
 
 
+def narrow_kernel(kernel: np.ndarray, scale: float) -> np.ndarray:
+    """The Gaussian whose blur covariance is ``scale`` times that of the Gaussian ``kernel`` (truncation to the
+    square frame undone first, :func:`gaussian_covariance`), at the same size: how deblurring uses a KernelGAN
+    estimate, narrowed by the estimator's ``deblur_covariance_scale`` as the amortized one is."""
+    covariance = scale * gaussian_covariance(torch.from_numpy(np.asarray(kernel, dtype=np.float64)))
+    return gaussian_kernels(covariance[None], kernel.shape[-1])[0].numpy()
+
+
 def _as_tensor(image) -> torch.Tensor:
     if isinstance(image, str | os.PathLike):
         image = load_rgb(image)
@@ -97,8 +105,9 @@ def estimate_kernel(
         gan: a :class:`KernelGAN` with non-default settings (default: ``KernelGAN(KernelGANConfig())``).
         steps: KernelGAN training steps (default: its config's); seed: makes KernelGAN deterministic.
         progress: ``progress(step, total)`` during KernelGAN training.
-        for_deblurring: the amortized kernel as deblurring uses it, its covariance scaled by the estimator's
-            ``deblur_covariance_scale`` (slightly narrower: an over-wide kernel harms deblurring more).
+        for_deblurring: a Gaussian kernel as deblurring uses it, its covariance scaled by the estimator's
+            ``deblur_covariance_scale`` (slightly narrower: an over-wide kernel harms deblurring more); for every
+            Gaussian method (KernelGAN's answer through :func:`narrow_kernel`).
         blur_type: ``"gaussian"`` (default) or ``"motion"``: a camera-shake kernel for the motion model — with
             ``"edges"``, the shake's path; with ``"amortized"``, the straight motion whose spread matches the motion
             estimator's covariance (one pass, but a straight motion is the wrong shape for most shakes:
@@ -132,11 +141,10 @@ def estimate_kernel(
             "is the estimator's guess and may be wrong.",
             stacklevel=2,
         )
-    calibrated = for_deblurring and method == "amortized" and blur_type == "gaussian"
-    scale = model.config.deblur_covariance_scale if calibrated else 1.0
+    scale = model.config.deblur_covariance_scale if for_deblurring and blur_type == "gaussian" else 1.0
     if method == "edges":
         return estimate_shake_kernel(x.permute(1, 2, 0).double().numpy(), MOTION_KERNEL_SIZE)
-    estimate = model.estimate(x, scale)
+    estimate = model.estimate(x, scale if method == "amortized" else 1.0)
     if blur_type == "motion":  # a motion estimator's own answer; from a Gaussian one, the motion of its spread
         return straight_motion_kernels(estimate.covariance.double(), MOTION_KERNEL_SIZE)[0].numpy()
     kernel = estimate.kernel[0].double().numpy()
@@ -144,4 +152,5 @@ def estimate_kernel(
         gan = gan if gan is not None else KernelGAN(KernelGANConfig())
         init = kernel if method == "refine" else None
         kernel = gan.estimate(x, steps=steps, seed=seed, init_kernel=init, progress=progress).numpy()
+        kernel = narrow_kernel(kernel, scale) if scale != 1.0 else kernel
     return kernel / kernel.sum()

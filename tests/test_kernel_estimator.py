@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bikanet_hf.configuration_kernel_estimator import BikanetKernelEstimatorConfig
-from bikanet_hf.estimation import estimate_kernel
+from bikanet_hf.estimation import estimate_kernel, narrow_kernel
 from bikanet_hf.kernels import bank16, degrade, gaussian_kernel
 from bikanet_hf.metrics import kernel_l1
 from bikanet_hf.modeling_kernel_estimator import BikanetKernelEstimator, covariance_from_parameters, gaussian_kernels
@@ -213,3 +213,11 @@ def test_deblurring_uses_the_calibrated_narrower_kernel(tmp_path, rng):
     measured = estimate_kernel(blurred, estimator=tmp_path)
     used = estimate_kernel(blurred, estimator=tmp_path, for_deblurring=True)
     assert used.max() > measured.max()  # narrower: more of its mass at the centre
+    np.testing.assert_allclose(narrow_kernel(measured, 0.81), used, atol=1e-6)  # the same narrowing, from the kernel
+    # KernelGAN's answer is narrowed alike (it was not: refine deblurred with a wider kernel than the amortized one)
+    sized = np.kron(blurred, np.ones((2, 2, 1), dtype=np.uint8))  # KernelGAN needs 64×64
+    for method in ("gan", "refine"):
+        gan = estimate_kernel(sized, method, estimator=tmp_path, steps=2)
+        gan_used = estimate_kernel(sized, method, estimator=tmp_path, steps=2, for_deblurring=True)
+        np.testing.assert_allclose(gan_used, narrow_kernel(gan, 0.81), atol=1e-9)
+        assert gan_used.max() > gan.max()
