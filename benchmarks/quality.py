@@ -307,8 +307,8 @@ def main() -> None:
         "`[n]`: the method ran on the first n pairs only (KernelGAN trains per image). Wiener and Richardson–Lucy "
         f"get the true kernel (balance {balance:g}, {iterations} iterations, tuned on {len(tune)} bsds500_val quick "
         "pairs), as does `bikanet`; `polyblur` and `bikanet+blind`/`+refine` are blind.\n\n"
-        "![ΔPSNR per kernel](quality_per_kernel.png)\n\n![crops](quality_crops.png)\n\n"
-        "![kernel estimates](quality_kernels.png)\n\n"
+        f"![ΔPSNR per kernel]({out.name}_per_kernel.png)\n\n![crops]({out.name}_crops.png)\n\n"
+        f"![kernel estimates]({out.name}_kernels.png)\n\n"
     )
     table = markdown(results, methods.names())
     out.with_suffix(".md").write_text(legend + table + "\n")
