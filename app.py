@@ -365,6 +365,8 @@ def estimate(
         text += kernels.describe_kernel(kernel)
     if any("flat" in str(w.message) for w in caught):
         text += " (the photo has almost no edges, so this estimate is a guess)"
+    elif any("very little blur" in str(w.message) for w in caught):
+        text += " (very little blur: if the photo was sharp already, the result is over-sharpened)"
     return kernel, text
 
 

@@ -26,6 +26,7 @@ from bikanet_hf import (
     BikanetKernelEstimatorConfig,
     kernels,
 )
+from bikanet_hf.estimation import DEFAULT_ESTIMATOR
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # gradio 6.31 calls pandas APIs that pandas 3 deprecates, in its queue; not this app's concern.
@@ -260,6 +261,15 @@ def test_deblur_keeps_size_and_returns_8_bit(app, tmp_path):
     photo = np.asarray(Image.open(write_photo(tmp_path / "p.png", 33, 47)))
     restored = app.deblur(photo, kernels.gaussian_kernel(2.0, 1.0, 30.0))
     assert restored.shape == (33, 47, 3) and restored.dtype == np.uint8
+
+
+def test_blind_estimate_says_when_the_photo_may_be_sharp_already(app, data_dir, monkeypatch):
+    monkeypatch.setattr(app, "ESTIMATOR", DEFAULT_ESTIMATOR)  # the trained estimator: the tiny one reads noise
+    sharp = np.asarray(Image.open(data_dir / "set14" / sorted(os.listdir(data_dir / "set14"))[0]).convert("RGB"))
+    _, text = app.estimate(sharp)
+    assert "very little blur" in text
+    _, text = app.estimate(kernels.degrade(sharp, kernels.gaussian_kernel(2.0, 1.5, 30.0)))
+    assert text.startswith("estimated, σ_major") and "very little blur" not in text
 
 
 def test_handlers_return_slider_pair_kernel_picture_report_and_download(app, tmp_path):

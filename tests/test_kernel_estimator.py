@@ -1,9 +1,12 @@
 import json
+import os
 import subprocess
+import warnings
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from bikanet_hf.configuration_kernel_estimator import BikanetKernelEstimatorConfig
 from bikanet_hf.estimation import estimate_kernel, narrow_kernel
@@ -221,3 +224,12 @@ def test_deblurring_uses_the_calibrated_narrower_kernel(tmp_path, rng):
         gan_used = estimate_kernel(sized, method, estimator=tmp_path, steps=2, for_deblurring=True)
         np.testing.assert_allclose(gan_used, narrow_kernel(gan, 0.81), atol=1e-9)
         assert gan_used.max() > gan.max()
+
+
+def test_a_photo_with_very_little_blur_is_flagged_as_possibly_sharp(data_dir):
+    sharp = np.asarray(Image.open(data_dir / "set14" / sorted(os.listdir(data_dir / "set14"))[0]).convert("RGB"))
+    with pytest.warns(UserWarning, match="very little blur"):
+        estimate_kernel(sharp, for_deblurring=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a clearly blurred photo raises no warning at all
+        estimate_kernel(degrade(sharp, gaussian_kernel(1.5, 1.5, 0)), for_deblurring=True)
