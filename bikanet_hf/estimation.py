@@ -140,7 +140,8 @@ def estimate_kernel(
         )
     model = load_estimator(estimator, blur_type)
     _, texture = model.select_crops(x)
-    if float(texture.max()) < MIN_TEXTURE:
+    flat = float(texture.max()) < MIN_TEXTURE
+    if flat:
         warnings.warn(
             "The image is almost flat (no edges or texture), so its blur cannot be measured; the returned kernel "
             "is the estimator's guess and may be wrong.",
@@ -151,7 +152,7 @@ def estimate_kernel(
         return estimate_shake_kernel(x.permute(1, 2, 0).double().numpy(), MOTION_KERNEL_SIZE)
     estimate = model.estimate(x, scale if method == "amortized" else 1.0)
     sigma = float(estimate.sigma_major[0]) / (scale**0.5 if method == "amortized" else 1.0)
-    if blur_type == "gaussian" and sigma < SLIGHT_BLUR_SIGMA:
+    if blur_type == "gaussian" and sigma < SLIGHT_BLUR_SIGMA and not flat:  # a flat photo has its own warning
         warnings.warn(
             f"The photo shows very little blur (σ ≈ {sigma:.2f} px, as sharp photos do); if it is sharp already, "
             "deblurring will over-sharpen it.",
