@@ -124,7 +124,7 @@ def model_card(
             f"{validation['aligned_psnr_estimated_kernel']:.2f} | – |"
         )
     flag_text = (
-        " It also reads whether the kernel is a blind estimate (`kernel_is_estimate=True`, which the pipeline and\n"
+        "\nIt also reads whether the kernel is a blind estimate (`kernel_is_estimate=True`, which the pipeline and\n"
         "`bikanet_hf.deblur` pass when they estimate it) and then trusts it less."
         if training.get("kernel_estimate_input")
         else ""
@@ -144,8 +144,8 @@ def model_card(
     if evaluation is not None:
         wiener = evaluation.get("wiener", {}).get("balance")
         blind = (
-            f" `{model_key}+blind`: this model with the kernel estimated from the blurred photo by the "
-            f"kernel estimator `{evaluation['estimator']}` instead."
+            f"\n`{model_key}+blind`: this model with the kernel estimated from the blurred photo by the kernel "
+            f"estimator\n`{evaluation['estimator']}` instead."
             if evaluation.get("estimator")
             else ""
         )
