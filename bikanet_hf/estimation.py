@@ -150,8 +150,9 @@ def estimate_kernel(
     scale = model.config.deblur_covariance_scale if for_deblurring and blur_type == "gaussian" else 1.0
     if method == "edges":
         return estimate_shake_kernel(x.permute(1, 2, 0).double().numpy(), MOTION_KERNEL_SIZE)
-    estimate = model.estimate(x, scale if method == "amortized" else 1.0)
-    sigma = float(estimate.sigma_major[0]) / (scale**0.5 if method == "amortized" else 1.0)
+    narrowing = scale if method == "amortized" else 1.0  # KernelGAN's answer is narrowed at the end instead
+    estimate = model.estimate(x, narrowing)
+    sigma = float(estimate.sigma_major[0]) / narrowing**0.5
     if blur_type == "gaussian" and sigma < SLIGHT_BLUR_SIGMA and not flat:  # a flat photo has its own warning
         warnings.warn(
             f"The photo shows very little blur (σ ≈ {sigma:.2f} px, as sharp photos do); if it is sharp already, "

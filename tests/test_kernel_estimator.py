@@ -1,15 +1,14 @@
 import json
-import os
 import subprocess
 import warnings
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from bikanet_hf.configuration_kernel_estimator import BikanetKernelEstimatorConfig
 from bikanet_hf.estimation import estimate_kernel, narrow_kernel
+from bikanet_hf.image_io import load_rgb
 from bikanet_hf.kernels import bank16, degrade, gaussian_kernel
 from bikanet_hf.metrics import kernel_l1
 from bikanet_hf.modeling_kernel_estimator import BikanetKernelEstimator, covariance_from_parameters, gaussian_kernels
@@ -227,7 +226,7 @@ def test_deblurring_uses_the_calibrated_narrower_kernel(tmp_path, rng):
 
 
 def test_a_photo_with_very_little_blur_is_flagged_as_possibly_sharp(data_dir):
-    sharp = np.asarray(Image.open(data_dir / "set14" / sorted(os.listdir(data_dir / "set14"))[0]).convert("RGB"))
+    sharp = load_rgb(data_dir / "set14" / "baboon.png")
     with pytest.warns(UserWarning, match="very little blur"):
         estimate_kernel(sharp, for_deblurring=True)
     with warnings.catch_warnings():
