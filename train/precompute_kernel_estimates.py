@@ -28,10 +28,10 @@ from pathlib import Path
 import datasets
 import numpy as np
 import torch
-from PIL import Image
 
 from bikanet_hf import corpus
 from bikanet_hf.estimation import estimate_kernel
+from bikanet_hf.image_io import load_rgb
 from bikanet_hf.kernels import degrade, sample_kernels
 from bikanet_hf.motion import MOTION_KERNEL_SIZE, camera_shake_kernel
 from bikanet_hf.shake_estimation import estimate_shake_kernel
@@ -65,18 +65,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def estimate_one(job: tuple[int, int, str, int, str, str | None]) -> tuple[int, np.ndarray, np.ndarray]:
-    """(photo index, kernel, estimate) for kernel ``j`` of one photo."""
+def estimate_photo(job: tuple[int, str, int, int, str, str | None]) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(photo index, kernel, estimate) for each of the ``per_image`` kernels of one photo (read once)."""
     torch.set_num_threads(1)
-    index, j, path, seed, kernel_family, estimator = job
-    sharp = np.array(Image.open(path).convert("RGB"))
-    rng = np.random.default_rng([seed, index, j])
-    if kernel_family == "motion":
-        kernel = camera_shake_kernel(rng)
-        return index, kernel, estimate_shake_kernel(degrade(sharp, kernel) / 255.0, MOTION_KERNEL_SIZE)
-    kernel = sample_kernels(1, rng, bank16_fraction=0.5).kernels[0]
-    estimate = estimate_kernel(degrade(sharp, kernel), method="amortized", estimator=estimator, for_deblurring=True)
-    return index, kernel, estimate
+    index, path, per_image, seed, kernel_family, estimator = job
+    sharp = load_rgb(path)
+    results = []
+    for j in range(per_image):
+        rng = np.random.default_rng([seed, index, j])
+        if kernel_family == "motion":
+            kernel = camera_shake_kernel(rng)
+            estimate = estimate_shake_kernel(degrade(sharp, kernel) / 255.0, MOTION_KERNEL_SIZE)
+        else:
+            kernel = sample_kernels(1, rng, bank16_fraction=0.5).kernels[0]
+            blurred = degrade(sharp, kernel)
+            estimate = estimate_kernel(blurred, method="amortized", estimator=estimator, for_deblurring=True)
+        results.append((index, kernel, estimate))
+    return results
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -84,17 +89,15 @@ def main(argv: list[str] | None = None) -> Path:
     images = corpus.sharp_images(args.train_dirs).cast_column("sharp", datasets.Image(decode=False))
     sources = [value["path"] for value in images["sharp"]]
     count = len(sources) if args.limit is None else min(args.limit, len(sources))
-    jobs = [
-        (i, j, sources[i], args.seed, args.kernel_family, args.estimator)
-        for i in range(count)
-        for j in range(args.per_image)
-    ]
+    jobs = [(i, sources[i], args.per_image, args.seed, args.kernel_family, args.estimator) for i in range(count)]
     start, results = time.time(), []
     with multiprocessing.Pool(args.workers) as pool:
-        for n, result in enumerate(pool.imap(estimate_one, jobs), 1):
-            results.append(result)
-            if n % 20 == 0 or n == len(jobs):
-                print(f"{n}/{len(jobs)} estimates, {time.time() - start:.0f} s", flush=True)
+        for n, photo_results in enumerate(pool.imap(estimate_photo, jobs), 1):
+            results.extend(photo_results)
+            if n % 10 == 0 or n == len(jobs):
+                print(
+                    f"{len(results)}/{len(jobs) * args.per_image} estimates, {time.time() - start:.0f} s", flush=True
+                )
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
