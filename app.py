@@ -36,9 +36,16 @@ from PIL import Image
 
 import bikanet_hf
 from bikanet_hf import BikanetForImageDeblurring, image_io, kernels, metrics, motion
-from bikanet_hf.deblurring import is_motion_kernel, restore
-from bikanet_hf.estimation import DEFAULT_MODEL, DEFAULT_MOTION_MODEL, estimate_kernel, load_estimator
-from bikanet_hf.modeling_bikanet import motion_flow_from_kernel
+from bikanet_hf.deblurring import estimate_tile_kernels, is_motion_kernel, restore
+from bikanet_hf.estimation import (
+    DEFAULT_MODEL,
+    DEFAULT_MOTION_MODEL,
+    FlatImageWarning,
+    SlightBlurWarning,
+    estimate_kernel,
+    load_estimator,
+)
+from bikanet_hf.modeling_bikanet import motion_flow_from_kernel, tile_windows
 from bikanet_hf.pipeline_bikanet import kernel_for_model
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # else gradio contacts api.gradio.app at start-up
@@ -98,6 +105,9 @@ MOTION_ESTIMATOR = load_estimator(
     os.environ.get("BIKANET_MOTION_ESTIMATOR") or MOTION_MODEL_PATH / "kernel_estimator", blur_type="motion"
 )
 TILE_SIZE, TILE_OVERLAP = 512, 64  # large photos are deblurred in overlapping tiles (bounded memory)
+# "Blur changes across the photo": one kernel per tile of this size (smaller tiles follow finer changes but have
+# less to estimate from; benchmarks/results/motion_varying.md).
+VARYING_TILE_SIZE, VARYING_TILE_OVERLAP = 384, 96
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -279,23 +289,34 @@ def model_for(kernel: np.ndarray) -> tuple[BikanetForImageDeblurring, np.ndarray
     return chosen, kernel_for_model(kernel, chosen.config.kernel_size)
 
 
-def deblur(image: np.ndarray, kernel: np.ndarray, progress: Any = None, estimated: bool = False) -> np.ndarray:
+def deblur(
+    image: np.ndarray,
+    kernel: np.ndarray,
+    progress: Any = None,
+    estimated: bool = False,
+    tile_kernels: np.ndarray | None = None,
+) -> np.ndarray:
     """``H×W×3`` uint8 blurred photo and its kernel (``estimated``: a blind estimate) → restored uint8 by the model
     that fits the kernel (:func:`model_for`), in tiles for large photos; ``progress`` is a ``gr.Progress`` (or
-    ``None``)."""
+    ``None``). ``tile_kernels``: one kernel per tile of ``tile_windows(H, W, VARYING_TILE_SIZE,
+    VARYING_TILE_OVERLAP)``, for blur that varies across the photo."""
 
     def tile_done(done: int, total: int) -> None:
         if progress is not None:
             progress(done / total, desc=f"Deblurring, tile {done} of {total}" if total > 1 else "Deblurring")
 
     model, kernel = model_for(kernel)
+    tile_size, tile_overlap = TILE_SIZE, TILE_OVERLAP
+    if tile_kernels is not None:
+        kernel = np.stack([kernel_for_model(k, model.config.kernel_size) for k in tile_kernels])
+        tile_size, tile_overlap = VARYING_TILE_SIZE, VARYING_TILE_OVERLAP
     with torch.inference_mode():
         return restore(
             model,
             image,
             kernel,
-            tile_size=TILE_SIZE,
-            tile_overlap=TILE_OVERLAP,
+            tile_size=tile_size,
+            tile_overlap=tile_overlap,
             progress=tile_done,
             kernel_is_estimate=estimated,
         )[0]
@@ -363,9 +384,9 @@ def estimate(
     else:
         text = "estimated by KernelGAN refine, " if method == "refine" else "estimated, "
         text += kernels.describe_kernel(kernel)
-    if any("flat" in str(w.message) for w in caught):
+    if any(issubclass(w.category, FlatImageWarning) for w in caught):
         text += " (the photo has almost no edges, so this estimate is a guess)"
-    elif any("very little blur" in str(w.message) for w in caught):
+    elif any(issubclass(w.category, SlightBlurWarning) for w in caught):
         text += " (very little blur: if the photo was sharp already, the result is over-sharpened)"
     return kernel, text
 
@@ -416,23 +437,52 @@ def _results(blurred, restored, picture, stem: str, what: str, start: float, det
     return (blurred, restored), picture, report, save_restored(restored, stem)
 
 
+def estimate_per_tile(image: np.ndarray, kernel: np.ndarray, blur: str, progress: Any = None):
+    """One kernel per tile (``VARYING_TILE_SIZE``), the whole photo's ``kernel`` for tiles too flat to measure: the
+    kernels, a picture of them laid out like the tiles, and a sentence on what was done."""
+    windows = tile_windows(*image.shape[:2], VARYING_TILE_SIZE, VARYING_TILE_OVERLAP)
+    rows = len({top for top, _, _, _ in windows})
+    if progress is not None:
+        progress(0.0, desc=f"Estimating a blur kernel for each of {len(windows)} tiles")
+    blur_type = "motion" if blur == BLUR_SHAKE else "gaussian"
+    estimator = MOTION_ESTIMATOR if blur_type == "motion" else ESTIMATOR
+    tile_kernels, notes = estimate_tile_kernels(image, windows, kernel, estimator=estimator, blur_type=blur_type)
+    picture = kernels.kernel_grid_image(tile_kernels, rows, len(windows) // rows)
+    text = f"one kernel per tile ({rows}×{len(windows) // rows} tiles of {VARYING_TILE_SIZE} px, in the picture)"
+    if len(windows) == 1:
+        text = f"the photo fits in one {VARYING_TILE_SIZE}-px tile, so one kernel was used"
+    elif len(notes) > 1:
+        text += "; " + notes[1][0].lower() + notes[1][1:].rstrip(".")
+    return tile_kernels, picture, text
+
+
 def run_blind(
     photo,
     how=ESTIMATE_FAST,
     steps=600,
     blur=BLUR_SOFT,
+    varying=False,
     progress=gr.Progress(),  # noqa: B008 (gradio's progress idiom)
 ):
-    """Estimate the blur kernel of an uploaded blurred photo, then deblur it with that kernel."""
+    """Estimate the blur kernel of an uploaded blurred photo (``varying``: also one per tile), then deblur it."""
     start = time.perf_counter()
+    if varying and how == ESTIMATE_REFINE:
+        raise gr.Error(
+            "A kernel per tile uses the fast estimator; turn off “blur changes across the photo” to use KernelGAN.",
+            print_exception=False,
+        )
     blurred, stem = read_photo(photo, "blurred photo")
     progress(0.0, desc="Estimating the blur kernel")
     kernel, kernel_text = estimate(blurred, how, steps, progress, blur)
-    restored = deblur(blurred, kernel, progress, estimated=True)
+    picture, tile_kernels = kernels.kernel_to_image(kernel), None
+    if varying:
+        tile_kernels, picture, tile_text = estimate_per_tile(blurred, kernel, blur, progress)
+        kernel_text = f"{tile_text}; whole photo: {kernel_text}"
+    restored = deblur(blurred, kernel, progress, estimated=True, tile_kernels=tile_kernels)
     return _results(
         blurred,
         restored,
-        kernels.kernel_to_image(kernel),
+        picture,
         stem,
         "Estimated the blur and deblurred",
         start,
@@ -700,7 +750,15 @@ def _blind_tab(results: Results) -> None:
         "on average, but a wrong trace can make a photo worse.",
         elem_id="blind-blur-kind",
     )
-    inputs = [photo, how, steps, blur]
+    varying = gr.Checkbox(
+        value=False,
+        label="Blur changes across the photo (one kernel per tile)",
+        info=f"Estimates a kernel for each {VARYING_TILE_SIZE}-px tile and deblurs each tile with its own: for a "
+        "camera that turned, or parts of the scene at different depths. Experimental: it helps on our synthetic "
+        "test of a turning camera, not on real GoPro photos.",
+        elem_id="blind-varying",
+    )
+    inputs = [photo, how, steps, blur, varying]
     _run_button("Estimate the blur and deblur", "blind", run_blind, inputs, results, "deblur_blind")
     gr.Examples(
         [[str(EXAMPLES_DIR / name)] for name in EXAMPLE_KERNELS],

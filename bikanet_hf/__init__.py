@@ -4,14 +4,20 @@ from .configuration_bikanet import BikanetConfig
 from .configuration_kernel_estimator import BikanetKernelEstimatorConfig
 from .configuration_kernelgan import KernelGANConfig
 from .deblurring import DeblurResult, deblur
-from .estimation import estimate_kernel
+from .estimation import FlatImageWarning, SlightBlurWarning, estimate_kernel
 from .image_processing_bikanet import BikanetImageProcessor
 from .kernels import bank16, blur, degrade, gaussian_kernel, kernel_to_image, load_kernel, sample_kernels
 from .metrics import kernel_l1, psnr, ssim
 from .modeling_bikanet import BikanetForImageDeblurring
 from .modeling_kernel_estimator import BikanetKernelEstimator
 from .modeling_kernelgan import KernelGAN
-from .motion import camera_shake_kernel, levin_kernels, linear_motion_kernel
+from .motion import (
+    camera_shake_kernel,
+    levin_kernels,
+    linear_motion_kernel,
+    rotating_shake_kernels,
+    spatially_varying_degrade,
+)
 from .pipeline_bikanet import ImageDeblurringPipeline
 
 __version__ = "0.1.0"
@@ -57,6 +63,7 @@ __all__ = [
     "BikanetKernelEstimator",
     "BikanetKernelEstimatorConfig",
     "DeblurResult",
+    "FlatImageWarning",
     "KernelGAN",
     "KernelGANConfig",
     "ImageDeblurringPipeline",
@@ -73,6 +80,9 @@ __all__ = [
     "linear_motion_kernel",
     "load_kernel",
     "psnr",
+    "rotating_shake_kernels",
     "sample_kernels",
+    "SlightBlurWarning",
+    "spatially_varying_degrade",
     "ssim",
 ]

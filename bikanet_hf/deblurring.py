@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .estimation import DEFAULT_MODEL, DEFAULT_MOTION_MODEL, estimate_kernel
+from .estimation import DEFAULT_MODEL, DEFAULT_MOTION_MODEL, FlatImageWarning, estimate_kernel
 from .image_io import read_image
 from .image_processing_bikanet import BikanetImageProcessor
 from .kernels import KERNEL_SIZE, gaussian_kernel, kernel_spread, load_kernel, validate_kernel
 from .metrics import kernel_l1
-from .modeling_bikanet import BikanetForImageDeblurring
+from .modeling_bikanet import BikanetForImageDeblurring, tile_windows
 from .motion import MOTION_KERNEL_SIZE
 from .pipeline_bikanet import kernel_for_model
 
@@ -48,6 +48,8 @@ class DeblurResult:
         kernel_estimated: whether ``kernel`` was estimated (blind mode).
         seconds: wall time per stage (``"estimate"``, ``"deblur"``, ``"total"``).
         num_tiles: tiles the image was deblurred in (1: one pass).
+        tile_kernels: with ``spatially_varying=True``, the kernel of each tile (``T×k×k``, row by row; the tiles are
+            ``modeling_bikanet.tile_windows(H, W, tile_size, tile_overlap)``); else ``None``.
         notes: what was done to the inputs that the caller may want to know (e.g. a kernel cropped or normalised).
     """
 
@@ -57,6 +59,7 @@ class DeblurResult:
     seconds: dict[str, float] = field(default_factory=dict)
     num_tiles: int = 1
     notes: list[str] = field(default_factory=list)
+    tile_kernels: np.ndarray | None = None
 
 
 @functools.lru_cache(maxsize=4)
@@ -163,6 +166,44 @@ def prepare_inputs(
     return rgb, alpha, k, estimated, notes, time.perf_counter() - start
 
 
+def estimate_tile_kernels(
+    rgb: np.ndarray,
+    windows: list[tuple[int, int, int, int]],
+    whole_image_kernel: np.ndarray,
+    *,
+    estimator=None,
+    method: str | None = None,
+    blur_type: str = "gaussian",
+) -> tuple[np.ndarray, list[str]]:
+    """One kernel per tile window ``(top, bottom, left, right)`` of ``rgb``, each estimated from its tile alone, at
+    the size of ``whole_image_kernel``; a tile too flat to measure (:class:`FlatImageWarning`) or too small for the
+    method takes ``whole_image_kernel``. Returns the ``T×k×k`` kernels and notes."""
+    size = whole_image_kernel.shape[0]
+    kernels, fallbacks = [], 0
+    for top, bottom, left, right in windows:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                k = estimate_kernel(
+                    rgb[top:bottom, left:right],
+                    method=method,
+                    estimator=estimator,
+                    for_deblurring=True,
+                    blur_type=blur_type,
+                )
+            except ValueError:  # smaller than the method needs
+                k = None
+        if k is None or any(issubclass(w.category, FlatImageWarning) for w in caught):
+            kernels.append(whole_image_kernel)
+            fallbacks += 1
+        else:
+            kernels.append(prepare_kernel(k, size)[0])
+    notes = [f"One kernel estimated per tile ({len(windows)} tiles)."]
+    if fallbacks:
+        notes.append(f"{fallbacks} tile(s) too flat or small to measure took the whole image's kernel.")
+    return np.stack(kernels), notes
+
+
 def restore(
     model: BikanetForImageDeblurring,
     rgb: np.ndarray,
@@ -175,7 +216,8 @@ def restore(
     motion_flow: torch.Tensor | None = None,
     self_ensemble: bool = False,
 ) -> tuple[np.ndarray, int]:
-    """Deblur an ``H×W×3`` uint8 image with a kernel (``kernel_is_estimate``: a blind estimate, for models that
+    """Deblur an ``H×W×3`` uint8 image with a kernel (``k×k``, or ``T×k×k``: one per tile of ``tile_windows``;
+    ``kernel_is_estimate``: a blind estimate, for models that
     read it; ``motion_flow``: a ``1×2×H×W`` flow for motion-flow models instead of the kernel's own;
     ``self_ensemble``: see ``deblur_tiled``); returns the uint8 result and the number of tiles used (per pass)."""
     device = next(model.parameters()).device
@@ -218,6 +260,7 @@ def deblur(
     tile_overlap: int = DEFAULT_TILE_OVERLAP,
     progress: Progress | None = None,
     self_ensemble: bool = False,
+    spatially_varying: bool = False,
 ) -> DeblurResult:
     """Deblur a photo; blind (the kernel is estimated) when ``kernel`` is ``None``.
 
@@ -243,11 +286,18 @@ def deblur(
         self_ensemble: average BIKAnet's results for the image and kernel flipped and turned together in all 8
             ways: +0.13 dB with a known kernel, +0.08 dB blind on bsds500_val quick
             (``benchmarks/results/self_ensemble.md``), for 8× the deblurring time.
+        spatially_varying: blind only: estimate a kernel for each tile (from that tile alone) as well as the whole
+            image's, and deblur each tile with its own — for blur that changes across the photo (a camera that
+            turned, or parts at different depths). Use a smaller ``tile_size`` (e.g. 384) for finer changes. On
+            synthetic turning-camera shake it beats one kernel per photo; on the two real GoPro pairs it does not
+            (``benchmarks/results/motion_varying.md``). Flat tiles take the whole image's kernel.
 
     Returns:
         A :class:`DeblurResult` (``.image``, ``.kernel``, ``.seconds``, …).
     """
     start = time.perf_counter()
+    if spatially_varying and (kernel is not None or self_ensemble):
+        raise ValueError("spatially_varying estimates a kernel per tile: it takes no kernel and no self_ensemble.")
     if progress is not None:
         progress(0.0, "estimating the blur kernel" if kernel is None else "preparing")
     if kernel is not None and blur_type == "auto":
@@ -260,6 +310,17 @@ def deblur(
         image, kernel, kernel_size=bikanet.config.kernel_size, estimator=estimator, method=method, blur_type=blur_type
     )
     notes = read_notes + notes
+    tile_kernels = None
+    if spatially_varying:
+        if progress is not None:
+            progress(0.0, "estimating a blur kernel per tile")
+        tile_start = time.perf_counter()
+        windows = tile_windows(*rgb.shape[:2], tile_size, tile_overlap)
+        tile_kernels, tile_notes = estimate_tile_kernels(
+            rgb, windows, k, estimator=estimator, method=method, blur_type=blur_type
+        )
+        notes += tile_notes
+        estimate_seconds += time.perf_counter() - tile_start
     if device is not None:
         bikanet.to(device)
 
@@ -271,7 +332,7 @@ def deblur(
     restored, num_tiles = restore(
         bikanet,
         rgb,
-        k,
+        k if tile_kernels is None else tile_kernels,
         tile_size=tile_size,
         tile_overlap=tile_overlap,
         progress=tile_progress,
@@ -283,4 +344,4 @@ def deblur(
     deblur_seconds = time.perf_counter() - deblur_start
     result = Image.fromarray(np.dstack([restored, alpha]) if alpha is not None else restored)
     seconds = {"estimate": estimate_seconds, "deblur": deblur_seconds, "total": time.perf_counter() - start}
-    return DeblurResult(result, k, estimated, seconds, num_tiles, notes)
+    return DeblurResult(result, k, estimated, seconds, num_tiles, notes, tile_kernels)

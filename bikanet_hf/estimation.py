@@ -50,6 +50,15 @@ MIN_TEXTURE = 2e-3
 SLIGHT_BLUR_SIGMA = 0.8
 
 
+class FlatImageWarning(UserWarning):
+    """:func:`estimate_kernel`: the image has too little texture (below ``MIN_TEXTURE``) to measure its blur."""
+
+
+class SlightBlurWarning(UserWarning):
+    """:func:`estimate_kernel`: the Gaussian estimate is so slight (σ < ``SLIGHT_BLUR_SIGMA``) that the photo may be
+    sharp already."""
+
+
 @functools.lru_cache(maxsize=4)
 def _load_estimator(path: str) -> BikanetKernelEstimator:
     return BikanetKernelEstimator.from_pretrained(path).eval()
@@ -119,8 +128,9 @@ def estimate_kernel(
 
     Raises ``ValueError`` for an unknown method, one that does not estimate ``blur_type``, or an image too small
     (16×16 for the amortized estimator, 64×64 for KernelGAN, 62×62 for edge prediction). A flat image (too little
-    texture to see blur in) gets the estimator's best guess with a ``UserWarning`` saying so; so does a Gaussian
-    estimate so slight (σ < ``SLIGHT_BLUR_SIGMA``) that the photo may well be sharp already.
+    texture to see blur in) gets the estimator's best guess with a :class:`FlatImageWarning` saying so; a Gaussian
+    estimate so slight (σ < ``SLIGHT_BLUR_SIGMA``) that the photo may well be sharp already, a
+    :class:`SlightBlurWarning` (both ``UserWarning``).
     """
     if blur_type not in METHODS_FOR:
         raise ValueError(f"Unknown blur_type {blur_type!r}; choose 'gaussian' or 'motion'.")
@@ -145,6 +155,7 @@ def estimate_kernel(
         warnings.warn(
             "The image is almost flat (no edges or texture), so its blur cannot be measured; the returned kernel "
             "is the estimator's guess and may be wrong.",
+            FlatImageWarning,
             stacklevel=2,
         )
     scale = model.config.deblur_covariance_scale if for_deblurring and blur_type == "gaussian" else 1.0
@@ -157,6 +168,7 @@ def estimate_kernel(
         warnings.warn(
             f"The photo shows very little blur (σ ≈ {sigma:.2f} px, as sharp photos do); if it is sharp already, "
             "deblurring will over-sharpen it.",
+            SlightBlurWarning,
             stacklevel=2,
         )
     if blur_type == "motion":  # a motion estimator's own answer; from a Gaussian one, the motion of its spread

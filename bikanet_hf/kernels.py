@@ -423,3 +423,18 @@ def kernel_pair_image(estimated: np.ndarray, truth: np.ndarray, size: int = 256)
         canvas.paste(picture, (left, label_height))
         draw.text((left + 4, 4), label, fill=(0, 0, 0))
     return canvas
+
+
+def kernel_grid_image(kernels: np.ndarray, rows: int, cols: int, size: int = 256) -> Image.Image:
+    """The kernels of a photo's tiles (``rows·cols`` kernels, row by row) as a ``rows×cols`` grid of kernel pictures
+    laid out like the tiles, about ``size`` pixels across the longer side; each on its own colour scale."""
+    if len(kernels) != rows * cols:
+        raise ValueError(f"A {rows}×{cols} grid needs {rows * cols} kernels, got {len(kernels)}.")
+    gap = 2
+    cell = max(8, (size - gap * (max(rows, cols) - 1)) // max(rows, cols))
+    canvas = Image.new("RGB", (cols * cell + gap * (cols - 1), rows * cell + gap * (rows - 1)), (255, 255, 255))
+    for index, kernel in enumerate(kernels):
+        row, col = divmod(index, cols)
+        picture = kernel_to_image(kernel, size=cell, grid=False).resize((cell, cell), Image.NEAREST)
+        canvas.paste(picture, (col * (cell + gap), row * (cell + gap)))
+    return canvas

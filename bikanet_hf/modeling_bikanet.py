@@ -395,8 +395,10 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
     ) -> torch.Tensor:
         """Deblur images of any size in overlapping ``tile_size`` tiles, so that memory stays bounded.
 
-        Each tile is deblurred on its own (its Wiener front-end and AdaIN statistics see only the tile) and the
-        tiles are blended with weights that ignore the outer quarter of each overlap, where a tile's own border
+        ``kernel`` is B×k×k (one per image), or B×T×k×k: one per tile of :func:`tile_windows` (row by row), for
+        blur that varies across the image (the piecewise-uniform model of Hirsch et al., "Efficient filter flow",
+        CVPR 2010). Each tile is deblurred on its own (its Wiener front-end and AdaIN statistics see only the tile)
+        and the tiles are blended with weights that ignore the outer quarter of each overlap, where a tile's own border
         effects live, and ramp linearly across the middle half. ``tile_size=None`` or an image no larger than one
         tile runs in one pass. ``progress(done, total)`` is called after each tile. ``motion_flow`` (motion-flow
         models only, B×2×H×W as in ``forward``) is cut into the same tiles; ``kernel_is_estimate`` as in ``forward``.
@@ -406,8 +408,10 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         Returns B×3×H×W in [0, 1].
         """
         if self_ensemble:
-            if motion_flow is not None:
-                raise ValueError("self_ensemble does not turn a given motion_flow; pass one or the other.")
+            if motion_flow is not None or kernel.ndim == 4:
+                raise ValueError(
+                    "self_ensemble turns the image's one kernel; it takes no motion_flow or tile kernels."
+                )
             total = torch.zeros(pixel_values.shape, dtype=torch.float32, device=pixel_values.device)
             for index, (flip, turns) in enumerate((f, t) for f in (False, True) for t in range(4)):
                 output = self.deblur_tiled(
@@ -421,32 +425,35 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
                 total += _dihedral(output.float(), flip, turns, undo=True)
             return total.div_(8).to(pixel_values.dtype)
         height, width = pixel_values.shape[-2:]
-        if tile_size is None or (height <= tile_size and width <= tile_size):
-            output = self(pixel_values, kernel, motion_flow=motion_flow, kernel_is_estimate=kernel_is_estimate)
-            output = output.reconstruction
+        windows = tile_windows(height, width, tile_size, tile_overlap)
+        if kernel.ndim == 4 and kernel.shape[1] != len(windows):
+            raise ValueError(
+                f"Expected one kernel per tile ({len(windows)} tiles of this image), got {kernel.shape[1]} kernels."
+            )
+
+        def tile_kernel(index: int) -> torch.Tensor:
+            return kernel[:, index] if kernel.ndim == 4 else kernel
+
+        if len(windows) == 1:
+            output = self(pixel_values, tile_kernel(0), motion_flow=motion_flow, kernel_is_estimate=kernel_is_estimate)
             if progress is not None:
                 progress(1, 1)
-            return output
-        if not 0 <= 2 * tile_overlap < tile_size:
-            raise ValueError(f"tile_overlap ({tile_overlap}) must be less than half of tile_size ({tile_size}).")
-        rows = _tile_starts(height, tile_size, tile_overlap)
-        cols = _tile_starts(width, tile_size, tile_overlap)
+            return output.reconstruction
         output = torch.zeros(pixel_values.shape, dtype=torch.float32, device=pixel_values.device)
         total_weight = torch.zeros((height, width), dtype=torch.float32, device=pixel_values.device)
-        for index, (top, left) in enumerate((t, l) for t in rows for l in cols):
-            bottom, right = min(top + tile_size, height), min(left + tile_size, width)
+        for index, (top, bottom, left, right) in enumerate(windows):
             flow = None if motion_flow is None else motion_flow[..., top:bottom, left:right]
             window = pixel_values[..., top:bottom, left:right]
-            tile = self(window, kernel, motion_flow=flow, kernel_is_estimate=kernel_is_estimate).reconstruction.float()
+            tile = self(window, tile_kernel(index), motion_flow=flow, kernel_is_estimate=kernel_is_estimate)
             device = pixel_values.device
             weight = (
                 _blend_ramp(bottom - top, tile_overlap, top > 0, bottom < height, device)[:, None]
                 * (_blend_ramp(right - left, tile_overlap, left > 0, right < width, device)[None, :])
             )
-            output[..., top:bottom, left:right] += tile * weight
+            output[..., top:bottom, left:right] += tile.reconstruction.float() * weight
             total_weight[top:bottom, left:right] += weight
             if progress is not None:
-                progress(index + 1, len(rows) * len(cols))
+                progress(index + 1, len(windows))
         return output.div_(total_weight).to(pixel_values.dtype)
 
 
@@ -461,6 +468,17 @@ def _dihedral(images: torch.Tensor, flip: bool, turns: int, undo: bool = False) 
 def _ensemble_progress(progress: Callable[[int, int], None], index: int, done: int, total: int) -> None:
     """``progress`` over all 8 passes of a self-ensemble, from one pass's (done, total)."""
     progress(index * total + done, 8 * total)
+
+
+def tile_windows(height: int, width: int, tile_size: int | None, tile_overlap: int) -> list[tuple[int, int, int, int]]:
+    """``(top, bottom, left, right)`` of the overlapping tiles ``deblur_tiled`` cuts an ``H×W`` image into, row by
+    row: the whole image when ``tile_size`` is ``None`` or the image fits one tile."""
+    if tile_size is None or (height <= tile_size and width <= tile_size):
+        return [(0, height, 0, width)]
+    if not 0 <= 2 * tile_overlap < tile_size:
+        raise ValueError(f"tile_overlap ({tile_overlap}) must be less than half of tile_size ({tile_size}).")
+    rows, cols = _tile_starts(height, tile_size, tile_overlap), _tile_starts(width, tile_size, tile_overlap)
+    return [(t, min(t + tile_size, height), l, min(l + tile_size, width)) for t in rows for l in cols]
 
 
 def _tile_starts(length: int, tile: int, overlap: int) -> list[int]:

@@ -6,7 +6,10 @@
 * :func:`sample_motion_kernels` — a batch of them with lengths spread over a range (the training family);
 * :func:`levin_kernels` — the 8 camera-shake kernels of Levin et al. (CVPR 2009), the protocol's motion track;
 * :func:`linear_motion_kernel` — a straight-line motion of a given length and direction (what the motion flow of
-  :func:`bikanet_hf.modeling_bikanet.motion_flow_from_kernel` summarises a kernel as).
+  :func:`bikanet_hf.modeling_bikanet.motion_flow_from_kernel` summarises a kernel as);
+* :func:`rotating_shake_kernels` and :func:`spatially_varying_degrade` — spatially varying blur: a shake that also
+  turns the camera about its axis, so that every part of the photo has its own kernel (the synthetic test of
+  ``benchmarks/motion_varying.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import os
 import numpy as np
 import torch
 
-from .kernels import load_kernels, pad_kernel
+from .kernels import blur, load_kernels, pad_kernel, quantize
 from .modeling_kernel_estimator import straight_motion_kernels
 
 MOTION_KERNEL_SIZE = 31  # the motion model's kernel frame: room for the Levin kernels (up to 27×27) and a margin
@@ -142,3 +145,83 @@ def levin_kernels(data_dir: str | os.PathLike | None = None, size: int = MOTION_
     folder = default_data_dir() if data_dir is None else data_dir
     kernels = load_kernels(os.path.join(folder, "kernels", "Levin09.mat"))
     return np.stack([pad_kernel(k, size) for k in kernels])
+
+
+def rotating_shake_kernels(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    grid: tuple[int, int] = (3, 4),
+    length: float | None = None,
+    rotation_deg: float | None = None,
+    size: int = MOTION_KERNEL_SIZE,
+) -> np.ndarray:
+    """The kernels of one camera shake that also turns the camera in its plane: ``rows×cols×size×size``, one per node
+    of an evenly spaced ``grid`` over an ``H×W`` photo (corners included; see :func:`spatially_varying_degrade`).
+
+    The translation follows :func:`camera_shake_kernel`'s trajectory (extent ``length`` px, default drawn from
+    :data:`MOTION_LENGTH_RANGE` up to 12 px); the camera also turns by ``rotation_deg`` over the exposure (default
+    U[0.3°, 1.0°], along a random monotone path), so a point at distance d from the centre moves by about
+    ``d·rotation`` more, perpendicular to its radius: the kernels differ in length and direction across the photo,
+    as real shake does (Whyte et al., "Non-uniform deblurring for shaken images", CVPR 2010). Each kernel is centred
+    on its centre of mass (the rotation's mean displacement is left out) and shrunk to fit the frame if needed.
+    """
+    height, width = shape
+    if length is None:
+        length = rng.uniform(MOTION_LENGTH_RANGE[0], 12.0)
+    if rotation_deg is None:
+        rotation_deg = rng.uniform(0.3, 1.0)
+    translation = _trajectory(rng, num_points=64, jerk_probability=0.02)
+    translation *= length / max(np.ptp(translation, axis=0).max(), 1e-8)
+    progress = np.cumsum(rng.uniform(0.2, 1.0, 64))
+    angles = math.radians(rotation_deg) * ((progress - progress[0]) / (progress[-1] - progress[0]) - 0.5)
+    cos, sin = np.cos(angles)[:, None], np.sin(angles)[:, None]
+    limit = size // 2 - 1
+    kernels = np.empty((*grid, size, size))
+    for i, y in enumerate(np.linspace(0, height - 1, grid[0])):
+        for j, x in enumerate(np.linspace(0, width - 1, grid[1])):
+            dx, dy = x - (width - 1) / 2, y - (height - 1) / 2
+            points = translation + np.hstack([(cos - 1) * dx - sin * dy, sin * dx + (cos - 1) * dy])
+            points = points - _render_centre(points)
+            reach = np.abs(points).max()
+            kernels[i, j] = _render(points * min(1.0, limit / max(reach, 1e-8)), size)
+    return kernels
+
+
+def _hat_weights(length: int, nodes: int) -> np.ndarray:
+    """``nodes × length`` linear-interpolation weights of evenly spaced nodes (ends included); columns sum to 1."""
+    if nodes == 1:
+        return np.ones((1, length))
+    position = np.arange(length) * (nodes - 1) / max(length - 1, 1)
+    return np.clip(1 - np.abs(position[None, :] - np.arange(nodes)[:, None]), 0, None)
+
+
+def kernel_at(kernels: np.ndarray, shape: tuple[int, int], y: float, x: float) -> np.ndarray:
+    """The blur kernel at pixel (y, x) of an ``H×W`` photo blurred by :func:`spatially_varying_degrade` with
+    ``kernels``: the nodes' kernels interpolated bilinearly."""
+    rows, cols = kernels.shape[:2]
+    wy = np.clip(1 - np.abs(y * (rows - 1) / max(shape[0] - 1, 1) - np.arange(rows)), 0, None) if rows > 1 else [1.0]
+    wx = np.clip(1 - np.abs(x * (cols - 1) / max(shape[1] - 1, 1) - np.arange(cols)), 0, None) if cols > 1 else [1.0]
+    kernel = np.einsum("i,j,ijkl->kl", np.asarray(wy), np.asarray(wx), kernels)
+    return kernel / kernel.sum()
+
+
+def spatially_varying_degrade(sharp: np.ndarray, kernels: np.ndarray) -> np.ndarray:
+    """An ``H×W×3`` uint8 photo blurred by a kernel that varies across it, quantised to 8 bits.
+
+    ``kernels`` (``rows×cols×k×k``) sit at evenly spaced nodes (corners included) and the blur between them is
+    interpolated: ``b = Σ_ij k_ij ⊛ (w_ij · x)`` with bilinear weights ``w_ij`` (the "efficient filter flow" of
+    Hirsch et al., CVPR 2010), each term blurred as the protocol blurs (true convolution, mirror padding). With one
+    node it is the protocol's uniform blur.
+    """
+    height, width = sharp.shape[:2]
+    kernels = np.array(kernels, dtype=np.float64)  # a writable copy (the caller's may be a broadcast view)
+    rows, cols = kernels.shape[:2]
+    wy, wx = _hat_weights(height, rows), _hat_weights(width, cols)
+    x = torch.from_numpy(np.array(sharp, dtype=np.float64)).permute(2, 0, 1)[None]  # a copy: may be read-only
+    out = torch.zeros_like(x)
+    for i in range(rows):
+        for j in range(cols):
+            weight = torch.from_numpy(np.outer(wy[i], wx[j]))
+            if weight.max() > 0:
+                out += blur(x * weight, kernels[i, j])
+    return quantize(out).to(torch.uint8)[0].permute(1, 2, 0).numpy()

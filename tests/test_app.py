@@ -25,6 +25,7 @@ from bikanet_hf import (
     BikanetKernelEstimator,
     BikanetKernelEstimatorConfig,
     kernels,
+    spatially_varying_degrade,
 )
 from bikanet_hf.estimation import DEFAULT_ESTIMATOR
 from bikanet_hf.image_io import load_rgb
@@ -320,6 +321,26 @@ def test_camera_shake_runs_through_the_motion_model(app, tmp_path):
         str(larger), app.KERNEL_FROM_MOTION, 2.0, 2.0, 0, None, app.DEBLUR_BLIND, motion_length=11
     )
     assert "estimated camera shake" in report and "error Σ|k̂ − k| = " in report
+
+
+def test_blur_that_changes_across_the_photo_gets_a_kernel_per_tile(app, tmp_path, monkeypatch):
+    monkeypatch.setattr(app, "VARYING_TILE_SIZE", 32)
+    monkeypatch.setattr(app, "VARYING_TILE_OVERLAP", 8)
+    sharp = np.asarray(Image.open(write_photo(tmp_path / "sharp.png", 48, 64)))
+    kernels_ = np.stack([kernels.gaussian_kernel(0.8, 0.8, 0), kernels.gaussian_kernel(3.0, 2.0, 0)])[None]
+    photo = tmp_path / "varying.png"
+    Image.fromarray(spatially_varying_degrade(sharp, kernels_)).save(photo)
+    pair, picture, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, True)
+    assert pair[1].shape == (48, 64, 3) and "one kernel per tile (2×3 tiles of 32 px" in report
+    assert "whole photo: estimated, σ_major" in report
+    assert picture.size[0] > picture.size[1] > 100  # a 2×3 grid of kernel pictures
+    one_kernel = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT)[0][1]
+    assert not np.array_equal(pair[1], one_kernel)
+    with pytest.raises(app.gr.Error, match="uses the fast estimator"):
+        app.run_blind(str(photo), app.ESTIMATE_REFINE, 50, app.BLUR_SOFT, True)
+    monkeypatch.setattr(app, "VARYING_TILE_SIZE", 64)
+    _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, True)
+    assert "fits in one 64-px tile, so one kernel was used" in report
 
 
 def test_large_photos_are_deblurred_in_tiles_with_progress(app, tmp_path, monkeypatch):

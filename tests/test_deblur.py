@@ -7,11 +7,11 @@ from PIL import Image
 from skimage import data as skdata
 from transformers import pipeline
 
-from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, DeblurResult, deblur
+from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, DeblurResult, deblur, spatially_varying_degrade
 from bikanet_hf.cli import main
 from bikanet_hf.configuration_kernel_estimator import BikanetKernelEstimatorConfig
 from bikanet_hf.deblurring import DEFAULT_MODEL, load_model, prepare_kernel
-from bikanet_hf.kernels import degrade, gaussian_kernel
+from bikanet_hf.kernels import degrade, gaussian_kernel, kernel_spread
 from bikanet_hf.metrics import psnr
 from bikanet_hf.modeling_kernel_estimator import BikanetKernelEstimator
 
@@ -78,7 +78,7 @@ def test_self_ensemble_averages_eight_flips_and_turns(sharp, blurred):
     pipe = pipeline("image-deblurring", model=str(DEFAULT_MODEL), device="cpu")
     out = pipe(Image.fromarray(blurred), kernel=KERNEL, **options, self_ensemble=True)
     np.testing.assert_array_equal(np.asarray(out["image"]), ensembled)
-    with pytest.raises(ValueError, match="does not turn a given motion_flow"):
+    with pytest.raises(ValueError, match="takes no motion_flow or tile kernel"):
         untrained.deblur_tiled(x, k, None, motion_flow=torch.zeros(1, 2, *x.shape[-2:]), self_ensemble=True)
 
 
@@ -189,6 +189,10 @@ def test_cli_deblur_folders_globs_failures(tmp_path, blurred, tiny_estimator, ca
     single = np.asarray(Image.open(out / "a.png"))
     assert main([*blind, "--force", "--self-ensemble", "-q"]) == 0
     assert not np.array_equal(np.asarray(Image.open(out / "a.png")), single)  # the 8-way average
+    assert main([*blind, "--force", "--spatially-varying", "--tile-size", "64"]) == 0
+    assert "One kernel estimated per tile (6 tiles)" in capsys.readouterr().err
+    assert main(["deblur", str(inputs / "a.png"), "-o", str(out), "--sigma", "1", "--spatially-varying"]) != 0
+    assert "takes no --kernel" in capsys.readouterr().err
     before = (inputs / "a.png").read_bytes()
     assert main(["deblur", str(inputs / "a.png"), "-o", str(inputs), "--sigma", "1", "--force", "-q"]) == 1
     assert "input file" in capsys.readouterr().err and (inputs / "a.png").read_bytes() == before
@@ -222,3 +226,27 @@ def test_a_model_with_the_estimate_flag_is_told_when_the_kernel_is_estimated(tmp
     )
     np.testing.assert_array_equal(np.asarray(pipe(blurred)["image"]), np.asarray(blind.image))
     np.testing.assert_array_equal(np.asarray(pipe(blurred, kernel=blind.kernel)["image"]), np.asarray(given.image))
+
+
+def test_spatially_varying_deblur_gives_each_tile_its_own_kernel():
+    # Blur that grows from left to right (σ 0.8 → 3 × 2 px): one kernel per tile follows it, and beats one kernel.
+    photo = skdata.astronaut()[40:168, 100:356].copy()
+    kernels = np.stack([gaussian_kernel(0.8, 0.8, 0), gaussian_kernel(3.0, 2.0, 0)])[None]  # 1×2 nodes
+    blurred = spatially_varying_degrade(photo, kernels)
+    options = {"tile_size": 128, "tile_overlap": 32}
+    one = deblur(blurred, **options)
+    per_tile = deblur(blurred, spatially_varying=True, **options)
+    assert one.tile_kernels is None and per_tile.num_tiles == 3 and per_tile.tile_kernels.shape == (3, 17, 17)
+    widths = [kernel_spread(k)[0] for k in per_tile.tile_kernels]
+    assert widths == sorted(widths) and widths[-1] > widths[0] + 0.3
+    np.testing.assert_allclose(per_tile.tile_kernels.sum(axis=(1, 2)), 1.0)
+    assert psnr(photo, np.asarray(per_tile.image)) > psnr(photo, np.asarray(one.image)) + 0.3
+    assert any("per tile (3 tiles)" in note for note in per_tile.notes)
+    # a tile with nothing to measure takes the whole image's kernel, and says so
+    half_flat = blurred.copy()
+    half_flat[:, :128] = 128
+    result = deblur(half_flat, spatially_varying=True, **options)
+    np.testing.assert_array_equal(result.tile_kernels[0], result.kernel)
+    assert any("1 tile(s) too flat or small" in note for note in result.notes)
+    with pytest.raises(ValueError, match="takes no kernel"):
+        deblur(blurred, KERNEL, spatially_varying=True)

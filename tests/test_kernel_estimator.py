@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bikanet_hf.configuration_kernel_estimator import BikanetKernelEstimatorConfig
-from bikanet_hf.estimation import estimate_kernel, narrow_kernel
+from bikanet_hf.estimation import FlatImageWarning, SlightBlurWarning, estimate_kernel, narrow_kernel
 from bikanet_hf.image_io import load_rgb
 from bikanet_hf.kernels import bank16, degrade, gaussian_kernel
 from bikanet_hf.metrics import kernel_l1
@@ -125,7 +125,7 @@ def test_estimate_kernel_api(tiny_folder, rng):
         estimate_kernel(blurred[:10, :10], estimator=tiny_folder)
     with pytest.raises(ValueError, match="Unknown method"):
         estimate_kernel(blurred, method="magic", estimator=tiny_folder)
-    with pytest.warns(UserWarning, match="almost flat"):
+    with pytest.warns(FlatImageWarning, match="almost flat"):
         estimate_kernel(np.full((40, 40, 3), 128, np.uint8), estimator=tiny_folder)
 
 
@@ -227,7 +227,7 @@ def test_deblurring_uses_the_calibrated_narrower_kernel(tmp_path, rng):
 
 def test_a_photo_with_very_little_blur_is_flagged_as_possibly_sharp(data_dir):
     sharp = load_rgb(data_dir / "set14" / "baboon.png")
-    with pytest.warns(UserWarning, match="very little blur"):
+    with pytest.warns(SlightBlurWarning, match="very little blur"):
         estimate_kernel(sharp, for_deblurring=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a clearly blurred photo raises no warning at all

@@ -10,6 +10,7 @@ from bikanet_hf.kernels import (
     blur,
     degrade,
     gaussian_kernel,
+    kernel_grid_image,
     kernel_to_image,
     load_kernel,
     load_kernels,
@@ -207,6 +208,22 @@ def test_kernel_to_image_is_readable():
     corner = arr[cell // 2, cell // 2]
     assert centre.sum() > corner.sum() + 300  # the peak is bright, empty taps dark
     assert tuple(arr[8 * cell, 8 * cell + cell // 2]) == (0, 220, 255)  # centre mark outline
+
+
+def test_kernel_grid_image_lays_the_kernels_out_like_the_tiles():
+    sharp, wide = gaussian_kernel(0.5, 0.5, 0), gaussian_kernel(4.0, 4.0, 0)
+    img = np.asarray(kernel_grid_image(np.stack([sharp, wide, wide, wide, wide, sharp]), 2, 3, size=200)).astype(int)
+    cell = (200 - 2 * 2) // 3
+    assert img.shape == (2 * cell + 2, 3 * cell + 2 * 2, 3)  # 2-px gaps between cells
+    # a sharp kernel is one bright tap: its picture is mostly dark; a wide one lights up much more of its cell
+    lit = [
+        (img[r * (cell + 2) : r * (cell + 2) + cell, c * (cell + 2) : c * (cell + 2) + cell].sum(-1) > 200).mean()
+        for r in range(2)
+        for c in range(3)
+    ]
+    assert lit[1] > 3 * lit[0] and lit[5] < lit[4] / 3
+    with pytest.raises(ValueError, match="2×3 grid needs 6 kernels"):
+        kernel_grid_image(np.stack([sharp] * 5), 2, 3)
 
 
 def test_damaged_mat_files_give_value_errors(tmp_path, data_dir):

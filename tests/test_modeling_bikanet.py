@@ -7,7 +7,7 @@ from PIL import Image
 
 from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, BikanetImageProcessor
 from bikanet_hf.kernels import bank16, blur, gaussian_kernel
-from bikanet_hf.modeling_bikanet import wiener_deconvolution
+from bikanet_hf.modeling_bikanet import tile_windows, wiener_deconvolution
 from tests.conftest import REPO_ROOT
 
 TINY = dict(hidden_size=8, block_hidden_size=16, num_blocks=2, mapping_hidden_size=16, mapping_num_layers=1)
@@ -198,3 +198,22 @@ def test_adding_the_estimate_flag_to_a_pretrained_model_keeps_its_function(tmp_p
     script.keep_input_channels(flagged, str(tmp_path))
     for flag in (False, True):
         torch.testing.assert_close(model(x, k).reconstruction, flagged(x, k, kernel_is_estimate=flag).reconstruction)
+
+
+def test_deblur_tiled_takes_one_kernel_per_tile():
+    model = tiny_model()
+    x, k = smooth_image(48, 40), torch.from_numpy(gaussian_kernel(1.5, 1.0, 20)).float()[None]
+    windows = tile_windows(48, 40, 24, 8)
+    assert len(windows) == 3 * 2 and windows[0] == (0, 24, 0, 24) and windows[-1] == (24, 48, 16, 40)
+    assert tile_windows(48, 40, None, 8) == tile_windows(20, 20, 24, 8)[:0] + [(0, 48, 0, 40)]
+    same = k[:, None].expand(1, len(windows), 17, 17)
+    torch.testing.assert_close(model.deblur_tiled(x, same, 24, 8), model.deblur_tiled(x, k, 24, 8))
+    # a different kernel in one tile changes that tile's part of the result, not the far corner
+    other = same.clone()
+    other[:, 0] = torch.from_numpy(gaussian_kernel(3.0, 3.0, 0)).float()
+    changed = (model.deblur_tiled(x, other, 24, 8) - model.deblur_tiled(x, k, 24, 8)).abs()
+    assert changed[..., :10, :10].max() > 1e-3 and changed[..., 30:, 30:].max() == 0
+    with pytest.raises(ValueError, match="one kernel per tile"):
+        model.deblur_tiled(x, same[:, :2], 24, 8)
+    with pytest.raises(ValueError, match="tile kernel"):
+        model.deblur_tiled(x, same, 24, 8, self_ensemble=True)

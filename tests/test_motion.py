@@ -14,9 +14,12 @@ from bikanet_hf.deblurring import is_motion_kernel, resolve_blur_type
 from bikanet_hf.modeling_bikanet import motion_flow_from_kernel
 from bikanet_hf.motion import (
     camera_shake_kernel,
+    kernel_at,
     levin_kernels,
     linear_motion_kernel,
+    rotating_shake_kernels,
     sample_motion_kernels,
+    spatially_varying_degrade,
 )
 from bikanet_hf.protocol import protocol_pairs
 from bikanet_hf.shake_estimation import align_kernel
@@ -38,6 +41,42 @@ def test_camera_shake_kernels_are_valid_centred_and_reproducible():
         assert is_motion_kernel(k) or kernels.kernel_spread(k)[0] < 2.0
     a, b = (camera_shake_kernel(np.random.default_rng(s)) for s in (1, 2))
     assert np.abs(a - b).sum() > 0.5
+
+
+def test_a_turning_camera_blurs_each_part_of_the_photo_differently():
+    shape = (400, 600)
+    field = rotating_shake_kernels(np.random.default_rng(0), shape, grid=(3, 4), length=6.0, rotation_deg=1.0)
+    assert field.shape == (3, 4, 31, 31) and field.min() >= 0
+    np.testing.assert_allclose(field.sum(axis=(2, 3)), 1.0)
+    for k in field.reshape(-1, 31, 31):
+        assert np.allclose(centre_of_mass(k), 0.0, atol=1e-9)
+    assert np.abs(field[0, 0] - field[2, 3]).sum() > 0.5  # opposite corners: different kernels
+    # a pure turn blurs nothing at the centre and more the farther out, across the radius (tangentially)
+    turn = rotating_shake_kernels(np.random.default_rng(0), shape, grid=(3, 3), length=1e-3, rotation_deg=1.0)
+    spreads = np.array([[kernels.kernel_spread(k)[0] for k in row] for row in turn])
+    assert spreads[1, 1] < 0.3 and spreads[[0, 0, 2, 2], [0, 2, 0, 2]].min() > 1.2
+    assert spreads[1, 1] < spreads[[0, 1, 1, 2], [1, 0, 2, 1]].min() < spreads[0, 0]
+    assert abs(kernels.kernel_spread(turn[1, 2])[2] % 180 - 90) < 10  # right of the centre: moves up and down
+    still = rotating_shake_kernels(np.random.default_rng(0), shape, length=6.0, rotation_deg=0.0)
+    np.testing.assert_allclose(still, np.broadcast_to(still[0, 0], still.shape), atol=1e-12)  # no turn: uniform
+    # the kernel at a node is that node's; halfway between two nodes, their mean
+    np.testing.assert_allclose(kernel_at(field, shape, 0, 0), field[0, 0])
+    np.testing.assert_allclose(kernel_at(field, shape, 0, 299.5 / 3 * 1), field[0, 0] * 0.5 + field[0, 1] * 0.5)
+
+
+def test_spatially_varying_blur_interpolates_the_kernels():
+    sharp = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    k = kernels.gaussian_kernel(2.0, 1.0, 30)
+    # the same kernel at every node is the protocol's uniform blur (the weights sum to 1 everywhere)
+    uniform = spatially_varying_degrade(sharp, np.broadcast_to(k, (2, 3, 17, 17)))
+    assert np.abs(uniform.astype(int) - kernels.degrade(sharp, k)).max() <= 1
+    np.testing.assert_array_equal(spatially_varying_degrade(sharp, k[None, None]), kernels.degrade(sharp, k))
+    # different kernels: each side of the photo is blurred by its own
+    sides = np.stack([np.pad(np.ones((1, 1)), 8), k])[None]  # 1×2 nodes: sharp on the left, blurred on the right
+    out = spatially_varying_degrade(sharp, sides).astype(int)
+    blurred, sharp = kernels.degrade(sharp, k).astype(int), sharp.astype(int)
+    for column, near, far in ((0, sharp, blurred), (-1, blurred, sharp)):
+        assert np.abs(out[:, column] - near[:, column]).mean() < 0.2 * np.abs(out[:, column] - far[:, column]).mean()
 
 
 def test_camera_shake_length_is_respected_and_checked():
