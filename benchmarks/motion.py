@@ -79,6 +79,20 @@ def measure(sharp: np.ndarray, out: np.ndarray) -> tuple[float, float, float]:
     return psnr(sharp, out), ssim(sharp, out), aligned_psnr(sharp, out)
 
 
+def gopro_rows(data: Path, methods) -> dict[str, list[tuple[float, float, float]]]:
+    """The real GoPro pairs of ``data/gopro_examples`` measured blurred and restored by each blind method:
+    ``methods(blurred)`` gives ``{name: restored}``."""
+    rows: dict[str, list] = {"blurred": []}
+    for blurred_path in sorted((data / "gopro_examples").glob("*_blur*.png")):
+        sharp = load_rgb(blurred_path.with_name(blurred_path.name.replace("_blur", "_sharp")))
+        blurred = load_rgb(blurred_path)
+        rows["blurred"].append(measure(sharp, blurred))
+        for name, out in methods(blurred).items():
+            rows.setdefault(name, []).append(measure(sharp, out))
+        print(blurred_path.name, flush=True)
+    return rows
+
+
 def without_flow(model, blurred: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """The motion model with the true kernel but a zero motion flow: what the flow input adds (an ablation)."""
     return model_deblur(model, blurred, kernel, motion_flow=torch.zeros(1, 2, *blurred.shape[:2]))
@@ -140,14 +154,7 @@ def main() -> None:
             synthetic.setdefault(name, []).append(measure(pair.sharp, out))
         print(f"{i + 1}/{len(pairs)} {pair.name} kernel {pair.kernel_id}", flush=True)
 
-    real: dict[str, list] = {"blurred": []}
-    for blurred_path in sorted((data / "gopro_examples").glob("*_blur*.png")):
-        sharp = load_rgb(blurred_path.with_name(blurred_path.name.replace("_blur", "_sharp")))
-        blurred = load_rgb(blurred_path)
-        real["blurred"].append(measure(sharp, blurred))
-        for name, out in blind(blurred).items():
-            real.setdefault(name, []).append(measure(sharp, out))
-        print(blurred_path.name, flush=True)
+    real = gopro_rows(data, blind)
 
     results = {"bsds500_val/motion": scores(synthetic)}
     if len(pairs) > VALIDATION_PAIRS:  # the pairs no training run chose its checkpoint on

@@ -38,7 +38,7 @@ from bikanet_hf.modeling_bikanet import tile_windows
 from bikanet_hf.motion import kernel_at, rotating_shake_kernels, spatially_varying_degrade
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from motion import measure, scores  # noqa: E402
+from motion import gopro_rows, measure, scores  # noqa: E402
 from quality import markdown  # noqa: E402
 from timing import machine, write_results  # noqa: E402
 
@@ -116,15 +116,9 @@ def main() -> None:
                 rows.setdefault(name, []).append(measure(sharp, out))
             print(f"{track} {i + 1}/{args.limit} {path.name}", flush=True)
         results[f"wikiphotos10/{track}"] = scores(rows)
-    real = {"blurred": []}
-    for blurred_path in sorted((data / "gopro_examples").glob("*_blur*.png")):
-        sharp = load_rgb(blurred_path.with_name(blurred_path.name.replace("_blur", "_sharp")))
-        blurred = load_rgb(blurred_path)
-        real["blurred"].append(measure(sharp, blurred))
-        for name, out in blind_columns(models["motion"], blurred, "motion").items():
-            real.setdefault(name, []).append(measure(sharp, out))
-        print(blurred_path.name, flush=True)
-    results["gopro/real"] = scores(real)
+    results["gopro/real"] = scores(
+        gopro_rows(data, lambda blurred: blind_columns(models["motion"], blurred, "motion"))
+    )
     columns = ["true, one kernel", "true, per tile", "blind, one kernel"]
     columns += [f"blind, per tile {t}" for t in BLIND_TILES]
     report = {

@@ -324,8 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--spatially-varying",
         action="store_true",
         help="blind only: estimate a kernel for each tile (--tile-size, e.g. 384) and deblur each tile with its own, "
-        "for blur that changes across the photo (a camera that turned); better on synthetic turning shake, not on "
-        "the real GoPro pairs (benchmarks/results/motion_varying.md)",
+        "for blur that changes across the photo (a camera that turned, a tilted plane of focus); measured in "
+        "benchmarks/results/motion_varying.md",
     )
     p.add_argument("--model", default=None, help="BIKAnet folder or Hub id (default: the bundled checkpoint)")
     p.add_argument("--estimator", default=None, help="kernel estimator folder or Hub id (default: bundled)")

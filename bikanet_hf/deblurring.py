@@ -33,6 +33,12 @@ BLUR_TYPES = ("gaussian", "motion", "auto")
 # kernels of the protocol's Gaussian family; 0.17–0.37 for straight motions of 2–16 px; 0.86–1.49 for Levin's.
 MOTION_KERNEL_DISTANCE = 0.2
 DEFAULT_TILE_SIZE = 512
+# spatially_varying: how much of each tile's kernel is its own estimate, the rest being the photo's (shrinkage towards
+# the photo's kernel, for estimates made from fewer edges). Measured (benchmarks/results/motion_varying.md, 6 photos
+# per synthetic row): the Gaussian estimator is accurate on a tile alone (tilted focus +2.84 dB at 1, +2.39 at 0.5);
+# the shake's traced path is not (turning shake +0.92 at 1, +1.03 at 0.5; the two GoPro pairs +0.64 at 1, +1.00 at
+# 0.5).
+TILE_KERNEL_WEIGHT = {"gaussian": 1.0, "motion": 0.5}
 DEFAULT_TILE_OVERLAP = 64
 # `progress(fraction, stage)`: fraction of the work done in [0, 1] and a few words on what is being done.
 Progress = Callable[[float, str], None]
@@ -175,10 +181,11 @@ def estimate_tile_kernels(
     method: str | None = None,
     blur_type: str = "gaussian",
 ) -> tuple[np.ndarray, list[str]]:
-    """One kernel per tile window ``(top, bottom, left, right)`` of ``rgb``, each estimated from its tile alone, at
-    the size of ``whole_image_kernel``; a tile too flat to measure (:class:`FlatImageWarning`) or too small for the
-    method takes ``whole_image_kernel``. Returns the ``T×k×k`` kernels and notes."""
-    size = whole_image_kernel.shape[0]
+    """One kernel per tile window ``(top, bottom, left, right)`` of ``rgb``: the tile's own estimate and
+    ``whole_image_kernel`` mixed ``w : 1 − w``, w = ``TILE_KERNEL_WEIGHT[blur_type]``, at the size of
+    ``whole_image_kernel``; a tile too flat to measure (:class:`FlatImageWarning`) or too small for the method takes
+    ``whole_image_kernel``. Returns the ``T×k×k`` kernels and notes."""
+    size, weight = whole_image_kernel.shape[0], TILE_KERNEL_WEIGHT[blur_type]
     kernels, fallbacks = [], 0
     for top, bottom, left, right in windows:
         with warnings.catch_warnings(record=True) as caught:
@@ -197,8 +204,10 @@ def estimate_tile_kernels(
             kernels.append(whole_image_kernel)
             fallbacks += 1
         else:
-            kernels.append(prepare_kernel(k, size)[0])
-    notes = [f"One kernel estimated per tile ({len(windows)} tiles)."]
+            own = prepare_kernel(k, size)[0]
+            kernels.append(weight * own + (1 - weight) * whole_image_kernel)
+    mixed = f", each {weight:.0%} its own estimate and {1 - weight:.0%} the photo's" if weight < 1 else ""
+    notes = [f"One kernel estimated per tile ({len(windows)} tiles){mixed}."]
     if fallbacks:
         notes.append(f"{fallbacks} tile(s) too flat or small to measure took the whole image's kernel.")
     return np.stack(kernels), notes
@@ -286,11 +295,12 @@ def deblur(
         self_ensemble: average BIKAnet's results for the image and kernel flipped and turned together in all 8
             ways: +0.13 dB with a known kernel, +0.08 dB blind on bsds500_val quick
             (``benchmarks/results/self_ensemble.md``), for 8× the deblurring time.
-        spatially_varying: blind only: estimate a kernel for each tile (from that tile alone) as well as the whole
-            image's, and deblur each tile with its own — for blur that changes across the photo (a camera that
-            turned, or parts at different depths). Use a smaller ``tile_size`` (e.g. 384) for finer changes. On
-            synthetic turning-camera shake it beats one kernel per photo; on the two real GoPro pairs it does not
-            (``benchmarks/results/motion_varying.md``). Flat tiles take the whole image's kernel.
+        spatially_varying: blind only: estimate a kernel for each tile (from that tile) as well as the whole
+            image's, and deblur each tile with its own (camera shake: the mean of the two, ``TILE_KERNEL_WEIGHT``,
+            as a single tile's traced path is noisy) — for blur that changes
+            across the photo (a camera that turned, or parts at different depths). Use a smaller ``tile_size`` (e.g.
+            384) for finer changes; seconds per tile for camera shake. Measured in
+            ``benchmarks/results/motion_varying.md``. Flat tiles take the whole image's kernel.
 
     Returns:
         A :class:`DeblurResult` (``.image``, ``.kernel``, ``.seconds``, …).

@@ -171,3 +171,15 @@ def test_kernelgan_refine_shows_its_steps_and_runs(browser, server_url, tmp_path
     page.locator("#blind-run").click()
     page.locator("#report").get_by_text("estimated by KernelGAN refine").wait_for(state="visible")
     page.context.close()
+
+
+def test_blur_that_changes_across_the_photo_is_an_option_of_the_blind_tab(browser, server_url, tmp_path):
+    page = offline_page(browser, viewport={"width": 1280, "height": 900})
+    page.goto(server_url)
+    page.locator("#blind-varying").get_by_label("Blur changes across the photo").check()
+    page.locator("#blind-photo input[type=file]").set_input_files(write_photo(tmp_path / "varying.png", 96, 128))
+    page.locator("#blind-photo img").first.wait_for(state="visible")
+    page.locator("#blind-run").click()
+    # a photo smaller than one 384-px tile: the report says one kernel was used (the checkbox reached the handler)
+    page.locator("#report").get_by_text("fits in one 384-px tile").wait_for(state="visible")
+    page.context.close()

@@ -7,7 +7,14 @@ from PIL import Image
 from skimage import data as skdata
 from transformers import pipeline
 
-from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, DeblurResult, deblur, spatially_varying_degrade
+from bikanet_hf import (
+    BikanetConfig,
+    BikanetForImageDeblurring,
+    DeblurResult,
+    deblur,
+    linear_motion_kernel,
+    spatially_varying_degrade,
+)
 from bikanet_hf.cli import main
 from bikanet_hf.configuration_kernel_estimator import BikanetKernelEstimatorConfig
 from bikanet_hf.deblurring import DEFAULT_MODEL, load_model, prepare_kernel
@@ -238,7 +245,7 @@ def test_spatially_varying_deblur_gives_each_tile_its_own_kernel():
     per_tile = deblur(blurred, spatially_varying=True, **options)
     assert one.tile_kernels is None and per_tile.num_tiles == 3 and per_tile.tile_kernels.shape == (3, 17, 17)
     widths = [kernel_spread(k)[0] for k in per_tile.tile_kernels]
-    assert widths == sorted(widths) and widths[-1] > widths[0] + 0.3
+    assert widths == sorted(widths) and widths[-1] > widths[0] + 0.2
     np.testing.assert_allclose(per_tile.tile_kernels.sum(axis=(1, 2)), 1.0)
     assert psnr(photo, np.asarray(per_tile.image)) > psnr(photo, np.asarray(one.image)) + 0.3
     assert any("per tile (3 tiles)" in note for note in per_tile.notes)
@@ -250,3 +257,24 @@ def test_spatially_varying_deblur_gives_each_tile_its_own_kernel():
     assert any("1 tile(s) too flat or small" in note for note in result.notes)
     with pytest.raises(ValueError, match="takes no kernel"):
         deblur(blurred, KERNEL, spatially_varying=True)
+
+
+def test_tile_kernels_mix_a_traced_shake_with_the_photos(monkeypatch):
+    # A shake traced from one tile is noisy: each tile's motion kernel is half its own and half the photo's; a
+    # Gaussian estimate is used as it is. (The estimator is replaced by one that answers a kernel per tile position.)
+    from bikanet_hf import deblurring
+
+    own = {0: linear_motion_kernel(8, 0), 40: linear_motion_kernel(8, 90)}
+    monkeypatch.setattr(deblurring, "estimate_kernel", lambda tile, **options: own[int(tile[0, 0, 0])])
+    rgb = np.zeros((40, 80, 3), dtype=np.uint8)
+    rgb[:, 40:] = 40
+    windows = [(0, 40, 0, 40), (0, 40, 40, 80)]
+    photo = linear_motion_kernel(8, 45)
+    kernels, notes = deblurring.estimate_tile_kernels(rgb, windows, photo, blur_type="motion")
+    np.testing.assert_allclose(kernels, [0.5 * own[0] + 0.5 * photo, 0.5 * own[40] + 0.5 * photo])
+    assert "each 50% its own estimate and 50% the photo's" in notes[0]
+    small = {0: gaussian_kernel(1.0, 1.0, 0), 40: gaussian_kernel(3.0, 1.0, 0)}
+    monkeypatch.setattr(deblurring, "estimate_kernel", lambda tile, **options: small[int(tile[0, 0, 0])])
+    kernels, notes = deblurring.estimate_tile_kernels(rgb, windows, gaussian_kernel(2.0, 2.0, 0))
+    np.testing.assert_allclose(kernels, [small[0], small[40]])
+    assert notes == ["One kernel estimated per tile (2 tiles)."]
