@@ -442,11 +442,16 @@ def estimate_per_tile(image: np.ndarray, kernel: np.ndarray, blur: str, progress
     kernels, a picture of them laid out like the tiles, and a sentence on what was done."""
     windows = tile_windows(*image.shape[:2], VARYING_TILE_SIZE, VARYING_TILE_OVERLAP)
     rows = len({top for top, _, _, _ in windows})
-    if progress is not None:
-        progress(0.0, desc=f"Estimating a blur kernel for each of {len(windows)} tiles")
     blur_type = "motion" if blur == BLUR_SHAKE else "gaussian"
     estimator = MOTION_ESTIMATOR if blur_type == "motion" else ESTIMATOR
-    tile_kernels, notes = estimate_tile_kernels(image, windows, kernel, estimator=estimator, blur_type=blur_type)
+
+    def tile_done(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done / total, desc=f"Estimating the blur of each tile ({done} of {total})")
+
+    tile_kernels, notes = estimate_tile_kernels(
+        image, windows, kernel, estimator=estimator, blur_type=blur_type, progress=tile_done
+    )
     picture = kernels.kernel_grid_image(tile_kernels, rows, len(windows) // rows)
     text = f"one kernel per tile ({rows}×{len(windows) // rows} tiles of {VARYING_TILE_SIZE} px, in the picture)"
     if len(windows) == 1:

@@ -180,14 +180,16 @@ def estimate_tile_kernels(
     estimator=None,
     method: str | None = None,
     blur_type: str = "gaussian",
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """One kernel per tile window ``(top, bottom, left, right)`` of ``rgb``: the tile's own estimate and
     ``whole_image_kernel`` mixed ``w : 1 − w``, w = ``TILE_KERNEL_WEIGHT[blur_type]``, at the size of
     ``whole_image_kernel``; a tile too flat to measure (:class:`FlatImageWarning`) or too small for the method takes
-    ``whole_image_kernel``. Returns the ``T×k×k`` kernels and notes."""
+    ``whole_image_kernel``. ``progress(done, total)`` is called after each tile. Returns the ``T×k×k`` kernels and
+    notes."""
     size, weight = whole_image_kernel.shape[0], TILE_KERNEL_WEIGHT[blur_type]
     kernels, fallbacks = [], 0
-    for top, bottom, left, right in windows:
+    for index, (top, bottom, left, right) in enumerate(windows):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -206,6 +208,8 @@ def estimate_tile_kernels(
         else:
             own = prepare_kernel(k, size)[0]
             kernels.append(weight * own + (1 - weight) * whole_image_kernel)
+        if progress is not None:
+            progress(index + 1, len(windows))
     mixed = f", each {weight:.0%} its own estimate and {1 - weight:.0%} the photo's" if weight < 1 else ""
     notes = [f"One kernel estimated per tile ({len(windows)} tiles){mixed}."]
     if fallbacks:
@@ -322,12 +326,15 @@ def deblur(
     notes = read_notes + notes
     tile_kernels = None
     if spatially_varying:
-        if progress is not None:
-            progress(0.0, "estimating a blur kernel per tile")
         tile_start = time.perf_counter()
         windows = tile_windows(*rgb.shape[:2], tile_size, tile_overlap)
+
+        def estimate_progress(done: int, total: int) -> None:
+            if progress is not None:
+                progress(done / total, f"estimating the blur of each tile ({done} of {total})")
+
         tile_kernels, tile_notes = estimate_tile_kernels(
-            rgb, windows, k, estimator=estimator, method=method, blur_type=blur_type
+            rgb, windows, k, estimator=estimator, method=method, blur_type=blur_type, progress=estimate_progress
         )
         notes += tile_notes
         estimate_seconds += time.perf_counter() - tile_start

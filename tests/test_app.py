@@ -330,8 +330,12 @@ def test_blur_that_changes_across_the_photo_gets_a_kernel_per_tile(app, tmp_path
     kernels_ = np.stack([kernels.gaussian_kernel(0.8, 0.8, 0), kernels.gaussian_kernel(3.0, 2.0, 0)])[None]
     photo = tmp_path / "varying.png"
     Image.fromarray(spatially_varying_degrade(sharp, kernels_)).save(photo)
-    pair, picture, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, True)
+    stages = []
+    pair, picture, report, _ = app.run_blind(
+        str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, True, progress=lambda f, desc: stages.append(desc)
+    )
     assert pair[1].shape == (48, 64, 3) and "one kernel per tile (2×3 tiles of 32 px" in report
+    assert "Estimating the blur of each tile (6 of 6)" in stages
     assert "whole photo: estimated, σ_major" in report
     assert picture.size[0] > picture.size[1] > 100  # a 2×3 grid of kernel pictures
     one_kernel = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT)[0][1]

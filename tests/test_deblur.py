@@ -242,7 +242,9 @@ def test_spatially_varying_deblur_gives_each_tile_its_own_kernel():
     blurred = spatially_varying_degrade(photo, kernels)
     options = {"tile_size": 128, "tile_overlap": 32}
     one = deblur(blurred, **options)
-    per_tile = deblur(blurred, spatially_varying=True, **options)
+    stages = []
+    per_tile = deblur(blurred, spatially_varying=True, **options, progress=lambda f, stage: stages.append(stage))
+    assert "estimating the blur of each tile (3 of 3)" in stages and stages[-1].startswith("deblurring")
     assert one.tile_kernels is None and per_tile.num_tiles == 3 and per_tile.tile_kernels.shape == (3, 17, 17)
     widths = [kernel_spread(k)[0] for k in per_tile.tile_kernels]
     assert widths == sorted(widths) and widths[-1] > widths[0] + 0.2
