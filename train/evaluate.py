@@ -58,8 +58,8 @@ def frontend_wiener_deblur(blurred: np.ndarray, kernel: np.ndarray, balance: flo
     """BIKAnet's own Wiener front-end (constant balance, whole-image mirror extension) on its own: what an
     untrained model returns, so the gap to it is what the network adds."""
     x = torch.from_numpy(BikanetImageProcessor().to_array(blurred)).permute(2, 0, 1)[None]  # as the model is fed
-    y = wiener_deconvolution(x, torch.from_numpy(kernel)[None].float(), [balance])[0]
-    return y.permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().numpy()
+    y = wiener_deconvolution(x, torch.from_numpy(kernel)[None].float(), [balance])
+    return np.asarray(BikanetImageProcessor().postprocess(y)[0])  # quantised as the model's output is
 
 
 # Polyblur's settings from its IPOL demo (three iterations, halo removal, edge tapering): +0.77 dB on the first 16
