@@ -69,13 +69,17 @@ def true_tile_kernels(kernels: np.ndarray, shape: tuple[int, int], tile: int) ->
     return np.stack([kernel_at(kernels, shape, (t + b - 1) / 2, (l + r - 1) / 2) for t, b, l, r in windows])
 
 
-def blind_columns(model, blurred: np.ndarray, blur_type: str) -> dict[str, np.ndarray]:
-    outputs = {"blind, one kernel": np.asarray(deblur(blurred, model=model, blur_type=blur_type).image)}
-    for tile in BLIND_TILES:
-        result = deblur(
-            blurred, model=model, blur_type=blur_type, spatially_varying=True, tile_size=tile, tile_overlap=tile // 4
-        )
-        outputs[f"blind, per tile {tile}"] = np.asarray(result.image)
+def blind_columns(model, blurred: np.ndarray, blur_type: str, seconds: dict[str, list]) -> dict[str, np.ndarray]:
+    """The blind results, one kernel and per tile; each one's estimate + deblur time appended to ``seconds``."""
+    options = {"one kernel": {}}
+    options |= {
+        f"per tile {t}": {"spatially_varying": True, "tile_size": t, "tile_overlap": t // 4} for t in BLIND_TILES
+    }
+    outputs = {}
+    for name, extra in options.items():
+        result = deblur(blurred, model=model, blur_type=blur_type, **extra)
+        outputs[f"blind, {name}"] = np.asarray(result.image)
+        seconds.setdefault(f"blind, {name}", []).append(result.seconds["total"])
     return outputs
 
 
@@ -91,7 +95,7 @@ def main() -> None:
     data = corpus.default_data_dir()
     models = {"motion": load_model(blur_type="motion"), "gaussian": load_model()}
     tracks = {"turning shake": ("motion", rotating_shake_kernels), "tilted focus": ("gaussian", tilted_focus_kernels)}
-    results = {}
+    results, seconds = {}, {}
     for track, (blur_type, make_kernels) in tracks.items():
         model, rows = models[blur_type], {"blurred": []}
         for i, path in enumerate(sorted((data / "wikiphotos10").glob("*.png"))[: args.limit]):
@@ -109,21 +113,24 @@ def main() -> None:
                     tile_size=TRUE_TILE,
                     tile_overlap=TRUE_TILE // 4,
                 )[0],
-                **blind_columns(model, blurred, blur_type),
+                **blind_columns(model, blurred, blur_type, seconds.setdefault(track, {})),
             }
             rows["blurred"].append(measure(sharp, blurred))
             for name, out in outputs.items():
                 rows.setdefault(name, []).append(measure(sharp, out))
             print(f"{track} {i + 1}/{args.limit} {path.name}", flush=True)
         results[f"wikiphotos10/{track}"] = scores(rows)
+    real_seconds = seconds.setdefault("gopro", {})
     results["gopro/real"] = scores(
-        gopro_rows(data, lambda blurred: blind_columns(models["motion"], blurred, "motion"))
+        gopro_rows(data, lambda blurred: blind_columns(models["motion"], blurred, "motion", real_seconds))
     )
+    mean_seconds = {track: {name: float(np.mean(v)) for name, v in rows.items()} for track, rows in seconds.items()}
     columns = ["true, one kernel", "true, per tile", "blind, one kernel"]
     columns += [f"blind, per tile {t}" for t in BLIND_TILES]
     report = {
         "what": "one kernel per photo vs one per tile, on blur that varies across the photo (see the script)",
         "results": results,
+        "blind_seconds_per_photo": mean_seconds,
         "grid": GRID,
         "seed": args.seed,
         "machine": machine(args.threads),
@@ -138,7 +145,13 @@ def main() -> None:
         "`blind, per tile N`: `deblur(image, spatially_varying=True, tile_size=N)`. `gopro/real`: two real pairs, "
         "motion model, blind only."
     )
-    write_results(args.out, report, [legend, "", markdown(results, columns)])
+    timing = [
+        f"Blind, seconds per photo (estimate + deblur, CPU {args.threads} threads): "
+        + "; ".join(
+            f"{track}: " + ", ".join(f"{n[7:]} {v:.1f}" for n, v in row.items()) for track, row in mean_seconds.items()
+        )
+    ]
+    write_results(args.out, report, [legend, "", markdown(results, columns), "", *timing])
 
 
 if __name__ == "__main__":

@@ -187,21 +187,22 @@ def rotating_shake_kernels(
     return kernels
 
 
-def _hat_weights(length: int, nodes: int) -> np.ndarray:
-    """``nodes × length`` linear-interpolation weights of evenly spaced nodes (ends included); columns sum to 1."""
+def _node_weights(positions, length: int, nodes: int) -> np.ndarray:
+    """``nodes × len(positions)`` linear-interpolation weights of pixel positions (0 … ``length`` − 1) between
+    ``nodes`` evenly spaced nodes (ends included); each column sums to 1."""
+    positions = np.asarray(positions, dtype=np.float64)
     if nodes == 1:
-        return np.ones((1, length))
-    position = np.arange(length) * (nodes - 1) / max(length - 1, 1)
-    return np.clip(1 - np.abs(position[None, :] - np.arange(nodes)[:, None]), 0, None)
+        return np.ones((1, len(positions)))
+    scaled = positions * (nodes - 1) / max(length - 1, 1)
+    return np.clip(1 - np.abs(scaled[None, :] - np.arange(nodes)[:, None]), 0, None)
 
 
 def kernel_at(kernels: np.ndarray, shape: tuple[int, int], y: float, x: float) -> np.ndarray:
     """The blur kernel at pixel (y, x) of an ``H×W`` photo blurred by :func:`spatially_varying_degrade` with
     ``kernels``: the nodes' kernels interpolated bilinearly."""
     rows, cols = kernels.shape[:2]
-    wy = np.clip(1 - np.abs(y * (rows - 1) / max(shape[0] - 1, 1) - np.arange(rows)), 0, None) if rows > 1 else [1.0]
-    wx = np.clip(1 - np.abs(x * (cols - 1) / max(shape[1] - 1, 1) - np.arange(cols)), 0, None) if cols > 1 else [1.0]
-    kernel = np.einsum("i,j,ijkl->kl", np.asarray(wy), np.asarray(wx), kernels)
+    wy, wx = _node_weights([y], shape[0], rows)[:, 0], _node_weights([x], shape[1], cols)[:, 0]
+    kernel = np.einsum("i,j,ijkl->kl", wy, wx, kernels)
     return kernel / kernel.sum()
 
 
@@ -216,7 +217,7 @@ def spatially_varying_degrade(sharp: np.ndarray, kernels: np.ndarray) -> np.ndar
     height, width = sharp.shape[:2]
     kernels = np.array(kernels, dtype=np.float64)  # a writable copy (the caller's may be a broadcast view)
     rows, cols = kernels.shape[:2]
-    wy, wx = _hat_weights(height, rows), _hat_weights(width, cols)
+    wy, wx = _node_weights(np.arange(height), height, rows), _node_weights(np.arange(width), width, cols)
     x = torch.from_numpy(np.array(sharp, dtype=np.float64)).permute(2, 0, 1)[None]  # a copy: may be read-only
     out = torch.zeros_like(x)
     for i in range(rows):
