@@ -582,9 +582,10 @@ estimates the kernel from the photo itself; if you know the blur, give it in **K
   its kernel (a straight motion from the sliders, or a kernel file up to 31×31).
 - **Does not fix well:** camera shake in blind mode (experimental: the shake's path is traced from the photo's
   edges, which helps on average but can go wrong on textured photos), very large defocus, or blur that changes
-  across the picture. A wrong kernel gives a wrong result: try a few and compare.
-- **Blind estimates** assume one Gaussian-like blur for the whole photo; a photo with few edges gives a poor
-  estimate. **Try it on a sharp photo** shows how close the estimate comes to the truth.
+  across the picture (the "blur changes across the photo" option estimates a kernel per tile, which helps some).
+  A wrong kernel gives a wrong result: try a few and compare.
+- **Blind estimates** assume one blur for the whole photo unless that option is on; a photo with few edges gives
+  a poor estimate. **Try it on a sharp photo** shows how close the estimate comes to the truth.
 """
 
 EXAMPLE_KERNELS = {  # file → (σ major, σ minor, angle) it was blurred with; see bikanet_hf/examples/README.md
