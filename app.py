@@ -36,7 +36,7 @@ from PIL import Image
 
 import bikanet_hf
 from bikanet_hf import BikanetForImageDeblurring, image_io, kernels, metrics, motion
-from bikanet_hf.deblurring import estimate_tile_kernels, is_motion_kernel, restore
+from bikanet_hf.deblurring import apply_strength, estimate_tile_kernels, is_motion_kernel, restore
 from bikanet_hf.estimation import (
     DEFAULT_MODEL,
     DEFAULT_MOTION_MODEL,
@@ -467,9 +467,11 @@ def run_blind(
     steps=600,
     blur=BLUR_SOFT,
     varying=False,
+    strength=100,
     progress=gr.Progress(),  # noqa: B008 (gradio's progress idiom)
 ):
-    """Estimate the blur kernel of an uploaded blurred photo (``varying``: also one per tile), then deblur it."""
+    """Estimate the blur kernel of an uploaded blurred photo (``varying``: also one per tile), then deblur it and
+    keep ``strength`` % of the correction."""
     start = time.perf_counter()
     if varying and how == ESTIMATE_REFINE:
         raise gr.Error(
@@ -483,16 +485,12 @@ def run_blind(
     if varying:
         tile_kernels, picture, tile_text = estimate_per_tile(blurred, kernel, blur, progress)
         kernel_text = f"{tile_text}; whole photo: {kernel_text}"
+    if not 0 <= strength <= 100:
+        raise gr.Error(f"Strength is a percentage from 0 to 100, got {strength}.", print_exception=False)
     restored = deblur(blurred, kernel, progress, estimated=True, tile_kernels=tile_kernels)
-    return _results(
-        blurred,
-        restored,
-        picture,
-        stem,
-        "Estimated the blur and deblurred",
-        start,
-        f"kernel: {html.escape(kernel_text)}",
-    )
+    restored = apply_strength(blurred, restored, strength / 100)
+    what = "Estimated the blur and deblurred" + (f" at {strength:g}% strength" if strength < 100 else "")
+    return _results(blurred, restored, picture, stem, what, start, f"kernel: {html.escape(kernel_text)}")
 
 
 def run_known_kernel(
@@ -765,7 +763,17 @@ def _blind_tab(results: Results) -> None:
         "photos; for camera shake it takes a few seconds per tile.",
         elem_id="blind-varying",
     )
-    inputs = [photo, how, steps, blur, varying]
+    strength = gr.Slider(
+        0,
+        100,
+        value=100,
+        step=5,
+        label="Strength (%)",
+        info="How much of the correction to keep: lower it if the result looks over-sharpened (halos, grain), e.g. "
+        "when the photo was barely blurred.",
+        elem_id="blind-strength",
+    )
+    inputs = [photo, how, steps, blur, varying, strength]
     _run_button("Estimate the blur and deblur", "blind", run_blind, inputs, results, "deblur_blind")
     gr.Examples(
         [[str(EXAMPLES_DIR / name)] for name in EXAMPLE_KERNELS],

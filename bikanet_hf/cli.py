@@ -157,6 +157,8 @@ def cmd_deblur(args: argparse.Namespace) -> int:
     from .estimation import load_estimator
 
     kernel = _kernel_from_args(args) if (args.kernel or args.sigma or args.motion is not None) else None
+    if not 0.0 <= args.strength <= 1.0:
+        raise ValueError(f"--strength must be between 0 and 1, got {args.strength:g}.")
     if kernel is not None and args.spatially_varying:
         raise ValueError("--spatially-varying estimates a kernel per tile: it takes no --kernel, --sigma or --motion.")
     files, unmatched = _expand_inputs(args.inputs)
@@ -191,6 +193,7 @@ def cmd_deblur(args: argparse.Namespace) -> int:
                 tile_overlap=min(DEFAULT_TILE_OVERLAP, args.tile_size // 4),
                 self_ensemble=args.self_ensemble,
                 spatially_varying=args.spatially_varying,
+                strength=args.strength,
             )
             partial = output.with_name(f".{output.name}.partial")
             try:  # a full disk or a crash leaves no half-written result under the final name
@@ -293,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  bikanet deblur shaky.jpg -o sharp/ --kernel levin_k4.png --blur-type auto     camera shake, known kernel\n"
         "  bikanet deblur shaky.jpg -o sharp/ --blur-type motion    blind camera shake (path by edge prediction)\n"
         "  bikanet deblur turned.jpg -o sharp/ --blur-type motion --spatially-varying --tile-size 384\n"
+        "  bikanet deblur soft.jpg -o sharp/ --strength 0.6           keep 60% of the correction\n"
         "  bikanet deblur photo.jpg -o sharp/ --kernel psf.npy --device cuda",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -326,6 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="blind only: estimate a kernel for each tile (--tile-size, e.g. 384) and deblur each tile with its own, "
         "for blur that changes across the photo (a camera that turned, a tilted plane of focus); measured in "
         "benchmarks/results/motion_varying.md",
+    )
+    p.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="how much of the correction to keep, 0 (the input) to 1 (the full result, default): tones down a result "
+        "that looks over-sharpened",
     )
     p.add_argument("--model", default=None, help="BIKAnet folder or Hub id (default: the bundled checkpoint)")
     p.add_argument("--estimator", default=None, help="kernel estimator folder or Hub id (default: bundled)")

@@ -260,6 +260,15 @@ def restore(
     return restored.permute(1, 2, 0).cpu().numpy(), tiles[0] // (8 if self_ensemble else 1)
 
 
+def apply_strength(original: np.ndarray, restored: np.ndarray, strength: float) -> np.ndarray:
+    """``original + strength·(restored − original)`` for two uint8 images, rounded back to uint8: part of the
+    correction (0: the original, 1: the restored image). ``ValueError`` outside [0, 1]."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be between 0 and 1, got {strength}.")
+    blended = original + np.float32(strength) * (restored.astype(np.float32) - original)
+    return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
 def deblur(
     image,
     kernel=None,
@@ -274,6 +283,7 @@ def deblur(
     progress: Progress | None = None,
     self_ensemble: bool = False,
     spatially_varying: bool = False,
+    strength: float = 1.0,
 ) -> DeblurResult:
     """Deblur a photo; blind (the kernel is estimated) when ``kernel`` is ``None``.
 
@@ -305,11 +315,16 @@ def deblur(
             across the photo (a camera that turned, or parts at different depths). Use a smaller ``tile_size`` (e.g.
             384) for finer changes; seconds per tile for camera shake. Measured in
             ``benchmarks/results/motion_varying.md``. Flat tiles take the whole image's kernel.
+        strength: how much of the correction to keep, from 0 (the input unchanged) to 1 (BIKAnet's result, the
+            default): ``input + strength·(result − input)``, rounded to 8 bits — to tone down a result that looks
+            over-sharpened, e.g. when the photo was barely blurred.
 
     Returns:
         A :class:`DeblurResult` (``.image``, ``.kernel``, ``.seconds``, …).
     """
     start = time.perf_counter()
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be between 0 and 1, got {strength}.")
     if spatially_varying and (kernel is not None or self_ensemble):
         raise ValueError("spatially_varying estimates a kernel per tile: it takes no kernel and no self_ensemble.")
     if progress is not None:
@@ -358,6 +373,9 @@ def deblur(
     )
     if self_ensemble:
         notes.append("Averaged over the image flipped and turned 8 ways (self-ensemble).")
+    if strength < 1.0:
+        restored = apply_strength(rgb, restored, strength)
+        notes.append(f"Applied at {strength:.0%} strength.")
     deblur_seconds = time.perf_counter() - deblur_start
     result = Image.fromarray(np.dstack([restored, alpha]) if alpha is not None else restored)
     seconds = {"estimate": estimate_seconds, "deblur": deblur_seconds, "total": time.perf_counter() - start}

@@ -342,6 +342,12 @@ def test_blur_that_changes_across_the_photo_gets_a_kernel_per_tile(app, tmp_path
     assert not np.array_equal(pair[1], one_kernel)
     with pytest.raises(app.gr.Error, match="uses the fast estimator"):
         app.run_blind(str(photo), app.ESTIMATE_REFINE, 50, app.BLUR_SOFT, True)
+    # the strength slider keeps part of the correction: none at 0 %
+    pair, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, False, 0)
+    np.testing.assert_array_equal(pair[1], pair[0])
+    assert "deblurred at 0% strength in" in report
+    with pytest.raises(app.gr.Error, match="percentage from 0 to 100"):
+        app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, False, 150)
     monkeypatch.setattr(app, "VARYING_TILE_SIZE", 64)
     _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, True)
     assert "fits in one 64-px tile, so one kernel was used" in report

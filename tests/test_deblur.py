@@ -198,6 +198,10 @@ def test_cli_deblur_folders_globs_failures(tmp_path, blurred, tiny_estimator, ca
     assert not np.array_equal(np.asarray(Image.open(out / "a.png")), single)  # the 8-way average
     assert main([*blind, "--force", "--spatially-varying", "--tile-size", "64"]) == 0
     assert "One kernel estimated per tile (6 tiles)" in capsys.readouterr().err
+    assert main(["deblur", str(inputs / "a.png"), "-o", str(out), "--sigma", "1", "--force", "--strength", "0"]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "a.png")), blurred)
+    assert main(["deblur", str(inputs / "a.png"), "-o", str(out), "--sigma", "1", "--force", "--strength", "2"]) != 0
+    assert "--strength must be between 0 and 1, got 2" in capsys.readouterr().err
     assert main(["deblur", str(inputs / "a.png"), "-o", str(out), "--sigma", "1", "--spatially-varying"]) != 0
     assert "takes no --kernel" in capsys.readouterr().err
     before = (inputs / "a.png").read_bytes()
@@ -280,3 +284,13 @@ def test_tile_kernels_mix_a_traced_shake_with_the_photos(monkeypatch):
     kernels, notes = deblurring.estimate_tile_kernels(rgb, windows, gaussian_kernel(2.0, 2.0, 0))
     np.testing.assert_allclose(kernels, [small[0], small[40]])
     assert notes == ["One kernel estimated per tile (2 tiles)."]
+
+
+def test_strength_tones_the_correction_down(blurred):
+    full = np.asarray(deblur(blurred, KERNEL).image).astype(int)
+    np.testing.assert_array_equal(np.asarray(deblur(blurred, KERNEL, strength=0.0).image), blurred)
+    half = deblur(blurred, KERNEL, strength=0.5)
+    assert np.abs(np.asarray(half.image).astype(int) - (blurred.astype(int) + full) / 2).max() <= 0.5
+    assert "Applied at 50% strength." in half.notes
+    with pytest.raises(ValueError, match="strength must be between 0 and 1, got 1.5"):
+        deblur(blurred, KERNEL, strength=1.5)
