@@ -73,6 +73,20 @@ def test_evaluate_writes_json_and_markdown(tmp_path, data_dir):
     assert "| images | random |" in table and "tiny+blind+ensemble" in table and "kernel L1 (estimate)" in table
 
 
+def test_evaluate_without_wiener_still_writes_its_table(tmp_path, data_dir):
+    images = tmp_path / "images"
+    images.mkdir()
+    first = sorted(p.name for p in (data_dir / "bsds500_val").iterdir())[0]
+    shutil.copy(data_dir / "bsds500_val" / first, images / first)
+    BikanetForImageDeblurring(BikanetConfig(hidden_size=4, block_hidden_size=8, num_blocks=1)).save_pretrained(
+        tmp_path / "model"
+    )
+    args = ["--model", f"tiny={tmp_path / 'model'}", "--sets", str(images), "--no_wiener", "--threads", "1"]
+    evaluate.main([*args, "--out", str(tmp_path / "table")])  # the legend named the (untuned) balance and failed
+    table = (tmp_path / "table.md").read_text()
+    assert "| images | quick |" in table and "wiener" not in table
+
+
 def test_gaussian_sanity_of_wiener_helper():
     rng = np.random.default_rng(0)
     sharp = (rng.random((40, 40, 3)) * 255).astype(np.uint8)
