@@ -362,15 +362,20 @@ class BikanetKernelEstimator(PreTrainedModel):
         return crops, texture[order]
 
     @torch.no_grad()
-    def estimate(self, image: torch.Tensor, covariance_scale: float = 1.0) -> KernelEstimationOutput:
-        """The kernel of one 3×H×W image in [0, 1] of any size (at least 16×16): the moments of its most textured
-        crops (``select_crops``) are pooled (averaged, as over one larger crop) and mapped to one kernel, whose
-        covariance is multiplied by ``covariance_scale`` (``config.deblur_covariance_scale`` when deblurring)."""
+    def pooled_moments(self, image: torch.Tensor) -> torch.Tensor:
+        """1×F moments of one 3×H×W image in [0, 1]: those of its most textured crops (``select_crops``), averaged
+        as over one larger crop; what :meth:`estimate` maps to a kernel (and whole-photo fine-tuning learns from)."""
         if image.ndim != 3:
             raise ValueError(f"estimate() takes one C×H×W image, got shape {tuple(image.shape)}.")
         crops, _ = self.select_crops(image.float())
-        moments = self.statistics(crops).mean(0, keepdim=True)
-        return self._output(covariance_scale * self.covariance(moments), None, True)
+        return self.statistics(crops).mean(0, keepdim=True)
+
+    @torch.no_grad()
+    def estimate(self, image: torch.Tensor, covariance_scale: float = 1.0) -> KernelEstimationOutput:
+        """The kernel of one 3×H×W image in [0, 1] of any size (at least 16×16): its pooled moments
+        (:meth:`pooled_moments`) mapped to one kernel, whose covariance is multiplied by ``covariance_scale``
+        (``config.deblur_covariance_scale`` when deblurring)."""
+        return self._output(covariance_scale * self.covariance(self.pooled_moments(image)), None, True)
 
 
 def _grid(length: int, size: int) -> list[int]:

@@ -232,3 +232,45 @@ def test_a_photo_with_very_little_blur_is_flagged_as_possibly_sharp(data_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a clearly blurred photo raises no warning at all
         estimate_kernel(degrade(sharp, gaussian_kernel(1.5, 1.5, 0)), for_deblurring=True)
+
+
+@pytest.mark.slow
+def test_whole_photo_fine_tuning_learns_from_pooled_statistics_and_caches_them(folders, tiny_folder, tmp_path, capsys):
+    import sys
+
+    from bikanet_hf.protocol import protocol_pairs
+    from tests.conftest import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT / "train"))
+    import finetune_kernel_estimator as finetune
+
+    cache, out = tmp_path / "moments.npz", tmp_path / "tuned"
+
+    def run(per_image: int, output_dir, *extra: str) -> dict:
+        finetune.main(
+            ["--train_dirs", str(folders / "train"), "--validation_dir", str(folders / "val")]
+            + ["--init_from", str(tiny_folder), "--moments_cache", str(cache), "--workers", "1"]
+            + ["--per_image", str(per_image), "--output_dir", str(output_dir), *extra]
+        )
+        return json.loads((output_dir / "eval_results.json").read_text())
+
+    results = run(4, out, "--epochs", "3", "--batch_size", "4", "--learning_rate", "1e-2")
+    saved = np.load(cache)
+    assert saved["moments"].shape == (12, BikanetKernelEstimator(TINY).statistics.num_features)
+    assert [h["epoch"] for h in results["history"]] == [0, 1, 2, 3] and results["validation_quick"]["num_pairs"] == 2
+    initial = BikanetKernelEstimator.from_pretrained(tiny_folder)
+    tuned = BikanetKernelEstimator.from_pretrained(out)
+    assert results["validation_quick"]["epoch"] == 0 or not torch.equal(tuned.head[0].weight, initial.head[0].weight)
+    torch.testing.assert_close(tuned.feature_mean, initial.feature_mean)  # the standardisation is kept
+    # The recorded validation error is what estimate() gives on the protocol's pairs with the saved estimator.
+    pairs = list(protocol_pairs(folders / "val", track="quick"))
+    images = [torch.from_numpy(p.blurred).permute(2, 0, 1).float() / 255 for p in pairs]
+    errors = [kernel_l1(tuned.estimate(x).kernel[0].numpy(), p.kernel) for x, p in zip(images, pairs, strict=True)]
+    assert np.mean(errors) == pytest.approx(results["validation_quick"]["kernel_l1"], abs=1e-5)
+    assert "Fine-tuned on whole photos" in (out / "README.md").read_text()
+    # The same flags read the cache (the photos are not blurred again); other flags recompute it.
+    capsys.readouterr()
+    run(4, tmp_path / "again", "--epochs", "1")
+    assert f"Statistics of 12 blurred photos from {cache}" in capsys.readouterr().out
+    run(2, tmp_path / "other", "--epochs", "1")
+    assert "made with other flags" in capsys.readouterr().out and np.load(cache)["moments"].shape[0] == 6
