@@ -260,7 +260,7 @@ def test_whole_photo_fine_tuning_learns_from_pooled_statistics_and_caches_them(f
     assert [h["epoch"] for h in results["history"]] == [0, 1, 2, 3] and results["validation_quick"]["num_pairs"] == 2
     initial = BikanetKernelEstimator.from_pretrained(tiny_folder)
     tuned = BikanetKernelEstimator.from_pretrained(out)
-    assert results["validation_quick"]["epoch"] == 0 or not torch.equal(tuned.head[0].weight, initial.head[0].weight)
+    assert not torch.equal(tuned.head[0].weight, initial.head[0].weight)  # the last epoch is kept
     torch.testing.assert_close(tuned.feature_mean, initial.feature_mean)  # the standardisation is kept
     # The recorded validation error is what estimate() gives on the protocol's pairs with the saved estimator.
     pairs = list(protocol_pairs(folders / "val", track="quick"))
