@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train_dirs", nargs="+", required=True, help="Folders (or Hub dataset ids) of sharp photos.")
     p.add_argument("--output_dir", required=True, help="Where the fine-tuned estimator is saved.")
-    p.add_argument("--init_from", default=str(DEFAULT_ESTIMATOR), help="Estimator to start from (default: bundled).")
+    p.add_argument("--init_from", default=None, help="Estimator folder to start from (default: the bundled one).")
     p.add_argument("--per_image", type=int, default=48, help="Blurred versions of each photo (default 48).")
     p.add_argument("--bank16_fraction", type=float, default=0.3, help="Share of bank16 kernels (default 0.3).")
     p.add_argument("--noise_probability", type=float, default=0.2, help="Share of noisy photos (default 0.2).")
@@ -65,6 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.per_image < 1 or args.epochs < 1 or args.batch_size < 1:
         p.error("--per_image, --epochs and --batch_size must be at least 1")
+    args.init_path = args.init_from or str(DEFAULT_ESTIMATOR)
     return args
 
 
@@ -101,7 +102,7 @@ def photo_moments(args: argparse.Namespace) -> dict[str, np.ndarray]:
     sources = [value["path"] for value in images["sharp"]]
     recipe = {
         "sources": sources,
-        "init_from": str(args.init_from),
+        "init_from": args.init_path,
         **{k: getattr(args, k) for k in ("per_image", "seed", "bank16_fraction", "noise_probability")},
     }
     cache = Path(args.moments_cache) if args.moments_cache else None
@@ -112,7 +113,7 @@ def photo_moments(args: argparse.Namespace) -> dict[str, np.ndarray]:
             return {k: saved[k] for k in ("kernel", "moments", "noise", "minutes")}
         print(f"{cache} was made with other flags: computing anew", flush=True)
     jobs = [
-        (i, path, str(args.init_from), args.per_image, args.seed, args.bank16_fraction, args.noise_probability)
+        (i, path, args.init_path, args.per_image, args.seed, args.bank16_fraction, args.noise_probability)
         for i, path in enumerate(sources)
     ]
     start, results = time.time(), []
@@ -154,7 +155,7 @@ def kernel_errors(model: BikanetKernelEstimator, tracks: dict[str, tuple]) -> di
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     torch.manual_seed(args.seed)
-    model = BikanetKernelEstimator.from_pretrained(args.init_from)
+    model = BikanetKernelEstimator.from_pretrained(args.init_path)
     data = photo_moments(args)
     start = time.time()
     moments, kernels = torch.from_numpy(data["moments"]).float(), torch.from_numpy(data["kernel"])
@@ -184,8 +185,8 @@ def main(argv: list[str] | None = None) -> Path:
     model.save_pretrained(output, safe_serialization=True)
     training = {
         "stage": "whole-photo fine-tuning of the head",
-        "init_from": str(args.init_from),
-        "train_sources": [str(d) for d in args.train_dirs],
+        "init_from": args.init_from or "the bundled estimator",  # no machine's paths in a shipped card
+        "train_sources": [Path(d).name for d in args.train_dirs],
         "blurred_photos": len(moments),
         "statistics_minutes": float(data["minutes"]),
         "head_minutes": (time.time() - start) / 60,
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> Path:
         "history": history,
     }
     (output / "eval_results.json").write_text(json.dumps(results, indent=2))
-    card = Path(args.init_from) / "README.md"
+    card = Path(args.init_path) / "README.md"
     earlier = card.read_text() if card.exists() else ""
     (output / "README.md").write_text(earlier + model_card_section(results, history[0]))
     return output
@@ -216,7 +217,7 @@ def model_card_section(results: dict, initial: dict) -> str:
 
 The head was then fine-tuned on the statistics `estimate` pools from whole photos (its 8 most textured 256×256
 crops) instead of single 128×128 crops: {t["blurred_photos"]:,} blurred photos ({t["per_image"]} kernels for each
-photo of {", ".join(Path(s).name for s in t["train_sources"])}; bank16 with probability {t["bank16_fraction"]}, else
+photo of {", ".join(t["train_sources"])}; bank16 with probability {t["bank16_fraction"]}, else
 the random Gaussian family; Gaussian noise σ ~ U[0, 2.55] on {t["noise_probability"]:.0%} of them), AdamW
 {t["learning_rate"]:g} with a one-cycle schedule, {t["epochs"]} epochs of batches of {t["batch_size"]} (the last one
 kept), on {t["hardware"]}: {t["statistics_minutes"]:.1f} minutes computing the statistics (once; cached),
