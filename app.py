@@ -738,7 +738,7 @@ def _blind_tab(results: Results) -> None:
         label="Kernel estimator",
         info="The fast one answers in a fraction of a second. KernelGAN learns the blur from your photo's own "
         "patches (a few seconds per 100 steps on a CPU), starting from the fast estimate; it is experimental: on our "
-        "benchmark its kernels are less accurate than the fast estimator's.",
+        "benchmarks it has not improved on the fast estimate, so the kernel it returns is about the fast one.",
         elem_id="blind-estimator",
     )
     steps = gr.Slider(50, 1200, value=600, step=50, label="KernelGAN steps", visible=False, elem_id="blind-gan-steps")

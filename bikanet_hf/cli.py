@@ -286,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
         "is 0 only when every input was deblurred.",
         epilog=textwrap.fill(EPILOG_KERNEL, 100)
         + "\n\nEstimation methods: amortized (one network pass, tens of milliseconds), gan (KernelGAN trained on\n"
-        "the photo, about 10 s), refine (KernelGAN started from the amortized estimate); for camera shake, edges\n"
+        "the photo, about 10 s), refine (KernelGAN started from the amortized estimate; returns about that\n"
+        "estimate, as the GAN has not improved on it); for camera shake, edges\n"
         "(the shake's path by edge prediction, seconds; the default) or amortized (a straight motion). On the\n"
         "benchmark the amortized estimate is the most accurate for soft blur (kernel error 0.10 against 0.4-0.6\n"
         "for KernelGAN).\n\nExamples:\n"

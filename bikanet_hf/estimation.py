@@ -4,7 +4,9 @@ Methods:
 
 * ``"amortized"`` — one pass of :class:`BikanetKernelEstimator` (tens of milliseconds; the default);
 * ``"gan"`` — :class:`KernelGAN`, a GAN trained on the photo's own crops (seconds per photo; see its module);
-* ``"refine"`` — KernelGAN started from the amortized estimate;
+* ``"refine"`` — KernelGAN started from the amortized estimate, the two answers weighed against each other; on
+  images no estimator saw, the GAN added nothing the amortized estimate lacked, so this returns about the amortized
+  kernel (``KernelGANConfig.refine_prior_weight``, ``benchmarks/results/kernelgan_refine.md``);
 * ``"edges"`` — camera shake only: the shake's path by coarse-to-fine edge prediction (seconds; see
   :mod:`bikanet_hf.shake_estimation`), the default for ``blur_type="motion"``.
 """
