@@ -323,10 +323,20 @@ class BikanetKernelEstimator(PreTrainedModel):
             pixel_values: B×3×H×W blurred images (crops) in [0, 1].
             labels: optional B×k×k true kernels; gives ``loss``, the protocol's kernel error.
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        return self._output(self.covariance(self.statistics(pixel_values.float())), labels, return_dict)
+        return self.from_moments(self.statistics(pixel_values.float()), labels, return_dict=return_dict)
 
-    def _output(self, covariance, labels, return_dict):
+    def from_moments(
+        self,
+        moments: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        covariance_scale: float = 1.0,
+        return_dict: bool | None = None,
+    ) -> KernelEstimationOutput | tuple:
+        """The output for B×F moments (:meth:`statistics` of crops, or :meth:`pooled_moments` of a photo): the
+        kernel of the predicted covariance times ``covariance_scale``, and ``loss`` against ``labels`` (B×k×k true
+        kernels) when given. Differentiable, so that a head can be trained on cached moments."""
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        covariance = covariance_scale * self.covariance(moments)
         if self.config.kernel_family == "motion":  # the kernel to deblur with; training matches the covariance
             kernel = straight_motion_kernels(covariance.detach(), self.config.kernel_size)
         else:
@@ -375,7 +385,7 @@ class BikanetKernelEstimator(PreTrainedModel):
         """The kernel of one 3×H×W image in [0, 1] of any size (at least 16×16): its pooled moments
         (:meth:`pooled_moments`) mapped to one kernel, whose covariance is multiplied by ``covariance_scale``
         (``config.deblur_covariance_scale`` when deblurring)."""
-        return self._output(covariance_scale * self.covariance(self.pooled_moments(image)), None, True)
+        return self.from_moments(self.pooled_moments(image), covariance_scale=covariance_scale, return_dict=True)
 
 
 def _grid(length: int, size: int) -> list[int]:

@@ -149,7 +149,7 @@ def validation_moments(model: BikanetKernelEstimator, args: argparse.Namespace) 
 def kernel_errors(model: BikanetKernelEstimator, tracks: dict[str, tuple]) -> dict[str, float]:
     """Mean kernel error Σ|k̂ − k| per track (the estimate as ``estimate`` makes it, covariance scale 1)."""
     model.eval()
-    return {track: float(model._output(model.covariance(m), k, True).loss) for track, (m, k) in tracks.items()}
+    return {track: float(model.from_moments(m, k).loss) for track, (m, k) in tracks.items()}
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> Path:
         order, total = torch.randperm(len(moments)), 0.0
         for step in range(steps_per_epoch):
             batch = order[step * args.batch_size : (step + 1) * args.batch_size]
-            loss = model._output(model.covariance(moments[batch]), kernels[batch], True).loss
+            loss = model.from_moments(moments[batch], kernels[batch]).loss
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.head.parameters(), 1.0)
