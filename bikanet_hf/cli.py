@@ -286,11 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
         "is 0 only when every input was deblurred.",
         epilog=textwrap.fill(EPILOG_KERNEL, 100)
         + "\n\nEstimation methods: amortized (one network pass, tens of milliseconds), gan (KernelGAN trained on\n"
-        "the photo, about 10 s), refine (KernelGAN started from the amortized estimate; returns about that\n"
-        "estimate, as the GAN has not improved on it); for camera shake, edges\n"
-        "(the shake's path by edge prediction, seconds; the default) or amortized (a straight motion). On the\n"
-        "benchmark the amortized estimate is the most accurate for soft blur (kernel error 0.10 against 0.4-0.6\n"
-        "for KernelGAN).\n\nExamples:\n"
+        "the photo, about 20 s on 2 CPU threads), refine (KernelGAN started from the amortized estimate; it\n"
+        "returns about that estimate, as the GAN has not improved on it); for camera shake, edges (the shake's\n"
+        "path by edge prediction, seconds; the default) or amortized (a straight motion). On the benchmark the\n"
+        "amortized estimate is the most accurate for soft blur (kernel error 0.10 against 0.3-0.5 for KernelGAN).\n"
+        "\nExamples:\n"
         "  bikanet deblur photo.jpg -o sharp/                      blind: estimate the kernel, then deblur\n"
         "  bikanet deblur shots/ 'more/*.png' -o sharp/ --save-kernel\n"
         "  bikanet deblur photo.jpg -o sharp/ --sigma 2.5 1.0 --angle 30\n"
