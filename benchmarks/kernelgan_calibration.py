@@ -14,7 +14,9 @@
    ``(w·Σ_start + Σ_gan) / (1 + w)`` is fitted by grid search on the mean kernel error.
 
 Usage: ``python benchmarks/kernelgan_calibration.py``; writes ``benchmarks/results/kernelgan.{json,md}``.
-The fitted constants (a, c, w) are to be copied into ``KernelGANConfig``'s defaults by hand.
+The fitted constants (a, c) are to be copied into ``KernelGANConfig``'s defaults by hand. The refine weight w of
+step 4 (12 images, w up to 64) is superseded by ``benchmarks/kernelgan_refine.py`` (94 pairs, w up to 1024), which
+chose the default.
 """
 
 from __future__ import annotations
