@@ -12,7 +12,8 @@ Each tab is one ``*_tab`` function that builds its controls and wires its button
 Large photos are deblurred in overlapping tiles (``bikanet_hf.deblurring.restore``) with a progress bar.
 
 Run ``python app.py`` (http://127.0.0.1:7860; ``PORT`` changes the port). The models load once, at import:
-BIKAnet from ``$BIKANET_MODEL`` or the checkpoint bundled in ``bikanet_hf/checkpoints/bikanet``; the motion-blur
+BIKAnet from ``$BIKANET_MODEL`` (a folder, or a bundled checkpoint's name: ``bikanet-large`` is a little better and
+about 5× slower) or the checkpoint bundled in ``bikanet_hf/checkpoints/bikanet``; the motion-blur
 model from ``$BIKANET_MOTION_MODEL`` or ``bikanet_hf/checkpoints/bikanet-motion``; the kernel estimators from
 ``$BIKANET_ESTIMATOR`` / ``$BIKANET_MOTION_ESTIMATOR``, else the ``kernel_estimator`` folder inside each model.
 """
@@ -38,6 +39,7 @@ import bikanet_hf
 from bikanet_hf import BikanetForImageDeblurring, image_io, kernels, metrics, motion
 from bikanet_hf.deblurring import apply_strength, estimate_tile_kernels, is_motion_kernel, restore
 from bikanet_hf.estimation import (
+    BUNDLED_MODELS,
     DEFAULT_MODEL,
     DEFAULT_MOTION_MODEL,
     FlatImageWarning,
@@ -56,8 +58,16 @@ import gradio as gr  # noqa: E402  (after the environment variable above)
 # Settings and the model (loaded once, at import)
 # ---------------------------------------------------------------------------------------------------------------
 PACKAGE_DIR = Path(bikanet_hf.__file__).resolve().parent
-MODEL_PATH = Path(os.environ.get("BIKANET_MODEL") or DEFAULT_MODEL)
-MOTION_MODEL_PATH = Path(os.environ.get("BIKANET_MOTION_MODEL") or DEFAULT_MOTION_MODEL)
+
+
+def _model_path(variable: str, default: Path) -> Path:
+    """The folder (or Hub id) a setting names: a path, or a bundled checkpoint's name such as ``bikanet-large``."""
+    value = os.environ.get(variable)
+    return Path(BUNDLED_MODELS.get(value, value)) if value else default
+
+
+MODEL_PATH = _model_path("BIKANET_MODEL", DEFAULT_MODEL)
+MOTION_MODEL_PATH = _model_path("BIKANET_MOTION_MODEL", DEFAULT_MOTION_MODEL)
 EXAMPLES_DIR = PACKAGE_DIR / "examples"
 MIN_SIDE = 16  # smaller pictures carry too little to deblur, and SSIM needs an 11-pixel window
 SIGMA_RANGE = kernels.RANDOM_SIGMA_RANGE  # the kernel family the model was trained on: σ in [0.6, 4.0] px

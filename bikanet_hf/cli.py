@@ -340,7 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="how much of the correction to keep, 0 (the input) to 1 (the full result, default): tones down a result "
         "that looks over-sharpened",
     )
-    p.add_argument("--model", default=None, help="BIKAnet folder or Hub id (default: the bundled checkpoint)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="BIKAnet folder, Hub id or bundled checkpoint: bikanet (the default), bikanet-large (a little better, "
+        "about 5× slower) or bikanet-motion (default: the bundled one for the blur type)",
+    )
     p.add_argument("--estimator", default=None, help="kernel estimator folder or Hub id (default: bundled)")
     p.add_argument("--force", action="store_true", help="replace outputs that exist")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")

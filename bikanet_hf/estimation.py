@@ -34,12 +34,15 @@ METHODS = ("amortized", "gan", "refine", "edges")
 # Per blur type: the methods that estimate it, the first being the default (the best measured:
 # benchmarks/results/kernel_estimation.md and motion.md).
 METHODS_FOR = {"gaussian": ("amortized", "gan", "refine"), "motion": ("edges", "amortized")}
-# The bundled checkpoints: BIKAnet, and the motion-blur extension's model (per-pixel motion flow instead of AdaIN,
-# 31×31 camera-shake kernels); each folder holds its kernel estimator, so that the folder (and a Hub repository made
-# from it) is a whole blind deblurrer.
+# The bundled checkpoints: BIKAnet, a larger BIKAnet (trained on a GPU; a little better, about 5× slower on a CPU,
+# so opt-in), and the motion-blur extension's model (per-pixel motion flow instead of AdaIN, 31×31 camera-shake
+# kernels); each folder holds its kernel estimator, so that the folder (and a Hub repository made from it) is a whole
+# blind deblurrer. ``BUNDLED_MODELS`` names them for ``deblur(model=...)``, the CLI's ``--model`` and the app.
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 DEFAULT_MODEL = CHECKPOINTS / "bikanet"
+LARGE_MODEL = CHECKPOINTS / "bikanet-large"
 DEFAULT_MOTION_MODEL = CHECKPOINTS / "bikanet-motion"
+BUNDLED_MODELS = {path.name: path for path in (DEFAULT_MODEL, LARGE_MODEL, DEFAULT_MOTION_MODEL)}
 DEFAULT_ESTIMATOR = DEFAULT_MODEL / "kernel_estimator"
 DEFAULT_MOTION_ESTIMATOR = DEFAULT_MOTION_MODEL / "kernel_estimator"
 MIN_SIDE = 16

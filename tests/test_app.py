@@ -567,6 +567,8 @@ def test_space_build_assembles_a_deployable_folder(tmp_path):
     assert {"README.md", "requirements.txt", "app.py", "bikanet_hf/__init__.py", "bikanet_hf/kernels.py"} <= files
     assert {"bikanet_hf/examples/coffee_blurred.png", "bikanet_hf/examples/README.md"} <= files
     assert not any("__pycache__" in f or f.endswith(".pyc") for f in files)
+    assert "bikanet_hf/checkpoints/bikanet/config.json" in files  # the app's checkpoints travel; the opt-in one not
+    assert not any(f.startswith("bikanet_hf/checkpoints/bikanet-large") for f in files)
     assert (tmp_path / "space" / "app.py").read_bytes() == (REPO_ROOT / "app.py").read_bytes()
     import yaml
 
