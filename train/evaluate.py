@@ -249,8 +249,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    data_dir = corpus.default_data_dir()
-    sets = {Path(s).name: (Path(s) if Path(s).is_dir() else data_dir / s) for s in args.sets}
+    # The shared data folder is looked up only for what needs it (set names, Wiener tuning): folders given as paths
+    # evaluate anywhere, e.g. on a machine with only those folders.
+    sets = {Path(s).name: (Path(s) if Path(s).is_dir() else corpus.default_data_dir() / s) for s in args.sets}
     device = torch.device(args.device)
     models = {}
     for spec in args.model:
@@ -262,7 +263,9 @@ def main(argv=None) -> dict:
     start = time.time()
     balance, sweep = args.wiener_balance, None
     if balance is None and not args.no_wiener:
-        tune_pairs = list(protocol_pairs(data_dir / "bsds500_val", "quick", limit=args.tune_limit, noise=args.noise))
+        tune_pairs = list(
+            protocol_pairs(corpus.default_data_dir() / "bsds500_val", "quick", limit=args.tune_limit, noise=args.noise)
+        )
         balance, sweep = tune_wiener_balance(tune_pairs)
         print(f"Wiener balance tuned on bsds500_val quick: {balance:g} ({sweep})", flush=True)
     results = evaluate(
