@@ -39,11 +39,11 @@ import bikanet_hf
 from bikanet_hf import BikanetForImageDeblurring, image_io, kernels, metrics, motion
 from bikanet_hf.deblurring import apply_strength, estimate_tile_kernels, is_motion_kernel, restore
 from bikanet_hf.estimation import (
-    BUNDLED_MODELS,
     DEFAULT_MODEL,
     DEFAULT_MOTION_MODEL,
     FlatImageWarning,
     SlightBlurWarning,
+    bundled_model_path,
     estimate_kernel,
     load_estimator,
 )
@@ -63,7 +63,7 @@ PACKAGE_DIR = Path(bikanet_hf.__file__).resolve().parent
 def _model_path(variable: str, default: Path) -> Path:
     """The folder (or Hub id) a setting names: a path, or a bundled checkpoint's name such as ``bikanet-large``."""
     value = os.environ.get(variable)
-    return Path(BUNDLED_MODELS.get(value, value)) if value else default
+    return Path(bundled_model_path(value)) if value else default
 
 
 MODEL_PATH = _model_path("BIKANET_MODEL", DEFAULT_MODEL)

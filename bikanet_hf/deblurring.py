@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .estimation import BUNDLED_MODELS, DEFAULT_MODEL, DEFAULT_MOTION_MODEL, FlatImageWarning, estimate_kernel
+from .estimation import DEFAULT_MODEL, DEFAULT_MOTION_MODEL, FlatImageWarning, bundled_model_path, estimate_kernel
 from .image_io import read_image
 from .image_processing_bikanet import BikanetImageProcessor
 from .kernels import KERNEL_SIZE, gaussian_kernel, kernel_spread, load_kernel, validate_kernel
@@ -82,9 +82,7 @@ def load_model(
     if isinstance(model, BikanetForImageDeblurring):
         return model.for_inference()
     default = DEFAULT_MOTION_MODEL if blur_type == "motion" else DEFAULT_MODEL
-    if isinstance(model, str) and model in BUNDLED_MODELS:
-        model = BUNDLED_MODELS[model]
-    return _load_model(os.fspath(model if model is not None else default))
+    return _load_model(os.fspath(bundled_model_path(model) if model is not None else default))
 
 
 def read_kernel(kernel) -> tuple[np.ndarray, list[str]]:

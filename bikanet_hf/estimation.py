@@ -65,6 +65,11 @@ class SlightBlurWarning(UserWarning):
     sharp already."""
 
 
+def bundled_model_path(model: str | os.PathLike | None) -> str | os.PathLike | None:
+    """The folder of the bundled checkpoint ``model`` names (a key of ``BUNDLED_MODELS``), else ``model`` unchanged."""
+    return BUNDLED_MODELS.get(model, model) if isinstance(model, str) else model
+
+
 @functools.lru_cache(maxsize=4)
 def _load_estimator(path: str) -> BikanetKernelEstimator:
     return BikanetKernelEstimator.from_pretrained(path).eval()
