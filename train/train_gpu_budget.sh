@@ -22,7 +22,7 @@ OUT_DIR=${OUT_DIR:-runs/gpu-budget}
 WORKERS=${WORKERS:-14}
 DEVICE=${DEVICE:-cuda}
 mkdir -p "$OUT_DIR"
-export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false BIKANET_DATA_DIR=$DATA_DIR
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 ARGS=(--hidden_size 64 --block_hidden_size 128 --num_blocks 8 --kernel_estimate_input true
   --train_dirs "$DATA_DIR/bsds500_train" "$DATA_DIR/bsds500_test" --validation_dir "$DATA_DIR/bsds500_val"
   --estimated_kernel_probability 0.5 --kernel_estimates "$DATA_DIR/gauss_estimates.npz" --crop_size 128
