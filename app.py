@@ -329,6 +329,7 @@ def deblur(
             tile_overlap=tile_overlap,
             progress=tile_done,
             kernel_is_estimate=estimated,
+            precision="auto",
         )[0]
 
 

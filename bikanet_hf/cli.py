@@ -31,6 +31,7 @@ from .deblurring import BLUR_TYPES, DEFAULT_TILE_OVERLAP
 from .estimation import METHODS
 from .image_io import load_rgb
 from .kernels import KERNEL_SIZE, degrade, describe_kernel, gaussian_kernel, kernel_to_image, load_kernel
+from .modeling_bikanet import PRECISIONS
 from .motion import MOTION_KERNEL_SIZE, linear_motion_kernel
 
 EPILOG_KERNEL = (
@@ -194,6 +195,7 @@ def cmd_deblur(args: argparse.Namespace) -> int:
                 self_ensemble=args.self_ensemble,
                 spatially_varying=args.spatially_varying,
                 strength=args.strength,
+                precision=args.precision,
             )
             partial = output.with_name(f".{output.name}.partial")
             try:  # a full disk or a crash leaves no half-written result under the final name
@@ -318,6 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=512,
         help="tile side for large images, overlapping by a quarter of it up to 64 px; 0: one pass (default 512)",
+    )
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="auto (default): bfloat16 where the device computes it natively (a CPU with AVX-512 BF16 or AMX, a "
+        "recent GPU; about 1.5× faster on such a CPU for −0.013 dB), float32 elsewhere; or force float32 / bfloat16",
     )
     p.add_argument(
         "--self-ensemble",

@@ -374,8 +374,9 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         return ImageDeblurringOutput(loss=loss, reconstruction=reconstruction)
 
     def for_inference(self) -> BikanetForImageDeblurring:
-        """This model in eval mode and, on CPU, with channels-last weights, where oneDNN's convolutions run about
-        1.5× faster (512×512 on 2 threads: 0.97 s against 1.46 s, ``benchmarks/bikanet_speed.py``); outputs match
+        """This model in eval mode and, on CPU, with channels-last weights, where oneDNN's convolutions run 1.3–1.7×
+        faster (512×512 on 2 threads: 0.86 s against 1.12 s on an AVX-512 CPU, 1.28 s against 2.21 s on an AVX2 one,
+        ``benchmarks/bikanet_speed.py``); outputs match
         the default layout to float rounding (~2e-5). ``deblur()``, the app and the pipeline use it."""
         if self.device.type == "cpu":
             self.to(memory_format=torch.channels_last)
@@ -392,6 +393,7 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         motion_flow: torch.Tensor | None = None,
         kernel_is_estimate: bool = False,
         self_ensemble: bool = False,
+        precision: str = "float32",
     ) -> torch.Tensor:
         """Deblur images of any size in overlapping ``tile_size`` tiles, so that memory stays bounded.
 
@@ -404,9 +406,26 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         models only, B×2×H×W as in ``forward``) is cut into the same tiles; ``kernel_is_estimate`` as in ``forward``.
         ``self_ensemble`` averages the results for the image and kernel flipped and turned together in all 8 ways
         (the "geometric self-ensemble" of Timofte et al., CVPR 2016, and EDSR+): 8× the time, for +0.13 dB on
-        bsds500_val quick.
+        bsds500_val quick. ``precision`` (see :func:`autocast_dtype`): ``"bfloat16"`` runs the network under bf16
+        autocast (its Wiener front-end stays float32) — on a CPU with native bf16, 512×512 on 2 threads in 0.57 s
+        instead of 0.86 s, for −0.013 dB on bsds500_val quick (``benchmarks/results/bikanet_speed_avx512.json``);
+        ``"auto"`` does so only where the device computes bf16 natively.
         Returns B×3×H×W in [0, 1].
         """
+        dtype = autocast_dtype(precision, pixel_values.device)
+        if dtype is not None:
+            with torch.autocast(pixel_values.device.type, dtype=dtype):
+                output = self.deblur_tiled(
+                    pixel_values,
+                    kernel,
+                    tile_size,
+                    tile_overlap,
+                    progress,
+                    motion_flow,
+                    kernel_is_estimate,
+                    self_ensemble,
+                )
+            return output.to(pixel_values.dtype)
         if self_ensemble:
             if motion_flow is not None or kernel.ndim == 4:
                 raise ValueError(
@@ -468,6 +487,37 @@ def _dihedral(images: torch.Tensor, flip: bool, turns: int, undo: bool = False) 
 def _ensemble_progress(progress: Callable[[int, int], None], index: int, done: int, total: int) -> None:
     """``progress`` over all 8 passes of a self-ensemble, from one pass's (done, total)."""
     progress(index * total + done, 8 * total)
+
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether ``device`` computes in bfloat16 natively: a CUDA GPU that supports it, or a CPU with AVX-512 BF16 or
+    AMX. Elsewhere PyTorch emulates bf16 on the CPU, about 100× slower than float32 (measured on an AVX2-only CPU).
+    Reads PyTorch's own CPU feature checks; a PyTorch without them counts as not native."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return any(check() for check in checks if check is not None)
+
+
+def check_precision(precision: str) -> None:
+    """``ValueError`` unless ``precision`` is one of :data:`PRECISIONS`."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}.")
+
+
+def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:
+    """The autocast dtype for an inference ``precision``: ``"float32"``: none (the weights' own dtype);
+    ``"bfloat16"``: bf16; ``"auto"``: bf16 where :func:`native_bf16`, else none. ``ValueError`` for other names."""
+    check_precision(precision)
+    if precision == "bfloat16" or (precision == "auto" and native_bf16(device)):
+        return torch.bfloat16
+    return None
 
 
 def tile_windows(height: int, width: int, tile_size: int | None, tile_overlap: int) -> list[tuple[int, int, int, int]]:

@@ -20,6 +20,7 @@ from PIL import Image
 from transformers import Pipeline
 
 from .image_processing_bikanet import BikanetImageProcessor
+from .modeling_bikanet import check_precision
 from .modeling_kernel_estimator import BikanetKernelEstimator
 
 ESTIMATOR_SUBFOLDER = "kernel_estimator"
@@ -46,8 +47,9 @@ class ImageDeblurringPipeline(Pipeline):
     """Deblurs images with BIKAnet; estimates each image's blur kernel when none is given.
 
     Call with one image or a list (PIL images, ``H×W(×3)`` arrays or file paths) and optionally ``kernel=`` (an
-    array used for every image), ``tile_size=``, ``tile_overlap=`` and ``self_ensemble=True`` (8 flips and turns
-    averaged, as ``bikanet_hf.deblur``). Each result is a dict with ``"image"`` (PIL
+    array used for every image), ``tile_size=``, ``tile_overlap=``, ``self_ensemble=True`` (8 flips and turns
+    averaged) and ``precision=`` (default ``"auto"``: bf16 autocast where the device computes it natively), as
+    ``bikanet_hf.deblur``. Each result is a dict with ``"image"`` (PIL
     RGB, same size) and ``"kernel"`` (the kernel used, float64).
     """
 
@@ -82,9 +84,18 @@ class ImageDeblurringPipeline(Pipeline):
             self._estimator.eval()
         return self._estimator
 
-    def _sanitize_parameters(self, kernel=None, tile_size=None, tile_overlap=None, self_ensemble=None, **kwargs):
+    def _sanitize_parameters(
+        self, kernel=None, tile_size=None, tile_overlap=None, self_ensemble=None, precision=None, **kwargs
+    ):
         preprocess = {"kernel": kernel} if kernel is not None else {}
-        options = (("tile_size", tile_size), ("tile_overlap", tile_overlap), ("self_ensemble", self_ensemble))
+        if precision is not None:
+            check_precision(precision)
+        options = (
+            ("tile_size", tile_size),
+            ("tile_overlap", tile_overlap),
+            ("self_ensemble", self_ensemble),
+            ("precision", precision),
+        )
         forward = {k: v for k, v in options if v is not None}
         return preprocess, forward, {}
 
@@ -108,7 +119,12 @@ class ImageDeblurringPipeline(Pipeline):
         }
 
     def _forward(
-        self, model_inputs: dict, tile_size: int | None = 512, tile_overlap: int = 64, self_ensemble: bool = False
+        self,
+        model_inputs: dict,
+        tile_size: int | None = 512,
+        tile_overlap: int = 64,
+        self_ensemble: bool = False,
+        precision: str = "auto",
     ) -> dict:
         output = self.model.deblur_tiled(
             model_inputs["pixel_values"],
@@ -117,6 +133,7 @@ class ImageDeblurringPipeline(Pipeline):
             tile_overlap,
             kernel_is_estimate=model_inputs["kernel_is_estimate"],
             self_ensemble=self_ensemble,
+            precision=precision,
         )
         return {"reconstruction": output, "kernel": model_inputs["kernel"]}
 

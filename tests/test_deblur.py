@@ -13,6 +13,7 @@ from bikanet_hf import (
     DeblurResult,
     deblur,
     linear_motion_kernel,
+    modeling_bikanet,
     spatially_varying_degrade,
 )
 from bikanet_hf.cli import main
@@ -88,6 +89,25 @@ def test_self_ensemble_averages_eight_flips_and_turns(sharp, blurred):
     np.testing.assert_array_equal(np.asarray(out["image"]), ensembled)
     with pytest.raises(ValueError, match="takes no motion_flow or tile kernel"):
         untrained.deblur_tiled(x, k, None, motion_flow=torch.zeros(1, 2, *x.shape[-2:]), self_ensemble=True)
+
+
+def test_precision_auto_follows_the_device_and_bf16_stays_close(sharp, blurred, monkeypatch):
+    # A small crop: where bf16 is not native (AVX2-only CPUs), PyTorch emulates it about 100× slower.
+    sharp, blurred = sharp[:48, :64], blurred[:48, :64]
+    exact = np.asarray(deblur(blurred, KERNEL, precision="float32").image)
+    monkeypatch.setattr(modeling_bikanet, "native_bf16", lambda device: False)
+    np.testing.assert_array_equal(np.asarray(deblur(blurred, KERNEL).image), exact)
+    monkeypatch.setattr(modeling_bikanet, "native_bf16", lambda device: True)
+    auto = np.asarray(deblur(blurred, KERNEL).image)
+    np.testing.assert_array_equal(np.asarray(deblur(blurred, KERNEL, precision="bfloat16").image), auto)
+    assert np.abs(auto.astype(int) - exact).max() > 0  # bf16 really ran
+    assert psnr(exact, auto) > 40 and abs(psnr(sharp, auto) - psnr(sharp, exact)) < 0.1
+    pipe = pipeline("image-deblurring", model=str(DEFAULT_MODEL), device="cpu")
+    np.testing.assert_array_equal(np.asarray(pipe(Image.fromarray(blurred), kernel=KERNEL)["image"]), auto)
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16; got 'fp16'"):
+        deblur(blurred, KERNEL, precision="fp16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        pipe(Image.fromarray(blurred), kernel=KERNEL, precision="half")
 
 
 def test_images_as_users_have_them(tmp_path, sharp, blurred):
