@@ -12,28 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
 import torch
-from timing import median_seconds
+from timing import machine, median_seconds
 
 from bikanet_hf import corpus
 from bikanet_hf.deblurring import restore
 from bikanet_hf.metrics import psnr
-from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring, native_bf16
+from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring
 from bikanet_hf.protocol import protocol_pairs
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux ``/proc/cpuinfo``; elsewhere the platform's processor string)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
-    return name or platform.machine()
 
 
 def mean_psnr(model, pairs, precision: str) -> float:
@@ -59,7 +48,8 @@ def main() -> None:
         inp = x.contiguous(memory_format=torch.channels_last) if channels_last else x
         model.deblur_tiled(inp, k, None, precision=precision)  # no_grad, as deblur() calls it
 
-    cpu, native = cpu_name(), native_bf16("cpu")
+    measured_on = machine(args.threads)
+    native = measured_on["native_bf16"]
     rows = {"float32": median_seconds(run, args.repeats)}
     if native:
         rows["bf16_autocast"] = median_seconds(lambda: run("bfloat16"), args.repeats)
@@ -80,11 +70,7 @@ def main() -> None:
         "seconds_512x512": rows,
         "target_seconds": 1.0,
         "quality_check": quality | {"pairs": f"bsds500_val quick, first {args.quality_pairs}"},
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "machine": platform.processor() or platform.machine(),
-        "cpu": cpu,
-        "native_bf16": native,
+        **measured_on,
     }
     print(json.dumps(result, indent=2))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

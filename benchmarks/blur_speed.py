@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 
 import torch
-from timing import median_seconds
+from timing import machine, median_seconds
 
 import bikanet_hf.kernels as K
 
@@ -39,9 +38,7 @@ def main() -> None:
         K.FFT_MIN_TAPS = threshold
     result = {
         "what": f"blur() of {args.batch}x3x{args.image_size}x{args.image_size} float32, median of 5 runs",
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "machine": platform.processor() or platform.machine(),
+        **machine(args.threads),
         "fft_min_taps_in_code": threshold,
         "rows": rows,
     }

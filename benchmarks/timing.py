@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bikanet_hf.modeling_bikanet import native_bf16
+
 
 def median_seconds(fn, repeats: int = 5) -> float:
     """Median wall time of ``fn()`` over ``repeats`` runs, after one warm-up run."""
@@ -22,9 +24,26 @@ def median_seconds(fn, repeats: int = 5) -> float:
     return float(np.median(times))
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; elsewhere the platform's processor string)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    return name or platform.machine()
+
+
 def machine(threads: int) -> dict:
-    """What the numbers were measured on, recorded with them."""
-    return {"threads": threads, "torch": torch.__version__, "machine": platform.processor() or platform.machine()}
+    """What the numbers were measured on, recorded with them: whether the CPU computes bf16 natively decides the
+    precision ``deblur()`` runs BIKAnet in (``precision="auto"``)."""
+    return {
+        "threads": threads,
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
+        "native_bf16": native_bf16("cpu"),
+    }
 
 
 def write_results(prefix: str | Path, report: dict, markdown_lines: list[str]) -> Path:
