@@ -123,6 +123,20 @@ def model_card(
             "\n| the same, PSNR after the best shift of up to 6 px | "
             f"{validation['aligned_psnr_estimated_kernel']:.2f} | – |"
         )
+    if "psnr_noisy" in validation:
+        blind_row += (
+            f"\n| noise track (σ = 2.55): blurred input | {validation['blurred_psnr_noisy']:.2f} | – |"
+            f"\n| noise track: this model, true kernel | {validation['psnr_noisy']:.2f} | – |"
+        )
+    noise, noise_probability = training["noise_sigma"], training.get("noise_probability")  # older runs: no fraction
+    if not noise or noise_probability == 0:
+        noise = "no noise"
+    elif noise_probability is None:
+        noise = f"noise σ up to {noise:g}"
+    else:
+        noise = (
+            f"{noise_probability:.0%} of them with white Gaussian noise of σ uniform in [0, {noise:g}] (0–255 scale)"
+        )
     flag_text = (
         "\nIt also reads whether the kernel is a blind estimate (`kernel_is_estimate=True`, which the pipeline and\n"
         "`bikanet_hf.deblur` pass when they estimate it) and then trusts it less."
@@ -208,7 +222,7 @@ sharp = processor.postprocess(out.reconstruction, inputs["original_sizes"])[0]
 
 - Data: on-the-fly crops ({training["crop_size"]}×{training["crop_size"]}) of {", ".join(training["train_sources"])},
   each blurred with a fresh kernel ({text["kernels"].format(bank16_fraction=training["bank16_fraction"])}),
-  noise σ up to {training["noise_sigma"]}, quantised to 8 bits;{given_kernel}
+  {noise}, quantised to 8 bits;{given_kernel}
   {training["context_probability"]:.0%} of the crops blurred with their real surroundings, the others with mirror
   padding as the protocol blurs whole images.
 - Optimiser: Adam, peak learning rate {training["learning_rate"]:g}, warm-up then cosine decay,

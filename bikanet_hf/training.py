@@ -497,6 +497,7 @@ def run_summary(state: dict, args: argparse.Namespace) -> dict:
         "estimated_kernel_probability": args.estimated_kernel_probability,
         "kernel_estimates": Path(args.kernel_estimates).name if args.kernel_estimates else None,
         "noise_sigma": args.noise_sigma,
+        "noise_probability": args.noise_probability,
         "seed": args.seed,
         "train_sources": [Path(s).name for s in (args.train_dirs or ["bsds500_train"])],
         "num_parameters": state["num_parameters"],

@@ -81,6 +81,20 @@ def test_train_resume_and_load(folders, tmp_path):
     assert f"{results['validation_quick']['psnr']:.3f}" in card and "pipeline_tag: image-to-image" in card
 
 
+@pytest.mark.slow
+def test_training_with_noise_is_scored_on_the_noise_track_too(folders, tmp_path):
+    run_training(folders, tmp_path / "noisy", 2, "--noise_sigma", "5", "--noise_probability", "0.5")
+    state = json.loads((tmp_path / "noisy" / "checkpoint-2" / "trainer_state.json").read_text())
+    metrics = state["validation"][0]
+    # the same images and kernels with the protocol's noise (σ = 2.55): the blurred input scores lower there
+    assert metrics["blurred_psnr_noisy"] < metrics["blurred_psnr"]
+    assert metrics["score_with_noise"] == pytest.approx((metrics["psnr"] + metrics["psnr_noisy"]) / 2)
+    assert state["best_score"] == pytest.approx(metrics["score_with_noise"])
+    card = (tmp_path / "noisy" / "README.md").read_text()
+    assert "50% of them with white Gaussian noise of σ uniform in [0, 5]" in card
+    assert f"| noise track: this model, true kernel | {metrics['psnr_noisy']:.2f} |" in card
+
+
 def test_refuses_to_start_over_existing_checkpoints(folders, tmp_path):
     (tmp_path / "checkpoint-5").mkdir()
     cmd = training_command(folders, tmp_path, "--max_train_steps", "1", *TINY)

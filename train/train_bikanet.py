@@ -160,18 +160,28 @@ def keep_input_channels(model: BikanetForImageDeblurring, source: str) -> None:
                 logger.info("%s: kept the %d pretrained input channels, new ones start at zero", name, old.shape[1])
 
 
-def load_validation_pairs(folder: str, limit: int, kernel_family: str = "gaussian") -> list:
-    """The protocol's quick pairs, or its motion track (Levin kernels) for a model trained on motion blur."""
-    return list(protocol_pairs(folder, track="motion" if kernel_family == "motion" else "quick", limit=limit))
+def load_validation_pairs(folder: str, limit: int, kernel_family: str = "gaussian", noise: bool = False) -> list:
+    """The protocol's quick pairs, or its motion track (Levin kernels) for a model trained on motion blur; ``noise``:
+    the same pairs on the protocol's noise track (σ = 2.55)."""
+    track = "motion" if kernel_family == "motion" else "quick"
+    return list(protocol_pairs(folder, track=track, noise=noise, limit=limit))
 
 
 @torch.no_grad()
-def validate(model: BikanetForImageDeblurring, pairs: list, estimated_kernels: list[np.ndarray] | None = None) -> dict:
+def validate(
+    model: BikanetForImageDeblurring,
+    pairs: list,
+    estimated_kernels: list[np.ndarray] | None = None,
+    noisy_pairs: list | None = None,
+    score_key: str = "psnr",
+) -> dict:
     """PSNR/SSIM of the model (true kernel) and of the blurred input on the validation pairs; with
     ``estimated_kernels`` (one per pair) also of the model given those (``psnr_estimated_kernel``, ...), and its PSNR
     after the best shift of up to 6 px (``aligned_psnr_estimated_kernel``, the blind score of camera shake: a blind
     estimate does not say where the kernel sits), and ``psnr_true_and_estimated``, the mean of the two unaligned
-    PSNRs (the score of Gaussian blur, whose estimates are centred)."""
+    PSNRs (the score of Gaussian blur, whose estimates are centred). With ``noisy_pairs`` (the same pairs on the noise
+    track), also the model's PSNR there with the true kernel (``psnr_noisy``, and ``blurred_psnr_noisy``) and
+    ``score_with_noise``, the mean of that and ``score_key``: the score of a run that trains with noise."""
     model.eval()
     rows = {"psnr": [], "ssim": [], "blurred_psnr": [], "blurred_ssim": []}
     if estimated_kernels is not None:
@@ -191,6 +201,13 @@ def validate(model: BikanetForImageDeblurring, pairs: list, estimated_kernels: l
     result["delta_psnr"] = result["psnr"] - result["blurred_psnr"]
     if estimated_kernels is not None:
         result["psnr_true_and_estimated"] = (result["psnr"] + result["psnr_estimated_kernel"]) / 2
+    if noisy_pairs is not None:
+        outputs = [restore(model, pair.blurred, pair.kernel, tile_size=None)[0] for pair in noisy_pairs]
+        result["psnr_noisy"] = float(
+            np.mean([psnr(p.sharp, out) for p, out in zip(noisy_pairs, outputs, strict=True)])
+        )
+        result["blurred_psnr_noisy"] = float(np.mean([psnr(p.sharp, p.blurred) for p in noisy_pairs]))
+        result["score_with_noise"] = (result[score_key] + result["psnr_noisy"]) / 2
     result["num_pairs"] = len(pairs)
     return result
 
@@ -202,9 +219,14 @@ def describe(metrics: dict) -> str:
         if "psnr_estimated_kernel" in metrics
         else ""
     )
+    noisy = (
+        f"; noise track {metrics['psnr_noisy']:.3f} dB (blurred {metrics['blurred_psnr_noisy']:.3f})"
+        if "psnr_noisy" in metrics
+        else ""
+    )
     return (
         f"validation PSNR {metrics['psnr']:.3f} dB (blurred {metrics['blurred_psnr']:.3f}, "
-        f"Δ {metrics['delta_psnr']:+.3f}), SSIM {metrics['ssim']:.4f}{blind}"
+        f"Δ {metrics['delta_psnr']:+.3f}), SSIM {metrics['ssim']:.4f}{blind}{noisy}"
     )
 
 
@@ -250,14 +272,20 @@ def main(argv: list[str] | None = None) -> Path:
             )
             return out.loss if args.loss == "l1" else charbonnier(out.reconstruction, batch["sharp"])
 
+        score_key = SCORE_KEYS[args.kernel_family] if estimated is not None else "psnr"
+        # A run that trains with noise is scored on the noise track too (true kernel), so that the kept checkpoint
+        # is not the one that learnt least about noise.
+        noisy = None
+        if args.noise_probability > 0 and args.noise_sigma > 0:
+            noisy = load_validation_pairs(validation_dir, args.validation_limit, args.kernel_family, noise=True)
         return TrainingTask(
             name="BIKAnet",
             model=model,
             compute_loss=compute_loss,
-            validate=lambda model, device: validate(model, pairs, estimated),
+            validate=lambda model, device: validate(model, pairs, estimated, noisy, score_key),
             describe=describe,
             finalize=lambda output_dir, state: finalize(output_dir, state, args),
-            score_key=SCORE_KEYS[args.kernel_family] if estimated is not None else "psnr",
+            score_key="score_with_noise" if noisy is not None else score_key,
         )
 
     return run_training(args, make_task)
