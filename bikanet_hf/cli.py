@@ -326,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=PRECISIONS,
         help="auto (default): bfloat16 where the device computes it natively (a CPU with AVX-512 BF16 or AMX, a "
-        "recent GPU; about 1.5× faster on such a CPU for −0.013 dB), float32 elsewhere; or force float32 / bfloat16",
+        "recent GPU; about 1.5× faster on such a CPU for −0.009 dB), float32 elsewhere; or force float32 / bfloat16",
     )
     p.add_argument(
         "--self-ensemble",
@@ -352,8 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default=None,
-        help="BIKAnet folder, Hub id or bundled checkpoint: bikanet (the default), bikanet-large (a little better, "
-        "about 5× slower) or bikanet-motion (default: the bundled one for the blur type)",
+        help="BIKAnet folder, Hub id or bundled checkpoint: bikanet (the default), bikanet-large (a little "
+        "better on noise-free blur, worse on noisy photos, about 5× slower) or bikanet-motion (default: the bundled "
+        "one for the blur type)",
     )
     p.add_argument("--estimator", default=None, help="kernel estimator folder or Hub id (default: bundled)")
     p.add_argument("--force", action="store_true", help="replace outputs that exist")

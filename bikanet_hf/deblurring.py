@@ -297,8 +297,8 @@ def deblur(
         kernel: the blur kernel if known — an array or a ``.npy`` / ``.png`` / ``.mat`` file, any odd size
             (see :func:`prepare_kernel`); ``None`` estimates it once for the whole image.
         model: BIKAnet — a loaded model, a local folder, a Hub id, or a bundled checkpoint's name: ``"bikanet"``
-            (the default for Gaussian blur), ``"bikanet-large"`` (trained on a GPU: +0.06 to +0.14 dB with the true
-            kernel and up to +0.35 dB blind on the benchmark sets, about 5× slower on a CPU) or ``"bikanet-motion"``;
+            (the default for Gaussian blur), ``"bikanet-large"`` (trained on a GPU without noise: a little sharper on
+            noise-free blur, worse than the input on noisy photos, about 5× slower on a CPU) or ``"bikanet-motion"``;
             default: the bundled checkpoint for the blur type (cached).
         estimator: the kernel estimator for blind mode (same forms); default: the bundled one for the blur type.
         method: kernel estimation method (see :func:`bikanet_hf.estimate_kernel`); default: the best for the blur
@@ -325,8 +325,8 @@ def deblur(
             default): ``input + strength·(result − input)``, rounded to 8 bits — to tone down a result that looks
             over-sharpened, e.g. when the photo was barely blurred.
         precision: ``"auto"`` (default): BIKAnet runs under bfloat16 autocast where the device computes bf16
-            natively (a CPU with AVX-512 BF16 or AMX, a recent GPU) — 512×512 on 2 CPU threads in 0.57 s instead of
-            0.86 s, for −0.013 dB on bsds500_val quick (``benchmarks/results/bikanet_speed_avx512.json``) — and in
+            natively (a CPU with AVX-512 BF16 or AMX, a recent GPU) — 512×512 on 2 CPU threads in 0.63 s instead of
+            0.91 s, for −0.009 dB on bsds500_val quick (``benchmarks/results/bikanet_speed_avx512.json``) — and in
             float32 elsewhere; ``"float32"`` or ``"bfloat16"`` to choose. The kernel estimate is float32 either way.
 
     Returns:

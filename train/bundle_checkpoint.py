@@ -54,6 +54,7 @@ def main(argv=None) -> Path:
     if checkpoints:  # runs made before a field existed: take it from the run's own recorded arguments
         recorded = load_trainer_state(checkpoints[-1])["args"]
         results["training"].setdefault("context_probability", recorded.get("context_probability", 1.0))
+        results["training"].setdefault("noise_probability", recorded.get("noise_probability"))
     if out.exists():  # replace the files; subfolders (the BIKAnet folder's kernel_estimator) are kept
         for old in out.iterdir():
             if old.is_file():
