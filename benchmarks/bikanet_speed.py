@@ -27,8 +27,10 @@ from bikanet_hf.protocol import protocol_pairs
 
 def mean_psnr(model, pairs, precision: str) -> float:
     """Mean PSNR on ``pairs`` with the true kernel, through ``restore`` (what ``deblur()`` runs) in one pass."""
-    outputs = (restore(model, p.blurred, p.kernel, tile_size=None, precision=precision)[0] for p in pairs)
-    return float(np.mean([psnr(pair.sharp, out) for pair, out in zip(pairs, outputs, strict=True)]))
+    scores = [
+        psnr(p.sharp, restore(model, p.blurred, p.kernel, tile_size=None, precision=precision)[0]) for p in pairs
+    ]
+    return float(np.mean(scores))
 
 
 def main() -> None:

@@ -128,15 +128,13 @@ def model_card(
             f"\n| noise track (σ = 2.55): blurred input | {validation['blurred_psnr_noisy']:.2f} | – |"
             f"\n| noise track: this model, true kernel | {validation['psnr_noisy']:.2f} | – |"
         )
-    noise, noise_probability = training["noise_sigma"], training.get("noise_probability")  # older runs: no fraction
-    if not noise or noise_probability == 0:
+    sigma, fraction = training["noise_sigma"], training.get("noise_probability")  # older runs recorded no fraction
+    if not sigma or fraction == 0:
         noise = "no noise"
-    elif noise_probability is None:
-        noise = f"noise σ up to {noise:g}"
+    elif fraction is None:
+        noise = f"noise σ up to {sigma:g}"
     else:
-        noise = (
-            f"{noise_probability:.0%} of them with white Gaussian noise of σ uniform in [0, {noise:g}] (0–255 scale)"
-        )
+        noise = f"{fraction:.0%} of them with white Gaussian noise of σ uniform in [0, {sigma:g}] (0–255 scale)"
     flag_text = (
         "\nIt also reads whether the kernel is a blind estimate (`kernel_is_estimate=True`, which the pipeline and\n"
         "`bikanet_hf.deblur` pass when they estimate it) and then trusts it less."

@@ -202,10 +202,8 @@ def validate(
     if estimated_kernels is not None:
         result["psnr_true_and_estimated"] = (result["psnr"] + result["psnr_estimated_kernel"]) / 2
     if noisy_pairs is not None:
-        outputs = [restore(model, pair.blurred, pair.kernel, tile_size=None)[0] for pair in noisy_pairs]
-        result["psnr_noisy"] = float(
-            np.mean([psnr(p.sharp, out) for p, out in zip(noisy_pairs, outputs, strict=True)])
-        )
+        scores = [psnr(p.sharp, restore(model, p.blurred, p.kernel, tile_size=None)[0]) for p in noisy_pairs]
+        result["psnr_noisy"] = float(np.mean(scores))
         result["blurred_psnr_noisy"] = float(np.mean([psnr(p.sharp, p.blurred) for p in noisy_pairs]))
         result["score_with_noise"] = (result[score_key] + result["psnr_noisy"]) / 2
     result["num_pairs"] = len(pairs)
