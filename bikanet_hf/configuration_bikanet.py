@@ -56,6 +56,11 @@ class BikanetConfig(PretrainedConfig):
             model trusts a known kernel fully and treats an estimate with care (trained with
             `--estimated_kernel_probability`; blind camera-shake estimates are wrong in the fine shape of the path,
             which a kernel-trusting model turns into ringing).
+        noise_level_input (`bool`, *optional*, defaults to `False`):
+            One more input channel holding the image's noise level, which the model measures itself
+            ([`estimate_noise_level`]), as FFDNet's noise map (Zhang et al., TIP 2018): a network that sees only local
+            windows cannot tell grain from texture, and one trained for both clean and noisy photos otherwise
+            deblurs clean ones as if they might be noisy (softer).
         residual_output (`bool`, *optional*, defaults to `True`):
             Predict a correction added to the base image (first Wiener estimate, or the blurred input without the
             prior) instead of the image itself.
@@ -81,6 +86,7 @@ class BikanetConfig(PretrainedConfig):
         use_wiener_prior: bool = True,
         wiener_balances: list[float] | None = None,
         kernel_estimate_input: bool = False,
+        noise_level_input: bool = False,
         residual_output: bool = True,
         pad_multiple: int = 2,
         **kwargs,
@@ -105,6 +111,7 @@ class BikanetConfig(PretrainedConfig):
         self.use_wiener_prior = use_wiener_prior
         self.wiener_balances = list(wiener_balances) if wiener_balances is not None else [0.0005, 0.005]
         self.kernel_estimate_input = kernel_estimate_input
+        self.noise_level_input = noise_level_input
         self.residual_output = residual_output
         self.pad_multiple = pad_multiple
         super().__init__(**kwargs)

@@ -140,6 +140,11 @@ def model_card(
         "`bikanet_hf.deblur` pass when they estimate it) and then trusts it less."
         if training.get("kernel_estimate_input")
         else ""
+    ) + (
+        "\nIt measures the photo's noise level itself (`estimate_noise_level`) and reads it as one more input\n"
+        "channel, so that it can treat clean and noisy photos differently."
+        if training.get("noise_level_input")
+        else ""
     )
     metadata = {
         "library_name": "transformers",

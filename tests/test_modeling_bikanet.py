@@ -7,7 +7,12 @@ from PIL import Image
 
 from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, BikanetImageProcessor
 from bikanet_hf.kernels import bank16, blur, gaussian_kernel
-from bikanet_hf.modeling_bikanet import tile_windows, wiener_deconvolution
+from bikanet_hf.modeling_bikanet import (
+    NOISE_LEVEL_UNIT,
+    estimate_noise_level,
+    tile_windows,
+    wiener_deconvolution,
+)
 from tests.conftest import REPO_ROOT
 
 TINY = dict(hidden_size=8, block_hidden_size=16, num_blocks=2, mapping_hidden_size=16, mapping_num_layers=1)
@@ -198,6 +203,37 @@ def test_adding_the_estimate_flag_to_a_pretrained_model_keeps_its_function(tmp_p
     script.keep_input_channels(flagged, str(tmp_path))
     for flag in (False, True):
         torch.testing.assert_close(model(x, k).reconstruction, flagged(x, k, kernel_is_estimate=flag).reconstruction)
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.55, 5.0, 10.0])
+def test_estimate_noise_level_reads_white_noise_through_blur_and_8_bits(sigma):
+    """σ of white noise added to a blurred photo-like image (smooth shapes and fine texture), then rounded to 8 bits:
+    read within 10%; the same image without noise reads well under one grey level."""
+    g = torch.Generator().manual_seed(1)
+    shapes = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 6, generator=g), size=(128, 96), mode="bicubic")
+    blurred = blur(shapes + 0.05 * torch.rand(1, 3, 128, 96, generator=g), bank16()[7])
+    noisy = ((blurred + torch.randn(blurred.shape, generator=g) * sigma / 255) * 255).round().clamp(0, 255) / 255
+    clean = (blurred * 255).round() / 255
+    assert abs(estimate_noise_level(noisy).item() * 255 - sigma) < 0.1 * sigma
+    assert estimate_noise_level(clean).item() * 255 < 0.6
+    assert estimate_noise_level(torch.rand(2, 3, 1, 5)).tolist() == [0.0, 0.0]  # too small to measure
+
+
+def test_noise_level_input_channel():
+    """``noise_level_input`` adds one input channel that the model fills itself with the image's measured noise level
+    (in units of ``NOISE_LEVEL_UNIT``), per image of a batch."""
+    model = tiny_model(noise_level_input=True)
+    assert model.head.in_channels == tiny_model().head.in_channels + 1
+    seen = []
+    model.head.register_forward_pre_hook(lambda module, args: seen.append(args[0][:, -1]))
+    g = torch.Generator().manual_seed(0)
+    clean = (smooth_image(32, 40) * 255).round() / 255
+    noisy = ((clean + torch.randn(clean.shape, generator=g) * 5 / 255) * 255).round().clamp(0, 255) / 255
+    x, k = torch.cat([clean, noisy]), torch.from_numpy(bank16()[[3, 3]]).float()
+    model(x, k)
+    levels = estimate_noise_level(x) / NOISE_LEVEL_UNIT
+    assert levels[1] > levels[0] + 0.5
+    torch.testing.assert_close(seen[0], levels[:, None, None].expand_as(seen[0]))
 
 
 def test_deblur_tiled_takes_one_kernel_per_tile():

@@ -83,7 +83,8 @@ def test_train_resume_and_load(folders, tmp_path):
 
 @pytest.mark.slow
 def test_training_with_noise_is_scored_on_the_noise_track_too(folders, tmp_path):
-    run_training(folders, tmp_path / "noisy", 2, "--noise_sigma", "5", "--noise_probability", "0.5")
+    noise = ("--noise_sigma", "5", "--noise_probability", "0.5", "--noise_level_input", "true")
+    run_training(folders, tmp_path / "noisy", 2, *noise)
     state = json.loads((tmp_path / "noisy" / "checkpoint-2" / "trainer_state.json").read_text())
     metrics = state["validation"][0]
     # the same images and kernels with the protocol's noise (σ = 2.55): the blurred input scores lower there
@@ -93,6 +94,8 @@ def test_training_with_noise_is_scored_on_the_noise_track_too(folders, tmp_path)
     card = (tmp_path / "noisy" / "README.md").read_text()
     assert "50% of them with white Gaussian noise of σ uniform in [0, 5]" in card
     assert f"| noise track: this model, true kernel | {metrics['psnr_noisy']:.2f} |" in card
+    assert "It measures the photo's noise level itself" in card
+    assert BikanetForImageDeblurring.from_pretrained(tmp_path / "noisy").config.noise_level_input
 
 
 def test_refuses_to_start_over_existing_checkpoints(folders, tmp_path):

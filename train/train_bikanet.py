@@ -71,6 +71,7 @@ BOOL_CONFIG_FIELDS = (
     "use_wiener_prior",
     "adain_instance_norm",
     "kernel_estimate_input",
+    "noise_level_input",
 )
 CONFIG_FIELDS = (*INT_CONFIG_FIELDS, *BOOL_CONFIG_FIELDS, "kernel_conditioning")
 # The validation score that picks the best checkpoint of a run trained with estimated kernels (see validate).
@@ -299,6 +300,7 @@ def finalize(output_dir: Path, state: dict, args: argparse.Namespace) -> None:
         "loss": args.loss,
         "init_from": args.init_from,
         "kernel_estimate_input": best.config.kernel_estimate_input,
+        "noise_level_input": best.config.noise_level_input,
     }
     results = {"validation_quick": best_metrics, "training": training, "history": state["validation"]}
     (output_dir / "eval_results.json").write_text(json.dumps(results, indent=2))
