@@ -418,7 +418,7 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
 
     def for_inference(self) -> BikanetForImageDeblurring:
         """This model in eval mode and, on CPU, with channels-last weights, where oneDNN's convolutions run 1.3–1.7×
-        faster (512×512 on 2 threads: 0.91 s against 1.13 s on an AVX-512 CPU, 1.28 s against 2.21 s on an AVX2 one,
+        faster (512×512 on 2 threads: 0.99 s against 1.24 s on an AVX-512 CPU, 1.28 s against 2.21 s on an AVX2 one,
         ``benchmarks/bikanet_speed.py``); outputs match
         the default layout to float rounding (~2e-5). ``deblur()``, the app and the pipeline use it."""
         if self.device.type == "cpu":
@@ -450,8 +450,8 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         ``self_ensemble`` averages the results for the image and kernel flipped and turned together in all 8 ways
         (the "geometric self-ensemble" of Timofte et al., CVPR 2016, and EDSR+): 8× the time, for +0.13 dB on
         bsds500_val quick. ``precision`` (see :func:`autocast_dtype`): ``"bfloat16"`` runs the network under bf16
-        autocast (its Wiener front-end stays float32) — on a CPU with native bf16, 512×512 on 2 threads in 0.63 s
-        instead of 0.91 s, for −0.009 dB on bsds500_val quick (``benchmarks/results/bikanet_speed_avx512.json``);
+        autocast (its Wiener front-end stays float32) — on a CPU with native bf16, 512×512 on 2 threads in 0.62 s
+        instead of 0.99 s, for −0.009 dB on bsds500_val quick (``benchmarks/results/bikanet_speed_avx512.json``);
         ``"auto"`` does so only where the device computes bf16 natively.
         Returns B×3×H×W in [0, 1].
         """

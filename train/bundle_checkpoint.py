@@ -55,6 +55,7 @@ def main(argv=None) -> Path:
         recorded = load_trainer_state(checkpoints[-1])["args"]
         results["training"].setdefault("context_probability", recorded.get("context_probability", 1.0))
         results["training"].setdefault("noise_probability", recorded.get("noise_probability"))
+        results["training"].setdefault("noise_level_input", bool(recorded.get("noise_level_input")))
     if out.exists():  # replace the files; subfolders (the BIKAnet folder's kernel_estimator) are kept
         for old in out.iterdir():
             if old.is_file():
