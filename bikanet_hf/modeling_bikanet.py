@@ -272,7 +272,9 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
     """BIKAnet: deblurs an image given its blur kernel.
 
     ``forward(pixel_values, kernel)`` takes B×3×H×W images in [0, 1] of any size (mirror-padded to a multiple of
-    ``config.pad_multiple`` and cropped back) and B×k×k kernels (true convolution kernels summing to 1).
+    ``config.pad_multiple`` and cropped back) and B×k×k kernels (true convolution kernels summing to 1). With
+    ``config.noise_level_input`` it also reads each image's noise level, which it measures itself
+    (:func:`estimate_noise_level`).
     """
 
     def __init__(self, config: BikanetConfig):
