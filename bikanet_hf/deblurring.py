@@ -313,7 +313,7 @@ def deblur(
         tile_overlap: overlap of neighbouring tiles in pixels (seams are blended inside it).
         progress: ``progress(fraction, stage)`` called as the work advances.
         self_ensemble: average BIKAnet's results for the image and kernel flipped and turned together in all 8
-            ways: +0.13 dB with a known kernel, +0.08 dB blind on bsds500_val quick
+            ways: +0.13 dB with a known kernel, +0.10 dB blind on bsds500_val quick
             (``benchmarks/results/self_ensemble.md``), for 8× the deblurring time.
         spatially_varying: blind only: estimate a kernel for each tile (from that tile) as well as the whole
             image's, and deblur each tile with its own (camera shake: the mean of the two, ``TILE_KERNEL_WEIGHT``,

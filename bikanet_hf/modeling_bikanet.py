@@ -451,10 +451,11 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         models only, B×2×H×W as in ``forward``) is cut into the same tiles; ``kernel_is_estimate`` as in ``forward``.
         ``self_ensemble`` averages the results for the image and kernel flipped and turned together in all 8 ways
         (the "geometric self-ensemble" of Timofte et al., CVPR 2016, and EDSR+): 8× the time, for +0.13 dB on
-        bsds500_val quick. ``precision`` (see :func:`autocast_dtype`): ``"bfloat16"`` runs the network under bf16
-        autocast (its Wiener front-end stays float32) — on a CPU with native bf16, 512×512 on 2 threads in 0.62 s
-        instead of 0.99 s, for −0.009 dB on bsds500_val quick (``benchmarks/results/bikanet_speed_avx512.json``);
-        ``"auto"`` does so only where the device computes bf16 natively.
+        bsds500_val quick (true kernel; +0.10 blind). ``precision`` (see :func:`autocast_dtype`): ``"bfloat16"`` runs
+        the network under bf16 autocast (its Wiener front-end stays float32) — on a CPU with native bf16, 512×512 on 2
+        threads in 0.62 s instead of 0.99 s, for −0.009 dB on bsds500_val quick
+        (``benchmarks/results/bikanet_speed_avx512.json``); ``"auto"`` does so only where the device computes bf16
+        natively.
         Returns B×3×H×W in [0, 1].
         """
         dtype = autocast_dtype(precision, pixel_values.device)
