@@ -390,11 +390,9 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         elif motion_flow is not None:
             raise ValueError("motion_flow is only used by models with kernel_conditioning='motion_flow'.")
         if self.config.kernel_estimate_input:
-            flag = torch.as_tensor(kernel_is_estimate, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
-            x = torch.cat([x, flag.expand(x.shape[0], 1, *x.shape[-2:])], dim=1)
+            x = _with_constant_channel(x, kernel_is_estimate)
         if self.config.noise_level_input:
-            level = (estimate_noise_level(pixel_values) / NOISE_LEVEL_UNIT).to(x.dtype).reshape(-1, 1, 1, 1)
-            x = torch.cat([x, level.expand(x.shape[0], 1, *x.shape[-2:])], dim=1)
+            x = _with_constant_channel(x, estimate_noise_level(pixel_values) / NOISE_LEVEL_UNIT)
         x = self._pad(x, multiple=self.config.pad_multiple)
         channels = self.config.num_channels
         base = x[:, channels : 2 * channels] if self.config.use_wiener_prior else x
@@ -520,6 +518,12 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
             if progress is not None:
                 progress(index + 1, len(windows))
         return output.div_(total_weight).to(pixel_values.dtype)
+
+
+def _with_constant_channel(images: torch.Tensor, values) -> torch.Tensor:
+    """``images`` with one more channel holding one value per image (a number or bool for all, or one per image)."""
+    values = torch.as_tensor(values, dtype=images.dtype, device=images.device).reshape(-1, 1, 1, 1)
+    return torch.cat([images, values.expand(images.shape[0], 1, *images.shape[-2:])], dim=1)
 
 
 def _dihedral(images: torch.Tensor, flip: bool, turns: int, undo: bool = False) -> torch.Tensor:

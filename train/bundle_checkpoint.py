@@ -55,15 +55,15 @@ def main(argv=None) -> Path:
         recorded = load_trainer_state(checkpoints[-1])["args"]
         results["training"].setdefault("context_probability", recorded.get("context_probability", 1.0))
         results["training"].setdefault("noise_probability", recorded.get("noise_probability"))
-    # The same for the noise-level input, read from the model itself (a run continued from a model that has it need
-    # not have passed the flag).
-    noise_level_input = json.loads((run / "config.json").read_text()).get("noise_level_input", False)
-    results["training"].setdefault("noise_level_input", noise_level_input)
     if out.exists():  # replace the files; subfolders (the BIKAnet folder's kernel_estimator) are kept
         for old in out.iterdir():
             if old.is_file():
                 old.unlink()
-    AutoModel.from_pretrained(run).save_pretrained(out, safe_serialization=True)  # BIKAnet or the estimator
+    model = AutoModel.from_pretrained(run)  # BIKAnet or the estimator
+    # The noise-level input is read from the model itself (a run continued from a model that has it need not have
+    # passed the flag).
+    results["training"].setdefault("noise_level_input", getattr(model.config, "noise_level_input", False))
+    model.save_pretrained(out, safe_serialization=True)
     if (run / "preprocessor_config.json").is_file():
         BikanetImageProcessor.from_pretrained(run).save_pretrained(out)
     for copied_code in out.glob("*.py"):
