@@ -22,6 +22,7 @@ from timing import machine, write_results
 from bikanet_hf import corpus
 from bikanet_hf.deblurring import load_model
 from bikanet_hf.estimation import load_estimator
+from bikanet_hf.image_io import to_tensor
 from bikanet_hf.metrics import kernel_l1, psnr
 from bikanet_hf.protocol import protocol_pairs
 
@@ -43,7 +44,7 @@ def main() -> None:
     errors: dict[float, list] = {s: [] for s in args.scales}
     for track in ("random", "quick"):
         for pair in protocol_pairs(corpus.default_data_dir() / args.set, track, seed=7, limit=args.limit):
-            image = torch.from_numpy(pair.blurred).permute(2, 0, 1).float() / 255
+            image = to_tensor(pair.blurred)
             for scale in args.scales:
                 kernel = estimator.estimate(image, scale).kernel[0].double().numpy()
                 out = model_deblur(model, pair.blurred, kernel, estimated=True)

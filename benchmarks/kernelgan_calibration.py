@@ -31,6 +31,7 @@ from timing import machine, write_results
 from bikanet_hf import corpus
 from bikanet_hf.configuration_kernelgan import KernelGANConfig
 from bikanet_hf.estimation import estimate_kernel
+from bikanet_hf.image_io import to_tensor
 from bikanet_hf.kernels import bank16, gaussian_kernel
 from bikanet_hf.metrics import kernel_l1
 from bikanet_hf.modeling_kernel_estimator import gaussian_kernels
@@ -39,7 +40,7 @@ from bikanet_hf.protocol import protocol_pairs
 
 
 def as_image(blurred: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(blurred).permute(2, 0, 1).float() / 255
+    return to_tensor(blurred)
 
 
 def mapped_l1(model: KernelGAN, covariances: list[torch.Tensor], truths: list[np.ndarray]) -> float:

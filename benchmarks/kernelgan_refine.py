@@ -28,6 +28,7 @@ from timing import machine, write_results
 from bikanet_hf import corpus
 from bikanet_hf.configuration_kernelgan import KernelGANConfig
 from bikanet_hf.estimation import estimate_kernel
+from bikanet_hf.image_io import to_tensor
 from bikanet_hf.metrics import kernel_l1
 from bikanet_hf.modeling_kernel_estimator import gaussian_kernels
 from bikanet_hf.modeling_kernelgan import KernelGAN, gaussian_covariance
@@ -43,7 +44,7 @@ def measure(job: tuple[str, str, str, np.ndarray, np.ndarray]) -> dict:
     start = time.perf_counter()
     amortized = estimate_kernel(blurred)
     model = KernelGAN(KernelGANConfig())
-    image = torch.from_numpy(blurred).permute(2, 0, 1).float() / 255
+    image = to_tensor(blurred)
     gan = model.image_covariance(model.generator_covariance(image, init_kernel=amortized))
     return {
         "set": image_set,

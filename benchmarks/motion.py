@@ -40,7 +40,7 @@ import torch
 from bikanet_hf import corpus
 from bikanet_hf.deblurring import deblur, load_model
 from bikanet_hf.estimation import load_estimator
-from bikanet_hf.image_io import load_rgb
+from bikanet_hf.image_io import load_rgb, to_tensor
 from bikanet_hf.metrics import aligned_psnr, psnr, ssim
 from bikanet_hf.modeling_kernel_estimator import kernel_covariance, spread_error
 from bikanet_hf.pipeline_bikanet import kernel_for_model
@@ -137,7 +137,7 @@ def main() -> None:
     spread: dict[str, list] = {name: [] for name in estimators}
     for i, pair in enumerate(pairs):
         true = kernel_covariance(torch.from_numpy(pair.kernel)[None].float())
-        image = torch.from_numpy(pair.blurred).permute(2, 0, 1).float().div(255)
+        image = to_tensor(pair.blurred)
         for name, estimator in estimators.items():
             spread[name].append(float(spread_error(estimator.estimate(image).covariance, true, 31)[0]))
         outputs = {

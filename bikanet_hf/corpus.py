@@ -38,7 +38,7 @@ import torch
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
-from .image_io import IMAGE_EXTENSIONS, list_images, load_rgb, to_rgb_uint8
+from .image_io import IMAGE_EXTENSIONS, list_images, load_rgb, to_rgb_uint8, to_tensor
 from .kernels import KERNEL_SIZE, degrade, kernel_spread, sample_kernels
 from .motion import MOTION_KERNEL_SIZE, camera_shake_kernel
 from .protocol import protocol_pairs
@@ -761,8 +761,8 @@ class OnTheFlyTransform:
         elif estimated:
             crop, model_kernel = self._precomputed_sample(rng, sigma)
         return {
-            "sharp": torch.from_numpy(crop.sharp).permute(2, 0, 1).float().div(255.0),
-            "blurred": torch.from_numpy(crop.blurred).permute(2, 0, 1).float().div(255.0),
+            "sharp": to_tensor(crop.sharp),
+            "blurred": to_tensor(crop.blurred),
             "kernel": torch.from_numpy(crop.kernel.astype(np.float32)),
             "model_kernel": torch.from_numpy(model_kernel.astype(np.float32)),
             "kernel_is_estimate": torch.tensor(float(estimated)),

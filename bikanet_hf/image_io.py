@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -29,6 +30,11 @@ def to_rgb_uint8(image: Image.Image) -> np.ndarray:
         arr = np.clip(np.round(np.asarray(image, dtype=np.float64)), 0, 255).astype(np.uint8)
         return np.repeat(arr[..., None], 3, axis=-1)
     return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """``H×W×3`` uint8 RGB → ``3×H×W`` float32 tensor in [0, 1], the layout the estimators and BIKAnet read."""
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div(255)
 
 
 def load_rgb(path: str | os.PathLike) -> np.ndarray:

@@ -30,6 +30,7 @@ from skimage.restoration import wiener
 
 from bikanet_hf import corpus
 from bikanet_hf.deblurring import restore
+from bikanet_hf.image_io import to_tensor
 from bikanet_hf.image_processing_bikanet import BikanetImageProcessor
 from bikanet_hf.metrics import kernel_l1, psnr, ssim
 from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring, wiener_deconvolution
@@ -79,7 +80,7 @@ def polyblur_kernel(blurred: np.ndarray) -> np.ndarray:
     """Polyblur's Gaussian blur estimate of an 8-bit RGB image, as a 17×17 kernel summing to 1."""
     from polyblur.blur_estimation import gaussian_blur_estimation
 
-    x = torch.from_numpy(blurred).permute(2, 0, 1)[None].float() / 255.0
+    x = to_tensor(blurred)[None]
     kernel = gaussian_blur_estimation(x, ker_size=17)[0, 0].double().numpy()
     return kernel / kernel.sum()
 
@@ -129,7 +130,7 @@ def evaluate(
             for pair in pairs:
                 if estimator is not None:
                     start = time.perf_counter()
-                    image = torch.from_numpy(pair.blurred).permute(2, 0, 1).float().div(255)
+                    image = to_tensor(pair.blurred)
                     output = estimator.estimate(image)
                     estimate = output.kernel[0].double().numpy()
                     estimate_seconds.append(time.perf_counter() - start)

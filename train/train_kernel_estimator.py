@@ -28,6 +28,7 @@ import torch
 
 from bikanet_hf import corpus
 from bikanet_hf.configuration_kernel_estimator import BikanetKernelEstimatorConfig
+from bikanet_hf.image_io import to_tensor
 from bikanet_hf.metrics import kernel_l1
 from bikanet_hf.modeling_kernel_estimator import BikanetKernelEstimator, kernel_covariance, spread_error
 from bikanet_hf.protocol import protocol_pairs
@@ -77,7 +78,7 @@ def validate(model: BikanetKernelEstimator, pairs: list, device: torch.device) -
     model.eval()
     errors = []
     for pair in pairs:
-        image = torch.from_numpy(pair.blurred).permute(2, 0, 1).float().div(255).to(device)
+        image = to_tensor(pair.blurred).to(device)
         estimate = model.estimate(image)
         if model.config.kernel_family == "motion":
             true = kernel_covariance(torch.from_numpy(pair.kernel)[None].float().to(device))
