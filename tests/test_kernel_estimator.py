@@ -274,3 +274,9 @@ def test_whole_photo_fine_tuning_learns_from_pooled_statistics_and_caches_them(f
     assert f"Statistics of 12 blurred photos from {cache}" in capsys.readouterr().out
     run(2, tmp_path / "other", "--epochs", "1")
     assert "made with other flags" in capsys.readouterr().out and np.load(cache)["moments"].shape[0] == 6
+    # Nearly sharp photos are another recipe; the card says what share of them the head saw.
+    run(2, tmp_path / "near_sharp", "--epochs", "1", "--near_sharp_fraction", "0.5")
+    assert "made with other flags" in capsys.readouterr().out
+    centre = np.load(cache)["kernel"][:, 8, 8]
+    assert (centre > 0.4).sum() >= 1  # σ ≤ 0.6: most weight on the centre tap (the random family's σ ≥ 0.6)
+    assert "50% nearly sharp" in (tmp_path / "near_sharp" / "README.md").read_text()

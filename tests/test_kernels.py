@@ -150,6 +150,18 @@ def test_sample_kernels_cover_random_family_and_mix_bank16():
     np.testing.assert_array_equal(batch.kernels, again.kernels)
 
 
+def test_sample_kernels_near_sharp_share():
+    batch = sample_kernels(600, np.random.default_rng(1), bank16_fraction=0.3, near_sharp_fraction=0.2)
+    near_sharp = batch.sigma_major <= 0.6
+    assert 0.14 < near_sharp.mean() < 0.26
+    assert batch.sigma_minor[near_sharp].min() >= 0.3 and np.all(batch.kernel_id[near_sharp] == -1)
+    assert batch.kernels[near_sharp][:, 8, 8].min() > 0.4  # most of the weight on the centre tap
+    bank = batch.kernel_id >= 0
+    assert 0.18 < bank.mean() < 0.30  # bank16's share of the rest
+    with pytest.raises(ValueError, match="near_sharp_fraction"):
+        sample_kernels(1, np.random.default_rng(0), near_sharp_fraction=1.5)
+
+
 def test_random_track_kernel_uses_seed_plus_index():
     k, (s1, s2, t) = random_track_kernel(10, 5)
     rng = np.random.default_rng(15)

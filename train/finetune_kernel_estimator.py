@@ -35,7 +35,7 @@ import torch
 
 from bikanet_hf import corpus
 from bikanet_hf.estimation import DEFAULT_ESTIMATOR
-from bikanet_hf.image_io import load_rgb
+from bikanet_hf.image_io import load_rgb, to_tensor
 from bikanet_hf.kernels import degrade, sample_kernels
 from bikanet_hf.modeling_kernel_estimator import BikanetKernelEstimator
 from bikanet_hf.protocol import NOISE_SIGMA, protocol_pairs
@@ -50,6 +50,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--per_image", type=int, default=48, help="Blurred versions of each photo (default 48).")
     p.add_argument("--bank16_fraction", type=float, default=0.3, help="Share of bank16 kernels (default 0.3).")
     p.add_argument("--noise_probability", type=float, default=0.2, help="Share of noisy photos (default 0.2).")
+    p.add_argument(
+        "--near_sharp_fraction",
+        type=float,
+        default=0.0,
+        help="Share of photos blurred by at most σ = 0.6 (down to 0.3, nearly a delta), so that the estimator can "
+        "answer 'no blur' for a sharp photo (default 0).",
+    )
     p.add_argument("--seed", type=int, default=0, help="Seed of kernels, noise and batches (default 0).")
     p.add_argument("--moments_cache", default=None, help=".npz of the statistics: reused when it matches the flags.")
     p.add_argument("--workers", type=int, default=2, help="Processes computing the statistics (default 2).")
@@ -74,13 +81,13 @@ _estimator: BikanetKernelEstimator | None = None
 
 def _moments_of(model: BikanetKernelEstimator, blurred: np.ndarray) -> torch.Tensor:
     """1×F pooled moments of one H×W×3 uint8 blurred photo, as ``estimate`` computes them."""
-    return model.pooled_moments(torch.from_numpy(blurred).permute(2, 0, 1).float().div(255))
+    return model.pooled_moments(to_tensor(blurred))
 
 
 def _photo_moments(job: tuple) -> list[tuple[int, np.ndarray, np.ndarray, float]]:
     """(photo index, kernel, pooled moments, noise σ) for each blurred version of one photo (read once)."""
     global _estimator
-    index, path, init_from, per_image, seed, bank16_fraction, noise_probability = job
+    index, path, init_from, per_image, seed, bank16_fraction, near_sharp_fraction, noise_probability = job
     torch.set_num_threads(1)
     if _estimator is None:
         _estimator = BikanetKernelEstimator.from_pretrained(init_from).eval()
@@ -88,7 +95,7 @@ def _photo_moments(job: tuple) -> list[tuple[int, np.ndarray, np.ndarray, float]
     results = []
     for j in range(per_image):
         rng = np.random.default_rng([seed, index, j])
-        kernel = sample_kernels(1, rng, bank16_fraction=bank16_fraction).kernels[0]
+        kernel = sample_kernels(1, rng, bank16_fraction, near_sharp_fraction=near_sharp_fraction).kernels[0]
         noise = NOISE_SIGMA * rng.uniform() if rng.uniform() < noise_probability else 0.0
         generator = torch.Generator().manual_seed(int(rng.integers(1 << 31)))
         blurred = degrade(sharp, kernel, noise_sigma=noise, generator=generator)
@@ -105,6 +112,8 @@ def photo_moments(args: argparse.Namespace) -> dict[str, np.ndarray]:
         "init_from": args.init_path,
         **{k: getattr(args, k) for k in ("per_image", "seed", "bank16_fraction", "noise_probability")},
     }
+    if args.near_sharp_fraction:  # absent at 0, so that caches made before the option still match
+        recipe["near_sharp_fraction"] = args.near_sharp_fraction
     cache = Path(args.moments_cache) if args.moments_cache else None
     if cache is not None and cache.exists():
         saved = np.load(cache)
@@ -113,7 +122,16 @@ def photo_moments(args: argparse.Namespace) -> dict[str, np.ndarray]:
             return {k: saved[k] for k in ("kernel", "moments", "noise", "minutes")}
         print(f"{cache} was made with other flags: computing anew", flush=True)
     jobs = [
-        (i, path, args.init_path, args.per_image, args.seed, args.bank16_fraction, args.noise_probability)
+        (
+            i,
+            path,
+            args.init_path,
+            args.per_image,
+            args.seed,
+            args.bank16_fraction,
+            args.near_sharp_fraction,
+            args.noise_probability,
+        )
         for i, path in enumerate(sources)
     ]
     start, results = time.time(), []
@@ -191,7 +209,8 @@ def main(argv: list[str] | None = None) -> Path:
         "statistics_minutes": float(data["minutes"]),
         "head_minutes": (time.time() - start) / 60,
         "hardware": hardware_description(torch.device("cpu")),
-        **{k: getattr(args, k) for k in ("per_image", "bank16_fraction", "noise_probability", "seed")},
+        **{k: getattr(args, k) for k in ("per_image", "bank16_fraction", "near_sharp_fraction", "noise_probability")},
+        "seed": args.seed,
         **{k: getattr(args, k) for k in ("learning_rate", "epochs", "batch_size")},
     }
     results = {
@@ -212,13 +231,20 @@ def main(argv: list[str] | None = None) -> Path:
 def model_card_section(results: dict, initial: dict) -> str:
     """The paragraph this stage adds to the model card; every number from its run."""
     t, quick, random = results["training"], results["validation_quick"], results["validation_random"]
+    near_sharp = t.get("near_sharp_fraction", 0.0)
+    kernels = f"bank16 with probability {t['bank16_fraction']}, else the random Gaussian family"
+    if near_sharp:
+        kernels = (
+            f"{near_sharp:.0%} nearly sharp (σ from 0.3 to 0.6, so that a sharp photo is answered with a near-delta"
+            f" kernel), else {kernels}"
+        )
     return f"""
 ## Fine-tuned on whole photos (`train/finetune_kernel_estimator.py`)
 
 The head was then fine-tuned on the statistics `estimate` pools from whole photos (its 8 most textured 256×256
 crops) instead of single 128×128 crops: {t["blurred_photos"]:,} blurred photos ({t["per_image"]} kernels for each
-photo of {", ".join(t["train_sources"])}; bank16 with probability {t["bank16_fraction"]}, else
-the random Gaussian family; Gaussian noise σ ~ U[0, 2.55] on {t["noise_probability"]:.0%} of them), AdamW
+photo of {", ".join(t["train_sources"])}; {kernels}; Gaussian noise σ ~ U[0, 2.55] on
+{t["noise_probability"]:.0%} of them), AdamW
 {t["learning_rate"]:g} with a one-cycle schedule, {t["epochs"]} epochs of batches of {t["batch_size"]} (the last one
 kept), on {t["hardware"]}: {t["statistics_minutes"]:.1f} minutes computing the statistics (once; cached),
 {t["head_minutes"]:.1f} training the head and validating.
