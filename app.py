@@ -399,7 +399,7 @@ def estimate(
     if any(issubclass(w.category, FlatImageWarning) for w in caught):
         text += " (the photo has almost no edges, so this estimate is a guess)"
     elif any(issubclass(w.category, SlightBlurWarning) for w in caught):
-        text += " (very little blur: if the photo was sharp already, the result is over-sharpened)"
+        text += " (very little blur: the photo may be sharp already, and the result changes it little)"
     return kernel, text
 
 

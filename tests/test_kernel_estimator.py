@@ -279,4 +279,5 @@ def test_whole_photo_fine_tuning_learns_from_pooled_statistics_and_caches_them(f
     assert "made with other flags" in capsys.readouterr().out
     centre = np.load(cache)["kernel"][:, 8, 8]
     assert (centre > 0.4).sum() >= 1  # σ ≤ 0.6: most weight on the centre tap (the random family's σ ≥ 0.6)
-    assert "50% nearly sharp" in (tmp_path / "near_sharp" / "README.md").read_text()
+    card = (tmp_path / "near_sharp" / "README.md").read_text()
+    assert "## Fine-tuned on whole photos, nearly sharp ones included" in card and "50% nearly sharp" in card

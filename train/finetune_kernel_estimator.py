@@ -15,10 +15,14 @@ the statistics of a photo's 8 most textured 256×256 crops. This script closes t
    best epoch on the benchmark's own pairs would flatter it); the last epoch is saved (``save_pretrained``,
    ``eval_results.json``, the model card with this stage added).
 
-Example (the bundled estimator's last stage, 38,400 blurred photos):
+With ``--near_sharp_fraction`` some photos are blurred by at most σ = 0.6 (from 0.3, nearly a delta), so that the
+estimator learns what an unblurred photo looks like and answers it with a near-delta kernel.
+
+Example (the bundled estimator's last stage, 38,400 blurred photos, started from the stage before it):
 
     python train/finetune_kernel_estimator.py --train_dirs ../shared/data/bsds500_train ../shared/data/bsds500_test \\
-        --per_image 96 --epochs 10 --moments_cache runs/estimator_moments96.npz --output_dir runs/estimator-photos
+        --per_image 96 --epochs 10 --near_sharp_fraction 0.15 --moments_cache runs/estimator_moments96_ns15.npz \\
+        --output_dir runs/estimator-nearsharp
 """
 
 from __future__ import annotations
@@ -238,8 +242,9 @@ def model_card_section(results: dict, initial: dict) -> str:
             f"{near_sharp:.0%} nearly sharp (σ from 0.3 to 0.6, so that a sharp photo is answered with a near-delta"
             f" kernel), else {kernels}"
         )
+    heading = "Fine-tuned on whole photos, nearly sharp ones included" if near_sharp else "Fine-tuned on whole photos"
     return f"""
-## Fine-tuned on whole photos (`train/finetune_kernel_estimator.py`)
+## {heading} (`train/finetune_kernel_estimator.py`)
 
 The head was then fine-tuned on the statistics `estimate` pools from whole photos (its 8 most textured 256×256
 crops) instead of single 128×128 crops: {t["blurred_photos"]:,} blurred photos ({t["per_image"]} kernels for each
