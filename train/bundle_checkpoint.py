@@ -60,9 +60,10 @@ def main(argv=None) -> Path:
             if old.is_file():
                 old.unlink()
     model = AutoModel.from_pretrained(run)  # BIKAnet or the estimator
-    # The noise-level input is read from the model itself (a run continued from a model that has it need not have
-    # passed the flag).
-    results["training"].setdefault("noise_level_input", getattr(model.config, "noise_level_input", False))
+    # BIKAnet's noise-level input is read from the model itself (a run continued from a model that has it need not
+    # have passed the flag); the estimator has no such input, and its record gets no such field.
+    if hasattr(model.config, "noise_level_input"):
+        results["training"].setdefault("noise_level_input", model.config.noise_level_input)
     model.save_pretrained(out, safe_serialization=True)
     if (run / "preprocessor_config.json").is_file():
         BikanetImageProcessor.from_pretrained(run).save_pretrained(out)
