@@ -156,6 +156,7 @@ def cmd_deblur(args: argparse.Namespace) -> int:
 
     from .deblurring import deblur, load_model, resolve_blur_type
     from .estimation import load_estimator
+    from .modeling_bikanet import user_noise_level
 
     kernel = _kernel_from_args(args) if (args.kernel or args.sigma or args.motion is not None) else None
     if not 0.0 <= args.strength <= 1.0:
@@ -176,6 +177,7 @@ def cmd_deblur(args: argparse.Namespace) -> int:
         raise ValueError(f"{outdir} is not writable.")
     blur_type = resolve_blur_type(args.blur_type, kernel, args.model)
     model = load_model(args.model, blur_type)
+    user_noise_level(args.noise_level, model.config)  # a clear error before any photo is read
     estimator = load_estimator(args.estimator, blur_type) if kernel is None else None
     failures = len(unmatched)
     for path in tqdm(files, desc="deblur", unit="image", disable=args.quiet or len(files) == 1):
@@ -196,6 +198,7 @@ def cmd_deblur(args: argparse.Namespace) -> int:
                 spatially_varying=args.spatially_varying,
                 strength=args.strength,
                 precision=args.precision,
+                noise_level=args.noise_level,
             )
             partial = output.with_name(f".{output.name}.partial")
             try:  # a full disk or a crash leaves no half-written result under the final name
@@ -210,6 +213,8 @@ def cmd_deblur(args: argparse.Namespace) -> int:
                 how = "given kernel"
                 if result.kernel_estimated:
                     how = "estimated kernel: " + describe_kernel(result.kernel)
+                if result.noise_level is not None:
+                    how += f"; noise σ {result.noise_level:.1f} grey levels"
                 tqdm.write(f"{path} -> {', '.join(map(str, written))} ({how}; {result.seconds['total']:.1f} s)")
         except (ValueError, OSError) as err:
             failures += 1
@@ -348,6 +353,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="how much of the correction to keep, 0 (the input) to 1 (the full result, default): tones down a result "
         "that looks over-sharpened",
+    )
+    p.add_argument(
+        "--noise-level",
+        type=float,
+        default=None,
+        metavar="SIGMA",
+        help="the photos' noise σ in grey levels (0-255), for the default model, which reads it: larger values smooth "
+        "more, 0 keeps fine texture (fur, foliage, engraving lines) that the measurement takes for noise (default: "
+        "measured in each photo)",
     )
     p.add_argument(
         "--model",

@@ -23,7 +23,13 @@ from .image_io import read_image
 from .image_processing_bikanet import BikanetImageProcessor
 from .kernels import KERNEL_SIZE, gaussian_kernel, kernel_spread, load_kernel, validate_kernel
 from .metrics import kernel_l1
-from .modeling_bikanet import BikanetForImageDeblurring, check_precision, tile_windows
+from .modeling_bikanet import (
+    BikanetForImageDeblurring,
+    check_precision,
+    estimate_noise_level,
+    tile_windows,
+    user_noise_level,
+)
 from .motion import MOTION_KERNEL_SIZE
 from .pipeline_bikanet import kernel_for_model
 
@@ -57,6 +63,8 @@ class DeblurResult:
         tile_kernels: with ``spatially_varying=True``, the kernel of each tile (``T×k×k``, row by row; the tiles are
             ``modeling_bikanet.tile_windows(H, W, tile_size, tile_overlap)``); else ``None``.
         notes: what was done to the inputs that the caller may want to know (e.g. a kernel cropped or normalised).
+        noise_level: the noise σ (grey levels, 0–255 scale) the model was told, measured or given; ``None`` for
+            models that do not read it.
     """
 
     image: Image.Image
@@ -66,6 +74,7 @@ class DeblurResult:
     num_tiles: int = 1
     notes: list[str] = field(default_factory=list)
     tile_kernels: np.ndarray | None = None
+    noise_level: float | None = None
 
 
 @functools.lru_cache(maxsize=4)
@@ -230,11 +239,12 @@ def restore(
     motion_flow: torch.Tensor | None = None,
     self_ensemble: bool = False,
     precision: str = "float32",
+    noise_level: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, int]:
     """Deblur an ``H×W×3`` uint8 image with a kernel (``k×k``, or ``T×k×k``: one per tile of ``tile_windows``;
     ``kernel_is_estimate``: a blind estimate, for models that read it; ``motion_flow``: a ``1×2×H×W`` flow for
-    motion-flow models instead of the kernel's own; ``self_ensemble``, ``precision``: see ``deblur_tiled``); returns
-    the uint8 result and the number of tiles used (per pass)."""
+    motion-flow models instead of the kernel's own; ``self_ensemble``, ``precision``, ``noise_level``: see
+    ``deblur_tiled``); returns the uint8 result and the number of tiles used (per pass)."""
     device = next(model.parameters()).device
     processor = BikanetImageProcessor()
     pixel_values = torch.from_numpy(processor.to_array(rgb)).permute(2, 0, 1)[None].to(device)
@@ -256,6 +266,7 @@ def restore(
         kernel_is_estimate=kernel_is_estimate,
         self_ensemble=self_ensemble,
         precision=precision,
+        noise_level=None if noise_level is None else noise_level.to(device),
     )
     del pixel_values
     # The processor's postprocess, in place: a 24-megapixel result would otherwise be copied three times.
@@ -288,6 +299,7 @@ def deblur(
     spatially_varying: bool = False,
     strength: float = 1.0,
     precision: str = "auto",
+    noise_level: float | None = None,
 ) -> DeblurResult:
     """Deblur a photo; blind (the kernel is estimated) when ``kernel`` is ``None``.
 
@@ -328,6 +340,10 @@ def deblur(
             natively (a CPU with AVX-512 BF16 or AMX, a recent GPU) — 512×512 on 2 CPU threads in 0.62 s instead of
             0.99 s, for −0.009 dB on bsds500_val quick (``benchmarks/results/bikanet_speed_avx512.json``) — and in
             float32 elsewhere; ``"float32"`` or ``"bfloat16"`` to choose. The kernel estimate is float32 either way.
+        noise_level: for models that read the photo's noise level (the default ``"bikanet"``): its noise σ in grey
+            levels (0–255 scale), as FFDNet's noise map — larger values smooth more, 0 keeps fine texture that the
+            measurement takes for noise; default: measured on the whole photo
+            (:func:`~bikanet_hf.modeling_bikanet.estimate_noise_level`). ``ValueError`` for other models.
 
     Returns:
         A :class:`DeblurResult` (``.image``, ``.kernel``, ``.seconds``, …).
@@ -346,6 +362,7 @@ def deblur(
         read_notes = []
     blur_type = resolve_blur_type(blur_type, kernel, model)
     bikanet = load_model(model, blur_type)
+    noise_input = user_noise_level(noise_level, bikanet.config)
     rgb, alpha, k, estimated, notes, estimate_seconds = prepare_inputs(
         image, kernel, kernel_size=bikanet.config.kernel_size, estimator=estimator, method=method, blur_type=blur_type
     )
@@ -366,6 +383,10 @@ def deblur(
         estimate_seconds += time.perf_counter() - tile_start
     if device is not None:
         bikanet.to(device)
+    if bikanet.config.noise_level_input and noise_input is None:  # as deblur_tiled would, to report it
+        pixels = torch.from_numpy(BikanetImageProcessor().to_array(rgb)).permute(2, 0, 1)[None]
+        noise_input = estimate_noise_level(pixels)
+        del pixels
 
     def tile_progress(done: int, total: int) -> None:
         if progress is not None:
@@ -382,6 +403,7 @@ def deblur(
         kernel_is_estimate=estimated,
         self_ensemble=self_ensemble,
         precision=precision,
+        noise_level=noise_input,
     )
     if self_ensemble:
         notes.append("Averaged over the image flipped and turned 8 ways (self-ensemble).")
@@ -391,4 +413,5 @@ def deblur(
     deblur_seconds = time.perf_counter() - deblur_start
     result = Image.fromarray(np.dstack([restored, alpha]) if alpha is not None else restored)
     seconds = {"estimate": estimate_seconds, "deblur": deblur_seconds, "total": time.perf_counter() - start}
-    return DeblurResult(result, k, estimated, seconds, num_tiles, notes, tile_kernels)
+    level = None if noise_input is None else noise_input.item() * 255
+    return DeblurResult(result, k, estimated, seconds, num_tiles, notes, tile_kernels, level)

@@ -20,7 +20,7 @@ from PIL import Image
 from transformers import Pipeline
 
 from .image_processing_bikanet import BikanetImageProcessor
-from .modeling_bikanet import check_precision
+from .modeling_bikanet import check_precision, user_noise_level
 from .modeling_kernel_estimator import BikanetKernelEstimator
 
 ESTIMATOR_SUBFOLDER = "kernel_estimator"
@@ -48,9 +48,9 @@ class ImageDeblurringPipeline(Pipeline):
 
     Call with one image or a list (PIL images, ``H×W(×3)`` arrays or file paths) and optionally ``kernel=`` (an
     array used for every image), ``tile_size=``, ``tile_overlap=``, ``self_ensemble=True`` (8 flips and turns
-    averaged) and ``precision=`` (default ``"auto"``: bf16 autocast where the device computes it natively), as
-    ``bikanet_hf.deblur``. Each result is a dict with ``"image"`` (PIL
-    RGB, same size) and ``"kernel"`` (the kernel used, float64).
+    averaged), ``precision=`` (default ``"auto"``: bf16 autocast where the device computes it natively) and
+    ``noise_level=`` (σ in grey levels, for models that read it; default: measured), as ``bikanet_hf.deblur``.
+    Each result is a dict with ``"image"`` (PIL RGB, same size) and ``"kernel"`` (the kernel used, float64).
     """
 
     _load_processor = False
@@ -85,7 +85,14 @@ class ImageDeblurringPipeline(Pipeline):
         return self._estimator
 
     def _sanitize_parameters(
-        self, kernel=None, tile_size=None, tile_overlap=None, self_ensemble=None, precision=None, **kwargs
+        self,
+        kernel=None,
+        tile_size=None,
+        tile_overlap=None,
+        self_ensemble=None,
+        precision=None,
+        noise_level=None,
+        **kwargs,
     ):
         preprocess = {"kernel": kernel} if kernel is not None else {}
         if precision is not None:
@@ -95,6 +102,7 @@ class ImageDeblurringPipeline(Pipeline):
             ("tile_overlap", tile_overlap),
             ("self_ensemble", self_ensemble),
             ("precision", precision),
+            ("noise_level", user_noise_level(noise_level, self.model.config)),
         )
         forward = {k: v for k, v in options if v is not None}
         return preprocess, forward, {}
@@ -125,6 +133,7 @@ class ImageDeblurringPipeline(Pipeline):
         tile_overlap: int = 64,
         self_ensemble: bool = False,
         precision: str = "auto",
+        noise_level: torch.Tensor | None = None,
     ) -> dict:
         output = self.model.deblur_tiled(
             model_inputs["pixel_values"],
@@ -134,6 +143,7 @@ class ImageDeblurringPipeline(Pipeline):
             kernel_is_estimate=model_inputs["kernel_is_estimate"],
             self_ensemble=self_ensemble,
             precision=precision,
+            noise_level=noise_level,
         )
         return {"reconstruction": output, "kernel": model_inputs["kernel"]}
 

@@ -329,6 +329,32 @@ def test_strength_tones_the_correction_down(blurred):
         deblur(blurred, KERNEL, strength=1.5)
 
 
+def test_noise_level_is_measured_once_reported_and_can_be_given(tmp_path, sharp, blurred, capsys):
+    """The default model reads the photo's noise level: deblur() measures it on the whole photo and reports it, or
+    takes the user's (the pipeline and the CLI too); told the photo is clean, the model amplifies its noise."""
+    noisy = degrade(sharp, KERNEL, noise_sigma=5.0, generator=torch.Generator().manual_seed(0))
+    assert deblur(blurred, KERNEL).noise_level < 1.0
+    measured = deblur(noisy, KERNEL)
+    assert measured.noise_level == pytest.approx(5.0, rel=0.15)
+    told_clean = deblur(noisy, KERNEL, noise_level=0)
+    assert told_clean.noise_level == 0
+    assert psnr(sharp, np.asarray(measured.image)) > psnr(sharp, np.asarray(told_clean.image)) + 1.0
+    pipe = pipeline("image-deblurring", model=str(DEFAULT_MODEL), device="cpu")
+    np.testing.assert_array_equal(np.asarray(pipe(noisy, kernel=KERNEL, noise_level=0)["image"]), told_clean.image)
+    for bad in (-1, float("nan"), "loud", True):
+        with pytest.raises(ValueError, match="noise σ in grey levels"):
+            deblur(noisy, KERNEL, noise_level=bad)
+    with pytest.raises(ValueError, match="does not read a noise level"):
+        deblur(noisy, KERNEL, model="bikanet-large", noise_level=2)
+    Image.fromarray(noisy).save(tmp_path / "noisy.png")
+    command = ["deblur", str(tmp_path / "noisy.png"), "-o", str(tmp_path / "out"), "--sigma", "2.5", "1", "--angle"]
+    assert main([*command, "30", "--noise-level", "0"]) == 0
+    assert "noise σ 0.0 grey levels" in capsys.readouterr().out
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "noisy.png")), told_clean.image)
+    assert main([*command, "30", "--noise-level", "-2", "--force"]) != 0
+    assert "0 or more; got -2.0" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("photo", [skdata.chelsea(), skdata.astronaut()[:256, 128:384]], ids=["chelsea", "astronaut"])
 def test_a_sharp_photo_comes_back_nearly_unchanged(photo):
     # The bundled estimator answers a sharp photo with a near-delta kernel (before its fine-tuning on nearly sharp
