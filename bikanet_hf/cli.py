@@ -305,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  bikanet deblur shaky.jpg -o sharp/ --blur-type motion    blind camera shake (path by edge prediction)\n"
         "  bikanet deblur turned.jpg -o sharp/ --blur-type motion --spatially-varying --tile-size 384\n"
         "  bikanet deblur soft.jpg -o sharp/ --strength 0.6           keep 60% of the correction\n"
+        "  bikanet deblur fur.jpg -o sharp/ --noise-level 0            a clean photo: keep its fine texture\n"
         "  bikanet deblur photo.jpg -o sharp/ --kernel psf.npy --device cuda",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -141,8 +141,8 @@ def model_card(
         if training.get("kernel_estimate_input")
         else ""
     ) + (
-        "\nIt measures the photo's noise level itself (`estimate_noise_level`) and reads it as one more input\n"
-        "channel, so that it can treat clean and noisy photos differently."
+        "\nIt measures the photo's noise level itself (`estimate_noise_level`; or takes `noise_level=` from the\n"
+        "caller) and reads it as one more input channel, so that it can treat clean and noisy photos differently."
         if training.get("noise_level_input")
         else ""
     )
