@@ -15,6 +15,7 @@ Usage: ``python benchmarks/slight_blur.py [--estimator NAME=FOLDER ...]``; write
 from __future__ import annotations
 
 import argparse
+import os
 import warnings
 
 import numpy as np
@@ -43,7 +44,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/slight_blur")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    estimators = dict(e.split("=", 1) for e in args.estimator or [f"bundled={DEFAULT_ESTIMATOR}"])
+    estimators = dict(e.split("=", 1) for e in args.estimator or [f"bundled={os.path.relpath(DEFAULT_ESTIMATOR)}"])
     photos = [p for s in args.sets for p in list_images(corpus.default_data_dir() / s)[: args.limit]]
     sharp = [load_rgb(p) for p in photos]
     inputs = {
