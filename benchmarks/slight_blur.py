@@ -2,13 +2,13 @@
 as it was (the estimator answering "no blur", a near-delta kernel), and a slightly blurred one should still gain.
 
 Each photo of ``--sets`` is taken as it is (σ = 0) and blurred by the protocol (isotropic Gaussian, 8-bit) with each
-further ``--sigmas``; each version is deblurred blind with ``bikanet_hf.deblur`` (the default BIKAnet, each
-``--estimator`` in turn, whole photo). Reported: PSNR of the result against the sharp photo (for σ = 0: against
-itself, higher = less changed; with a kernel of σ = 0.3 the default BIKAnet returns these photos at 35–42 dB), its
-gain over the input, and the widest σ of the amortized estimate (as ``estimate_kernel`` returns it, before the
-deblurring scale; ``SlightBlurWarning`` is raised under ``SLIGHT_BLUR_SIGMA``).
+further ``--sigmas``; each version is deblurred blind with ``bikanet_hf.deblur`` (the default BIKAnet or
+``--model``, each ``--estimator`` in turn, whole photo). Reported: PSNR of the result against the sharp photo (for
+σ = 0: against itself, higher = less changed; with a kernel of σ = 0.3 the default BIKAnet returns these photos at
+35–42 dB), its gain over the input, and the widest σ of the amortized estimate (as ``estimate_kernel`` returns it,
+before the deblurring scale; ``SlightBlurWarning`` is raised under ``SLIGHT_BLUR_SIGMA``).
 
-Usage: ``python benchmarks/slight_blur.py [--estimator NAME=FOLDER ...]``; writes
+Usage: ``python benchmarks/slight_blur.py [--model FOLDER] [--estimator NAME=FOLDER ...]``; writes
 ``benchmarks/results/slight_blur.{json,md}``.
 """
 
@@ -40,6 +40,7 @@ def main() -> None:
         metavar="NAME=FOLDER",
         help="an estimator to compare (repeatable; default: the bundled one, as 'bundled')",
     )
+    parser.add_argument("--model", default=None, help="the BIKAnet to deblur with (default: the bundled one)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/slight_blur")
     args = parser.parse_args()
@@ -52,12 +53,13 @@ def main() -> None:
         for sigma in args.sigmas
     }
     report: dict = {"photos": [f"{p.parent.name}/{p.name}" for p in photos], "sigmas": args.sigmas, "rows": {}}
+    report["model"] = args.model or "bundled"
     for name, folder in estimators.items():
         estimator = load_estimator(folder)
         for sigma, images in inputs.items():
             scores, gains, widths = [], [], []
             for truth, image in zip(sharp, images, strict=True):
-                result = deblur(image, estimator=estimator)
+                result = deblur(image, model=args.model, estimator=estimator)
                 scores.append(psnr(truth, np.asarray(result.image)))
                 gains.append(scores[-1] - psnr(truth, image) if sigma else 0.0)
                 with warnings.catch_warnings():
