@@ -48,7 +48,7 @@ from bikanet_hf.estimation import (
     estimate_kernel,
     load_estimator,
 )
-from bikanet_hf.modeling_bikanet import motion_flow_from_kernel, tile_windows
+from bikanet_hf.modeling_bikanet import estimate_noise_level, motion_flow_from_kernel, tile_windows
 from bikanet_hf.pipeline_bikanet import kernel_for_model
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # else gradio contacts api.gradio.app at start-up
@@ -334,6 +334,16 @@ def deblur(
         )[0]
 
 
+def noise_text(image: np.ndarray, kernel: np.ndarray) -> str:
+    """For the report: the noise level the model that fits ``kernel`` measures in the photo (it smooths more when
+    it is higher), or nothing for a model that does not read it (the motion model)."""
+    model, _ = model_for(kernel)
+    if not model.config.noise_level_input:
+        return ""
+    level = estimate_noise_level(image_io.to_tensor(image)[None]).item() * 255
+    return f" · noise: σ ≈ {level:.1f} grey levels, measured (the higher, the more the result is smoothed)"
+
+
 ESTIMATE_FAST = "Fast (one network pass)"
 ESTIMATE_REFINE = "KernelGAN refine (slower: trains a GAN on your photo)"
 BLUR_SOFT = "Soft blur (Gaussian-like)"
@@ -502,7 +512,8 @@ def run_blind(
     restored = deblur(blurred, kernel, progress, estimated=True, tile_kernels=tile_kernels)
     restored = apply_strength(blurred, restored, strength / 100)
     what = "Estimated the blur and deblurred" + (f" at {strength:g}% strength" if strength < 100 else "")
-    return _results(blurred, restored, picture, stem, what, start, f"kernel: {html.escape(kernel_text)}")
+    details = f"kernel: {html.escape(kernel_text)}{noise_text(blurred, kernel)}"
+    return _results(blurred, restored, picture, stem, what, start, details)
 
 
 def run_known_kernel(
@@ -527,7 +538,7 @@ def run_known_kernel(
         stem,
         "Deblurred",
         start,
-        f"kernel: {html.escape(kernel_text)}",
+        f"kernel: {html.escape(kernel_text)}{noise_text(blurred, kernel)}",
     )
 
 

@@ -49,8 +49,13 @@ def load_app(tmp_root: Path):
     if "app" in sys.modules:
         return sys.modules["app"]
     model_dir = tmp_root / "tiny-bikanet"
-    config = BikanetConfig(
-        hidden_size=4, block_hidden_size=8, num_blocks=1, mapping_hidden_size=8, mapping_num_layers=1
+    config = BikanetConfig(  # reads the noise level, as the shipped model does
+        hidden_size=4,
+        block_hidden_size=8,
+        num_blocks=1,
+        mapping_hidden_size=8,
+        mapping_num_layers=1,
+        noise_level_input=True,
     )
     BikanetForImageDeblurring(config).save_pretrained(model_dir)
     BikanetImageProcessor().save_pretrained(model_dir)
@@ -280,6 +285,7 @@ def test_handlers_return_slider_pair_kernel_picture_report_and_download(app, tmp
     assert pair[0].shape == pair[1].shape == (48, 64, 3)
     assert picture.size[0] > 100
     assert "Deblurred in" in report and "σ 2 × 1 px at 30°" in report
+    assert "noise: σ ≈ " in report and "grey levels, measured" in report  # the default model reads it
     assert Path(download).name == "my_photo_deblurred.png"
     np.testing.assert_array_equal(np.asarray(Image.open(download)), pair[1])
 
@@ -314,7 +320,7 @@ def test_camera_shake_runs_through_the_motion_model(app, tmp_path):
         app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SHAKE)
     larger = write_photo(tmp_path / "larger.png", 72, 80)
     _, _, report, _ = app.run_blind(str(larger), app.ESTIMATE_FAST, 300, app.BLUR_SHAKE)
-    assert "kernel: estimated camera shake, spread like a" in report
+    assert "kernel: estimated camera shake, spread like a" in report and "noise:" not in report  # motion model
     with pytest.raises(app.gr.Error, match="KernelGAN estimates Gaussian-like blur only"):
         app.run_blind(str(photo), app.ESTIMATE_REFINE, 50, app.BLUR_SHAKE)
     _, picture, report, _ = app.run_sharp_photo(
