@@ -48,7 +48,7 @@ from bikanet_hf.estimation import (
     estimate_kernel,
     load_estimator,
 )
-from bikanet_hf.modeling_bikanet import estimate_noise_level, motion_flow_from_kernel, tile_windows
+from bikanet_hf.modeling_bikanet import motion_flow_from_kernel, tile_windows
 from bikanet_hf.pipeline_bikanet import kernel_for_model
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # else gradio contacts api.gradio.app at start-up
@@ -306,11 +306,12 @@ def deblur(
     progress: Any = None,
     estimated: bool = False,
     tile_kernels: np.ndarray | None = None,
-) -> np.ndarray:
+) -> tuple[np.ndarray, float | None]:
     """``H×W×3`` uint8 blurred photo and its kernel (``estimated``: a blind estimate) → restored uint8 by the model
-    that fits the kernel (:func:`model_for`), in tiles for large photos; ``progress`` is a ``gr.Progress`` (or
-    ``None``). ``tile_kernels``: one kernel per tile of ``tile_windows(H, W, VARYING_TILE_SIZE,
-    VARYING_TILE_OVERLAP)``, for blur that varies across the photo."""
+    that fits the kernel (:func:`model_for`), in tiles for large photos, and the noise σ (grey levels) that model
+    measured in the photo (``None`` for the motion model, which does not read it); ``progress`` is a
+    ``gr.Progress`` (or ``None``). ``tile_kernels``: one kernel per tile of ``tile_windows(H, W,
+    VARYING_TILE_SIZE, VARYING_TILE_OVERLAP)``, for blur that varies across the photo."""
 
     def tile_done(done: int, total: int) -> None:
         if progress is not None:
@@ -322,7 +323,7 @@ def deblur(
         kernel = np.stack([kernel_for_model(k, model.config.kernel_size) for k in tile_kernels])
         tile_size, tile_overlap = VARYING_TILE_SIZE, VARYING_TILE_OVERLAP
     with torch.inference_mode():
-        return restore(
+        restored, _, noise_level = restore(
             model,
             image,
             kernel,
@@ -331,16 +332,15 @@ def deblur(
             progress=tile_done,
             kernel_is_estimate=estimated,
             precision="auto",
-        )[0]
+        )
+    return restored, noise_level
 
 
-def noise_text(image: np.ndarray, kernel: np.ndarray) -> str:
-    """For the report: the noise level the model that fits ``kernel`` measures in the photo (it smooths more when
-    it is higher), or nothing for a model that does not read it (the motion model)."""
-    model, _ = model_for(kernel)
-    if not model.config.noise_level_input:
+def noise_text(level: float | None) -> str:
+    """For the report: the noise level the model measured in the photo (it smooths more when it is higher), or
+    nothing for a model that does not read it (the motion model)."""
+    if level is None:
         return ""
-    level = estimate_noise_level(image_io.to_tensor(image)[None]).item() * 255
     return f" · noise: σ ≈ {level:.1f} grey levels, measured (the higher, the more the result is smoothed)"
 
 
@@ -509,10 +509,10 @@ def run_blind(
         kernel_text = f"{tile_text}; whole photo: {kernel_text}"
     if not 0 <= strength <= 100:
         raise gr.Error(f"Strength is a percentage from 0 to 100, got {strength}.", print_exception=False)
-    restored = deblur(blurred, kernel, progress, estimated=True, tile_kernels=tile_kernels)
+    restored, noise_level = deblur(blurred, kernel, progress, estimated=True, tile_kernels=tile_kernels)
     restored = apply_strength(blurred, restored, strength / 100)
     what = "Estimated the blur and deblurred" + (f" at {strength:g}% strength" if strength < 100 else "")
-    details = f"kernel: {html.escape(kernel_text)}{noise_text(blurred, kernel)}"
+    details = f"kernel: {html.escape(kernel_text)}{noise_text(noise_level)}"
     return _results(blurred, restored, picture, stem, what, start, details)
 
 
@@ -530,7 +530,7 @@ def run_known_kernel(
     start = time.perf_counter()
     blurred, stem = read_photo(photo, "blurred photo")
     kernel, kernel_text = choose_kernel(source, sigma_major, sigma_minor, angle, kernel_file, motion_length)
-    restored = deblur(blurred, kernel, progress)
+    restored, noise_level = deblur(blurred, kernel, progress)
     return _results(
         blurred,
         restored,
@@ -538,7 +538,7 @@ def run_known_kernel(
         stem,
         "Deblurred",
         start,
-        f"kernel: {html.escape(kernel_text)}{noise_text(blurred, kernel)}",
+        f"kernel: {html.escape(kernel_text)}{noise_text(noise_level)}",
     )
 
 
@@ -576,7 +576,7 @@ def run_sharp_photo(
             f"blind (kernel {html.escape(estimated_text)}; error Σ|k̂ − k| = "
             f"{metrics.kernel_l1(used_framed, truth_framed):.3f}, 0 is exact)"
         )
-    restored = deblur(blurred, used, progress, estimated=deblur_with != DEBLUR_TRUE)
+    restored, _ = deblur(blurred, used, progress, estimated=deblur_with != DEBLUR_TRUE)
     details = f"true kernel: {html.escape(kernel_text)}\n\n{metrics_table(sharp, blurred, restored)}"
     return _results(blurred, restored, picture, stem, f"Blurred, deblurred {how} and scored", start, details)
 

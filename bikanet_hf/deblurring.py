@@ -240,15 +240,21 @@ def restore(
     self_ensemble: bool = False,
     precision: str = "float32",
     noise_level: torch.Tensor | None = None,
-) -> tuple[np.ndarray, int]:
+) -> tuple[np.ndarray, int, float | None]:
     """Deblur an ``H×W×3`` uint8 image with a kernel (``k×k``, or ``T×k×k``: one per tile of ``tile_windows``;
     ``kernel_is_estimate``: a blind estimate, for models that read it; ``motion_flow``: a ``1×2×H×W`` flow for
     motion-flow models instead of the kernel's own; ``self_ensemble``, ``precision``, ``noise_level``: see
-    ``deblur_tiled``); returns the uint8 result and the number of tiles used (per pass)."""
+    ``deblur_tiled``); returns the uint8 result, the number of tiles used (per pass) and, for models that read it,
+    the noise σ the model was given in grey levels (measured once on the whole image unless ``noise_level`` is
+    given), else ``None``."""
     device = next(model.parameters()).device
     processor = BikanetImageProcessor()
     pixel_values = torch.from_numpy(processor.to_array(rgb)).permute(2, 0, 1)[None].to(device)
     kernel_tensor = torch.from_numpy(np.ascontiguousarray(kernel)).float()[None].to(device)
+    if noise_level is not None:
+        noise_level = noise_level.to(device)
+    elif model.config.noise_level_input:
+        noise_level = estimate_noise_level(pixel_values)
     tiles = []
 
     def count(done: int, total: int) -> None:
@@ -266,12 +272,13 @@ def restore(
         kernel_is_estimate=kernel_is_estimate,
         self_ensemble=self_ensemble,
         precision=precision,
-        noise_level=None if noise_level is None else noise_level.to(device),
+        noise_level=noise_level,
     )
     del pixel_values
     # The processor's postprocess, in place: a 24-megapixel result would otherwise be copied three times.
     restored = output[0].float().clamp_(0, 1).mul_(255).round_().to(torch.uint8)
-    return restored.permute(1, 2, 0).cpu().numpy(), tiles[0] // (8 if self_ensemble else 1)
+    level = None if noise_level is None else noise_level.item() * 255
+    return restored.permute(1, 2, 0).cpu().numpy(), tiles[0] // (8 if self_ensemble else 1), level
 
 
 def apply_strength(original: np.ndarray, restored: np.ndarray, strength: float) -> np.ndarray:
@@ -383,17 +390,13 @@ def deblur(
         estimate_seconds += time.perf_counter() - tile_start
     if device is not None:
         bikanet.to(device)
-    if bikanet.config.noise_level_input and noise_input is None:  # as deblur_tiled would, to report it
-        pixels = torch.from_numpy(BikanetImageProcessor().to_array(rgb)).permute(2, 0, 1)[None]
-        noise_input = estimate_noise_level(pixels)
-        del pixels
 
     def tile_progress(done: int, total: int) -> None:
         if progress is not None:
             progress(done / total, f"deblurring (tile {done} of {total})" if total > 1 else "deblurring")
 
     deblur_start = time.perf_counter()
-    restored, num_tiles = restore(
+    restored, num_tiles, level = restore(
         bikanet,
         rgb,
         k if tile_kernels is None else tile_kernels,
@@ -413,5 +416,4 @@ def deblur(
     deblur_seconds = time.perf_counter() - deblur_start
     result = Image.fromarray(np.dstack([restored, alpha]) if alpha is not None else restored)
     seconds = {"estimate": estimate_seconds, "deblur": deblur_seconds, "total": time.perf_counter() - start}
-    level = None if noise_input is None else noise_input.item() * 255
     return DeblurResult(result, k, estimated, seconds, num_tiles, notes, tile_kernels, level)

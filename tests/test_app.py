@@ -266,7 +266,7 @@ def test_file_names_in_errors_are_escaped(app, tmp_path):
 
 def test_deblur_keeps_size_and_returns_8_bit(app, tmp_path):
     photo = np.asarray(Image.open(write_photo(tmp_path / "p.png", 33, 47)))
-    restored = app.deblur(photo, kernels.gaussian_kernel(2.0, 1.0, 30.0))
+    restored, _ = app.deblur(photo, kernels.gaussian_kernel(2.0, 1.0, 30.0))
     assert restored.shape == (33, 47, 3) and restored.dtype == np.uint8
 
 
@@ -364,7 +364,7 @@ def test_large_photos_are_deblurred_in_tiles_with_progress(app, tmp_path, monkey
     monkeypatch.setattr(app, "TILE_OVERLAP", 8)
     photo = np.asarray(Image.open(write_photo(tmp_path / "p.png", 70, 90)))
     calls = []
-    restored = app.deblur(photo, kernels.gaussian_kernel(2.0, 1.0, 30.0), lambda f, desc: calls.append(desc))
+    restored, _ = app.deblur(photo, kernels.gaussian_kernel(2.0, 1.0, 30.0), lambda f, desc: calls.append(desc))
     assert restored.shape == (70, 90, 3) and calls[-1] == "Deblurring, tile 12 of 12"
 
 
