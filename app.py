@@ -48,7 +48,7 @@ from bikanet_hf.estimation import (
     estimate_kernel,
     load_estimator,
 )
-from bikanet_hf.modeling_bikanet import motion_flow_from_kernel, tile_windows
+from bikanet_hf.modeling_bikanet import motion_flow_from_kernel, tile_windows, user_noise_level
 from bikanet_hf.pipeline_bikanet import kernel_for_model
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # else gradio contacts api.gradio.app at start-up
@@ -306,10 +306,12 @@ def deblur(
     progress: Any = None,
     estimated: bool = False,
     tile_kernels: np.ndarray | None = None,
+    noise_level: float | None = None,
 ) -> tuple[np.ndarray, float | None]:
     """``H×W×3`` uint8 blurred photo and its kernel (``estimated``: a blind estimate) → restored uint8 by the model
     that fits the kernel (:func:`model_for`), in tiles for large photos, and the noise σ (grey levels) that model
-    measured in the photo (``None`` for the motion model, which does not read it); ``progress`` is a
+    was given: ``noise_level`` if set (see :func:`noise_level_setting`), else what it measured in the photo
+    (``None`` for the motion model, which does not read one and ignores ``noise_level``); ``progress`` is a
     ``gr.Progress`` (or ``None``). ``tile_kernels``: one kernel per tile of ``tile_windows(H, W,
     VARYING_TILE_SIZE, VARYING_TILE_OVERLAP)``, for blur that varies across the photo."""
 
@@ -318,6 +320,7 @@ def deblur(
             progress(done / total, desc=f"Deblurring, tile {done} of {total}" if total > 1 else "Deblurring")
 
     model, kernel = model_for(kernel)
+    given = user_noise_level(noise_level, model.config) if model.config.noise_level_input else None
     tile_size, tile_overlap = TILE_SIZE, TILE_OVERLAP
     if tile_kernels is not None:
         kernel = np.stack([kernel_for_model(k, model.config.kernel_size) for k in tile_kernels])
@@ -332,16 +335,40 @@ def deblur(
             progress=tile_done,
             kernel_is_estimate=estimated,
             precision="auto",
+            noise_level=given,
         )
     return restored, noise_level
 
 
-def noise_text(level: float | None) -> str:
-    """For the report: the noise level the model measured in the photo (it smooths more when it is higher), or
-    nothing for a model that does not read it (the motion model)."""
+NOISE_LEVEL_MAX = 20.0  # the model learnt σ up to 5 (and reads textured photos higher); a bound that leaves room
+
+
+def noise_level_setting(value: Any) -> float | None:
+    """The noise level a person typed, σ in grey levels (0–255 scale), or ``None`` for an empty box (measure it);
+    ``gr.Error`` unless it is a number from 0 to :data:`NOISE_LEVEL_MAX`."""
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        level = float(str(value).strip().replace(",", "."))
+    except (TypeError, ValueError):
+        level = float("nan")
+    if not 0 <= level <= NOISE_LEVEL_MAX:
+        raise gr.Error(
+            f"The noise level is the photo's grain as σ in grey levels, from 0 to {NOISE_LEVEL_MAX:g}; got {value!r}. "
+            "Leave it empty to have it measured.",
+            print_exception=False,
+        )
+    return level
+
+
+def noise_text(level: float | None, asked: float | None = None) -> str:
+    """For the report: the noise level the model was given (``level``; it smooths more when it is higher), measured
+    in the photo or as the person set it (``asked``), or, for a model that does not read one (the motion model),
+    nothing, or that the setting was not used."""
     if level is None:
-        return ""
-    return f" · noise: σ ≈ {level:.1f} grey levels, measured (the higher, the more the result is smoothed)"
+        return "" if asked is None else " · noise level not used: the camera-shake model does not read one"
+    how = "measured" if asked is None else "as you set it"
+    return f" · noise: σ ≈ {level:.1f} grey levels, {how} (the higher, the more the result is smoothed)"
 
 
 ESTIMATE_FAST = "Fast (one network pass)"
@@ -490,11 +517,13 @@ def run_blind(
     blur=BLUR_SOFT,
     varying=False,
     strength=100,
+    noise_level=None,
     progress=gr.Progress(),  # noqa: B008 (gradio's progress idiom)
 ):
     """Estimate the blur kernel of an uploaded blurred photo (``varying``: also one per tile), then deblur it and
-    keep ``strength`` % of the correction."""
+    keep ``strength`` % of the correction (``noise_level``: σ in grey levels, or ``None`` to measure it)."""
     start = time.perf_counter()
+    asked = noise_level_setting(noise_level)
     if varying and how == ESTIMATE_REFINE:
         raise gr.Error(
             "A kernel per tile uses the fast estimator; turn off “blur changes across the photo” to use KernelGAN.",
@@ -509,10 +538,10 @@ def run_blind(
         kernel_text = f"{tile_text}; whole photo: {kernel_text}"
     if not 0 <= strength <= 100:
         raise gr.Error(f"Strength is a percentage from 0 to 100, got {strength}.", print_exception=False)
-    restored, noise_level = deblur(blurred, kernel, progress, estimated=True, tile_kernels=tile_kernels)
+    restored, used = deblur(blurred, kernel, progress, estimated=True, tile_kernels=tile_kernels, noise_level=asked)
     restored = apply_strength(blurred, restored, strength / 100)
     what = "Estimated the blur and deblurred" + (f" at {strength:g}% strength" if strength < 100 else "")
-    details = f"kernel: {html.escape(kernel_text)}{noise_text(noise_level)}"
+    details = f"kernel: {html.escape(kernel_text)}{noise_text(used, asked)}"
     return _results(blurred, restored, picture, stem, what, start, details)
 
 
@@ -524,13 +553,16 @@ def run_known_kernel(
     angle,
     kernel_file,
     motion_length=10.0,
+    noise_level=None,
     progress=gr.Progress(),  # noqa: B008
 ):
-    """Deblur an uploaded blurred photo with the kernel the user gives."""
+    """Deblur an uploaded blurred photo with the kernel the user gives (``noise_level``: σ in grey levels, or
+    ``None`` to measure it)."""
     start = time.perf_counter()
+    asked = noise_level_setting(noise_level)
     blurred, stem = read_photo(photo, "blurred photo")
     kernel, kernel_text = choose_kernel(source, sigma_major, sigma_minor, angle, kernel_file, motion_length)
-    restored, noise_level = deblur(blurred, kernel, progress)
+    restored, used = deblur(blurred, kernel, progress, noise_level=asked)
     return _results(
         blurred,
         restored,
@@ -538,7 +570,7 @@ def run_known_kernel(
         stem,
         "Deblurred",
         start,
-        f"kernel: {html.escape(kernel_text)}{noise_text(noise_level)}",
+        f"kernel: {html.escape(kernel_text)}{noise_text(used, asked)}",
     )
 
 
@@ -744,6 +776,20 @@ def _photo_input(label: str, elem_id: str) -> gr.Image:
     return gr.Image(type="filepath", image_mode=None, label=label, sources=["upload", "clipboard"], elem_id=elem_id)
 
 
+def _noise_level_input(prefix: str) -> gr.Textbox:
+    """A text box, not ``gr.Number``: a number box shows 0 when empty, and empty here means "measure it"."""
+    return gr.Textbox(
+        value="",
+        label="Noise level (σ, grey levels)",
+        info=f"Empty: measured in the photo (the report says what it read). The model smooths more the higher it is: "
+        f"set 0–1 if fine texture (hatching, foliage, fur) comes out smoothed, 3–5 if grain comes out amplified "
+        f"(0 to {NOISE_LEVEL_MAX:g}). The camera-shake model does not use it.",
+        placeholder="measured",
+        max_lines=1,
+        elem_id=f"{prefix}-noise-level",
+    )
+
+
 def _run_button(label: str, prefix: str, handler, inputs: list, results: Results, api_name: str) -> None:
     """The tab's button, wired to its handler. preprocess=False: gr.Image's own preprocessing opens the upload with
     PIL and fails on a corrupt file before our code runs, with an error a person cannot read; raw uploads reach
@@ -796,7 +842,8 @@ def _blind_tab(results: Results) -> None:
         "when the photo was barely blurred.",
         elem_id="blind-strength",
     )
-    inputs = [photo, how, steps, blur, varying, strength]
+    noise_level = _noise_level_input("blind")
+    inputs = [photo, how, steps, blur, varying, strength, noise_level]
     _run_button("Estimate the blur and deblur", "blind", run_blind, inputs, results, "deblur_blind")
     gr.Examples(
         [[str(EXAMPLES_DIR / name)] for name in EXAMPLE_KERNELS],
@@ -812,7 +859,9 @@ def _blind_tab(results: Results) -> None:
 def _known_kernel_tab(results: Results) -> None:
     photo = _photo_input("Blurred photo", "known-photo")
     kernel = _kernel_controls("known")
-    _run_button("Deblur", "known", run_known_kernel, [photo, *kernel.inputs], results, "deblur_known_kernel")
+    noise_level = _noise_level_input("known")
+    inputs = [photo, *kernel.inputs, noise_level]
+    _run_button("Deblur", "known", run_known_kernel, inputs, results, "deblur_known_kernel")
     gr.Examples(
         [[str(EXAMPLES_DIR / name), KERNEL_FROM_SLIDERS, *params] for name, params in EXAMPLE_KERNELS.items()],
         [photo, kernel.source, kernel.sigma_major, kernel.sigma_minor, kernel.angle],

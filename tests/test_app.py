@@ -310,6 +310,37 @@ def test_handlers_return_slider_pair_kernel_picture_report_and_download(app, tmp
     assert "estimated by KernelGAN refine" in report and "KernelGAN, step 50 of 50" in steps
 
 
+def test_noise_level_can_be_set_instead_of_measured(app, tmp_path, monkeypatch):
+    given = []  # noise levels (grey levels) the model's deblur_tiled receives; under autocast it calls itself
+    deblur_tiled = app.MODEL.deblur_tiled
+
+    def spy(*args, noise_level=None, **kwargs):
+        given.append(float(noise_level) * 255)
+        return deblur_tiled(*args, noise_level=noise_level, **kwargs)
+
+    monkeypatch.setattr(app.MODEL, "deblur_tiled", spy)
+    photo = write_photo(tmp_path / "p.png")
+    rgb, kernel = np.asarray(Image.open(photo)), kernels.gaussian_kernel(2.0, 1.0, 30.0)
+    measured_result, measured = app.deblur(rgb, kernel)
+    same_result, same = app.deblur(rgb, kernel, noise_level=measured)  # setting what it measured changes nothing
+    assert same == pytest.approx(measured, abs=1e-4) and given == pytest.approx([measured] * len(given), abs=1e-4)
+    np.testing.assert_allclose(same_result.astype(int), measured_result.astype(int), atol=1)
+
+    pair, _, report, _ = app.run_known_kernel(str(photo), app.KERNEL_FROM_SLIDERS, 2.0, 1.0, 30, None, 10.0, 15.0)
+    assert given[-1] == pytest.approx(15.0) and "noise: σ ≈ 15.0 grey levels, as you set it" in report
+    _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, False, 100, 0)
+    assert given[-1] == 0 and "noise: σ ≈ 0.0 grey levels, as you set it" in report
+    _, _, report, _ = app.run_known_kernel(str(photo), app.KERNEL_FROM_MOTION, 2.0, 2.0, 45, None, 9, 3.0)
+    assert "noise level not used: the camera-shake model does not read one" in report
+    _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, False, 100, " 2,5 ")
+    assert given[-1] == pytest.approx(2.5) and "σ ≈ 2.5 grey levels, as you set it" in report  # typed in the box
+    _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, False, 100, "")
+    assert "grey levels, measured" in report  # the box left empty
+    for bad in (-1, 25, "nan", "grainy"):
+        with pytest.raises(app.gr.Error, match="from 0 to 20"):
+            app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, False, 100, bad)
+
+
 def test_camera_shake_runs_through_the_motion_model(app, tmp_path):
     photo = write_photo(tmp_path / "shaky.png")
     pair, picture, report, _ = app.run_known_kernel(

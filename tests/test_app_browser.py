@@ -183,3 +183,21 @@ def test_blur_that_changes_across_the_photo_is_an_option_of_the_blind_tab(browse
     # a photo smaller than one 384-px tile: the report says one kernel was used (the checkbox reached the handler)
     page.locator("#report").get_by_text("fits in one 384-px tile").wait_for(state="visible")
     page.context.close()
+
+
+def test_noise_level_box_is_empty_until_set_and_reaches_the_model(browser, server_url, tmp_path):
+    page = offline_page(browser, viewport={"width": 1280, "height": 900})
+    page.goto(server_url)
+    open_tab(page, "Known kernel")
+    box = page.locator("#known-noise-level").get_by_role("textbox")
+    box.wait_for(state="visible")
+    assert box.input_value() == ""  # empty: measured
+    page.locator("#known-photo input[type=file]").set_input_files(write_photo(tmp_path / "grain.png", 64, 64))
+    page.locator("#known-photo img").first.wait_for(state="visible")
+    page.locator("#known-run").click()
+    page.locator("#report").get_by_text("grey levels, measured").wait_for(state="visible")
+    box.fill("4")
+    box.press("Enter")
+    page.locator("#known-run").click()
+    page.locator("#report").get_by_text("σ ≈ 4.0 grey levels, as you set it").wait_for(state="visible")
+    page.context.close()
