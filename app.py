@@ -12,8 +12,8 @@ Each tab is one ``*_tab`` function that builds its controls and wires its button
 Large photos are deblurred in overlapping tiles (``bikanet_hf.deblurring.restore``) with a progress bar.
 
 Run ``python app.py`` (http://127.0.0.1:7860; ``PORT`` changes the port). The models load once, at import:
-BIKAnet from ``$BIKANET_MODEL`` (a folder, or a bundled checkpoint's name: ``bikanet-large`` is a little better on
-noise-free blur, worse on noisy photos and about 5× slower) or the checkpoint bundled in
+BIKAnet from ``$BIKANET_MODEL`` (a folder, or a bundled checkpoint's name: ``bikanet-large`` is a little sharper and
+about 5× slower) or the checkpoint bundled in
 ``bikanet_hf/checkpoints/bikanet``; the motion-blur model from ``$BIKANET_MOTION_MODEL`` or
 ``bikanet_hf/checkpoints/bikanet-motion``; the kernel estimators from ``$BIKANET_ESTIMATOR`` /
 ``$BIKANET_MOTION_ESTIMATOR``, else the ``kernel_estimator`` folder inside each model.

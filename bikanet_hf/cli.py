@@ -368,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         default=None,
         help="BIKAnet folder, Hub id or bundled checkpoint: bikanet (the default), bikanet-large (a little "
-        "better on noise-free blur, worse on noisy photos, about 5× slower) or bikanet-motion (default: the bundled "
+        "better, about 5× slower on a CPU) or bikanet-motion (default: the bundled "
         "one for the blur type)",
     )
     p.add_argument("--estimator", default=None, help="kernel estimator folder or Hub id (default: bundled)")
