@@ -367,8 +367,8 @@ def noise_text(level: float | None, asked: float | None = None) -> str:
     nothing, or that the setting was not used."""
     if level is None:
         return "" if asked is None else " · noise level not used: the camera-shake model does not read one"
-    how = "measured" if asked is None else "as you set it"
-    return f" · noise: σ ≈ {level:.1f} grey levels, {how} (the higher, the more the result is smoothed)"
+    how = "≈ {:.1f} grey levels, measured" if asked is None else "= {:.1f} grey levels, as you set it"
+    return f" · noise: σ {how.format(level)} (the higher, the more the result is smoothed)"
 
 
 ESTIMATE_FAST = "Fast (one network pass)"

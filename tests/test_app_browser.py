@@ -199,5 +199,5 @@ def test_noise_level_box_is_empty_until_set_and_reaches_the_model(browser, serve
     box.fill("4")
     box.press("Enter")
     page.locator("#known-run").click()
-    page.locator("#report").get_by_text("σ ≈ 4.0 grey levels, as you set it").wait_for(state="visible")
+    page.locator("#report").get_by_text("σ = 4.0 grey levels, as you set it").wait_for(state="visible")
     page.context.close()
