@@ -301,14 +301,16 @@ class _BlurredCrop:
     noise_sigma: float
 
 
-def _draw_kernel(rng: np.random.Generator, kernel_family: str, bank16_fraction: float) -> tuple:
+def _draw_kernel(
+    rng: np.random.Generator, kernel_family: str, bank16_fraction: float, defocus_fraction: float = 0.0
+) -> tuple:
     """One training kernel: ``(kernel, kernel_id, σ_major, σ_minor, θ)``; for camera-shake kernels (``"motion"``,
     :data:`~bikanet_hf.motion.MOTION_KERNEL_SIZE` square) the widths and angle are those of its spread and the id
-    is −1."""
+    is −1; ``defocus_fraction``: the share of defocus disks among the Gaussians (``sample_kernels``)."""
     if kernel_family == "motion":
         kernel = camera_shake_kernel(rng)
         return (kernel, -1, *kernel_spread(kernel))
-    drawn = sample_kernels(1, rng, bank16_fraction)
+    drawn = sample_kernels(1, rng, bank16_fraction, defocus_fraction=defocus_fraction)
     return drawn.kernels[0], int(drawn.kernel_id[0]), drawn.sigma_major[0], drawn.sigma_minor[0], drawn.theta[0]
 
 
@@ -320,6 +322,7 @@ def _blur_region(
     noise_seed: int,
     kernel_family: str = "gaussian",
     drawn: tuple | None = None,
+    defocus_fraction: float = 0.0,
 ) -> _BlurredCrop:
     """Blur a crop-plus-margin region (margin: half the kernel family's size) with a kernel drawn from ``rng`` and
     keep the centre.
@@ -329,7 +332,7 @@ def _blur_region(
     :func:`_draw_kernel` returns them) blurs with that kernel instead of drawing one.
     """
     if drawn is None:
-        drawn = _draw_kernel(rng, kernel_family, bank16_fraction)
+        drawn = _draw_kernel(rng, kernel_family, bank16_fraction, defocus_fraction)
     kernel, kernel_id, sigma_major, sigma_minor, theta = drawn
     generator = torch.Generator().manual_seed(noise_seed) if noise_sigma > 0 else None
     blurred = degrade(np.ascontiguousarray(region), kernel, noise_sigma=noise_sigma, generator=generator)
@@ -708,6 +711,7 @@ class OnTheFlyTransform:
         kernel_family: str = "gaussian",
         estimated_kernel_probability: float = 0.0,
         kernel_estimates: dict[str, np.ndarray] | None = None,
+        defocus_fraction: float = 0.0,
     ) -> None:
         self.images = images  # undecoded Image values: {"bytes", "path"}
         self.crop_size = crop_size
@@ -719,6 +723,7 @@ class OnTheFlyTransform:
         self.kernel_family = kernel_family
         self.estimated_kernel_probability = estimated_kernel_probability
         self.kernel_estimates = kernel_estimates
+        self.defocus_fraction = defocus_fraction
         self.margin = _margin(kernel_family)
         self._decoded: list[np.ndarray | None] = [None] * len(images)
 
@@ -752,7 +757,15 @@ class OnTheFlyTransform:
         region = np.rot90(region, quarter_turns)
         noisy, sigma_fraction = rng.random() < self.noise_probability, float(rng.uniform(0.0, 1.0))
         sigma = sigma_fraction * self.noise_sigma if noisy else 0.0
-        crop = _blur_region(region, rng, self.bank16_fraction, sigma, _draw_noise_seed(rng), self.kernel_family)
+        crop = _blur_region(
+            region,
+            rng,
+            self.bank16_fraction,
+            sigma,
+            _draw_noise_seed(rng),
+            self.kernel_family,
+            defocus_fraction=self.defocus_fraction,
+        )
         # Drawn last, so that the option changes nothing else about the data.
         model_kernel, estimated = crop.kernel, rng.random() < self.estimated_kernel_probability
         if estimated and self.kernel_estimates is None:
@@ -836,6 +849,7 @@ def on_the_fly(
     kernel_family: str = "gaussian",
     estimated_kernel_probability: float = 0.0,
     kernel_estimates: str | os.PathLike | None = None,
+    defocus_fraction: float = 0.0,
 ) -> datasets.Dataset:
     """A dataset of ``num_samples`` training samples made when read, from the ``sharp`` images of ``sharp_dataset``
     (see :func:`sharp_images`).
@@ -847,7 +861,9 @@ def on_the_fly(
     same id always gives the same sample. For new samples every epoch, rebuild with ``seed + epoch``. With
     probability ``1 - context_probability`` a crop is blurred with mirror padding instead of its real surroundings.
     ``kernel_family="motion"`` draws camera-shake kernels (:func:`bikanet_hf.motion.camera_shake_kernel`, 31×31)
-    instead of Gaussians (``bank16_fraction`` is then unused).
+    instead of Gaussians (``bank16_fraction`` is then unused). With probability ``defocus_fraction`` a Gaussian
+    crop's kernel is a defocus disk instead (:func:`bikanet_hf.kernels.defocus_kernel`, radius 1–7.5 px), the
+    blur of a lens out of focus; the ``kernel_estimates`` file says which kernels its photos were blurred with.
 
     ``model_kernel`` is the kernel the model is given (``kernel_is_estimate`` says which): the true ``kernel``, or
     with probability
@@ -883,6 +899,10 @@ def on_the_fly(
         raise ValueError(f"context_probability must be in [0, 1], got {context_probability}.")
     if not 0.0 <= estimated_kernel_probability <= 1.0:
         raise ValueError(f"estimated_kernel_probability must be in [0, 1], got {estimated_kernel_probability}.")
+    if not 0.0 <= defocus_fraction <= 1.0 or (defocus_fraction and kernel_family != "gaussian"):
+        raise ValueError(
+            f"defocus_fraction must be in [0, 1], and 0 unless kernel_family='gaussian'; got {defocus_fraction}."
+        )
     if estimated_kernel_probability > 0 and kernel_family != "motion" and kernel_estimates is None:
         raise ValueError(
             "estimated_kernel_probability with Gaussian blur needs kernel_estimates (whole-photo estimates of "
@@ -907,5 +927,6 @@ def on_the_fly(
         kernel_family,
         estimated_kernel_probability,
         estimates,
+        defocus_fraction,
     )
     return datasets.Dataset.from_dict({"sample_id": np.arange(num_samples)}).with_transform(transform)

@@ -128,6 +128,8 @@ def model_card(
             f"\n| noise track (σ = 2.55): blurred input | {validation['blurred_psnr_noisy']:.2f} | – |"
             f"\n| noise track: this model, true kernel | {validation['psnr_noisy']:.2f} | – |"
         )
+    defocus = training.get("defocus_fraction") or 0.0  # older runs recorded none
+    defocus = f"; a defocus disk of radius 1–7.5 px instead for {defocus:.0%} of them" if defocus else ""
     sigma, fraction = training["noise_sigma"], training.get("noise_probability")  # older runs recorded no fraction
     if not sigma or fraction == 0:
         noise = "no noise"
@@ -224,7 +226,7 @@ sharp = processor.postprocess(out.reconstruction, inputs["original_sizes"])[0]
 ## Training
 
 - Data: on-the-fly crops ({training["crop_size"]}×{training["crop_size"]}) of {", ".join(training["train_sources"])},
-  each blurred with a fresh kernel ({text["kernels"].format(bank16_fraction=training["bank16_fraction"])}),
+  each blurred with a fresh kernel ({text["kernels"].format(bank16_fraction=training["bank16_fraction"])}{defocus}),
   {noise}, quantised to 8 bits;{given_kernel}
   {training["context_probability"]:.0%} of the crops blurred with their real surroundings, the others with mirror
   padding as the protocol blurs whole images.

@@ -3,8 +3,9 @@
 Everything that makes a blurred image goes through this module, so that training data, benchmarks, the app and
 the tests all blur the same way:
 
-* kernels: :func:`gaussian_kernel`, :func:`bank16` (the paper's 16 kernels), :func:`sample_kernels` (the random
-  family, optionally mixed with bank16), :func:`load_kernels` / :func:`load_kernel` (``.npy``, ``.png``, ``.mat``);
+* kernels: :func:`gaussian_kernel`, :func:`defocus_kernel` (a disk), :func:`bank16` (the paper's 16 kernels),
+  :func:`sample_kernels` (the random family, optionally mixed with bank16, nearly sharp and defocus kernels),
+  :func:`load_kernels` / :func:`load_kernel` (``.npy``, ``.png``, ``.mat``);
 * the operator: :func:`blur` (batched true convolution with mirror padding), :func:`add_noise`, :func:`quantize`,
   and :func:`degrade`, which chains them exactly as the protocol's "Blurring a sharp image" section;
 * a picture of a kernel for people: :func:`kernel_to_image`.
@@ -27,6 +28,8 @@ RANDOM_SIGMA_RANGE = (0.6, 4.0)  # protocol "random" track: sigma_1, sigma_2 ~ U
 # Below the random family: photos as sharp as they come, up to the family's mildest blur (σ = 0.3 is nearly a delta:
 # its centre tap holds 98 % of the weight). Training an estimator on some of these teaches it to answer "no blur".
 NEAR_SHARP_SIGMA_RANGE = (0.3, 0.6)
+# Defocus: a lens out of focus spreads each point over a disk (its aperture's image); radii up to the 17×17 frame.
+DEFOCUS_RADIUS_RANGE = (1.0, 7.5)
 BANK16_PARAMS: tuple[tuple[float, float, float], ...] = (
     # (sigma_major, sigma_minor, theta_deg), in the protocol's order
     *((s, s, 0.0) for s in (1.0, 1.6, 2.2, 2.8)),
@@ -64,6 +67,23 @@ def gaussian_kernel(sigma_major: float, sigma_minor: float, theta_deg: float, si
     return kernel / kernel.sum()
 
 
+def defocus_kernel(radius: float, size: int = KERNEL_SIZE, supersampling: int = 8) -> np.ndarray:
+    """A defocus blur: the uniform disk of ``radius`` pixels around the centre, each tap weighted by the share of its
+    pixel the disk covers (measured on a ``supersampling``² grid, so that radii between whole pixels differ).
+
+    Returns a float64 ``size×size`` array that sums to 1; the disk must fit the frame (``radius ≤ size // 2``).
+    """
+    if size % 2 != 1 or size < 1:
+        raise ValueError(f"Kernel size must be a positive odd number, got {size}.")
+    if not 0 < radius <= size // 2:
+        raise ValueError(f"A defocus radius must be in (0, {size // 2}] px for a {size}×{size} kernel, got {radius}.")
+    offsets = (np.arange(size * supersampling) + 0.5) / supersampling - size / 2
+    y, x = np.meshgrid(offsets, offsets, indexing="ij")
+    inside = (x * x + y * y <= radius * radius).astype(np.float64)
+    kernel = inside.reshape(size, supersampling, size, supersampling).mean(axis=(1, 3))
+    return kernel / kernel.sum()
+
+
 def bank16(size: int = KERNEL_SIZE) -> np.ndarray:
     """The paper's 16 kernels (4 isotropic, 12 rotated anisotropic), ``16×size×size`` float64."""
     return np.stack([gaussian_kernel(s1, s2, t, size) for s1, s2, t in BANK16_PARAMS])
@@ -78,6 +98,7 @@ class KernelBatch:
     sigma_minor: np.ndarray  # n
     theta: np.ndarray  # n, degrees in [0, 180)
     kernel_id: np.ndarray  # n, index into bank16, or -1 for a kernel of the random family
+    defocus_radius: np.ndarray | None = None  # n, the disk's radius for defocus kernels, 0 for Gaussians
 
 
 def random_kernel_params(rng: np.random.Generator) -> tuple[float, float, float]:
@@ -103,22 +124,35 @@ def sample_kernels(
     bank16_fraction: float = 0.0,
     size: int = KERNEL_SIZE,
     near_sharp_fraction: float = 0.0,
+    defocus_fraction: float = 0.0,
 ) -> KernelBatch:
     """Draw ``n`` kernels: each is a bank16 kernel with probability ``bank16_fraction``, else from the random family.
 
     Training should cover the whole random family (users' blur is never exactly one of 16 kernels); mixing some
     bank16 in keeps the benchmark kernels well represented. With probability ``near_sharp_fraction`` a kernel is
     instead nearly sharp, ``σ₁, σ₂ ~ NEAR_SHARP_SIGMA_RANGE`` (0.3–0.6) at a random angle, so that an estimator
-    learns what an unblurred photo looks like. At 0 (the default) no extra number is drawn: the sequence of kernels
-    is the one drawn before this option existed.
+    learns what an unblurred photo looks like. With probability ``defocus_fraction`` it is a defocus disk
+    (:func:`defocus_kernel`, radius ~ ``DEFOCUS_RADIUS_RANGE``; its widths are then the disk's spread, σ = r / 2,
+    and its angle 0). At 0 (the defaults) these options draw no extra number: the sequence of kernels is the one
+    drawn before they existed.
     """
-    for name, value in (("bank16_fraction", bank16_fraction), ("near_sharp_fraction", near_sharp_fraction)):
+    for name, value in (
+        ("bank16_fraction", bank16_fraction),
+        ("near_sharp_fraction", near_sharp_fraction),
+        ("defocus_fraction", defocus_fraction),
+    ):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {value}.")
     kernels = np.empty((n, size, size))
     params = np.empty((n, 3))
     ids = np.full(n, -1, dtype=np.int64)
+    radii = np.zeros(n)
     for i in range(n):
+        if defocus_fraction and generator.random() < defocus_fraction:
+            radii[i] = generator.uniform(DEFOCUS_RADIUS_RANGE[0], min(DEFOCUS_RADIUS_RANGE[1], size // 2))
+            params[i] = radii[i] / 2, radii[i] / 2, 0.0
+            kernels[i] = defocus_kernel(radii[i], size)
+            continue
         if near_sharp_fraction and generator.random() < near_sharp_fraction:
             s1, s2 = generator.uniform(*NEAR_SHARP_SIGMA_RANGE, size=2)
             params[i] = max(s1, s2), min(s1, s2), generator.uniform(0.0, 180.0)
@@ -128,7 +162,7 @@ def sample_kernels(
         else:
             params[i] = random_kernel_params(generator)
         kernels[i] = gaussian_kernel(*params[i], size=size)
-    return KernelBatch(kernels, params[:, 0], params[:, 1], params[:, 2], ids)
+    return KernelBatch(kernels, params[:, 0], params[:, 1], params[:, 2], ids, radii)
 
 
 def validate_kernel(kernel: np.ndarray, name: str = "kernel", warn: bool = True) -> np.ndarray:

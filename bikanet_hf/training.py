@@ -209,6 +209,13 @@ def add_training_arguments(
     )
     g.add_argument("--noise_probability", type=float, default=0.0, help="Fraction of samples that get noise.")
     g.add_argument(
+        "--defocus_fraction",
+        type=float,
+        default=0.0,
+        help="Gaussian family: the fraction of samples blurred with a defocus disk (radius 1–7.5 px, the blur of a "
+        "lens out of focus) instead of a Gaussian.",
+    )
+    g.add_argument(
         "--kernel_family",
         choices=("gaussian", "motion"),
         default="gaussian",
@@ -356,6 +363,7 @@ def run_training(args: argparse.Namespace, make_task: Callable[[], TrainingTask]
             kernel_family=args.kernel_family,
             estimated_kernel_probability=args.estimated_kernel_probability,
             kernel_estimates=args.kernel_estimates,
+            defocus_fraction=args.defocus_fraction,
         )
     # Sequential order: the randomness is in the samples themselves, so resuming is skipping the batches seen.
     train_dataloader = torch.utils.data.DataLoader(
@@ -493,6 +501,7 @@ def run_summary(state: dict, args: argparse.Namespace) -> dict:
         "ema_decay": args.ema_decay,
         "kernel_family": args.kernel_family,
         "bank16_fraction": args.bank16_fraction,
+        "defocus_fraction": args.defocus_fraction,
         "context_probability": args.context_probability,
         "estimated_kernel_probability": args.estimated_kernel_probability,
         "kernel_estimates": Path(args.kernel_estimates).name if args.kernel_estimates else None,

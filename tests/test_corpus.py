@@ -294,6 +294,17 @@ def test_on_the_fly_without_context_is_the_protocol_blur_of_the_crop(sharp):
         np.testing.assert_array_equal((sample["blurred"] * 255).round().to(torch.uint8).permute(1, 2, 0), expected)
 
 
+def test_on_the_fly_defocus_share(sharp):
+    ds = corpus.on_the_fly(sharp, num_samples=40, crop_size=CROP, seed=4, defocus_fraction=0.5)
+    disks = [s for s in (ds[i] for i in range(40)) if s["sigma_major"] == s["sigma_minor"] and s["theta"] == 0]
+    assert 8 < len(disks) < 32
+    for sample in disks[:3]:
+        radius = 2 * float(sample["sigma_major"])
+        np.testing.assert_allclose(sample["kernel"].numpy(), kernels.defocus_kernel(radius), atol=1e-6)
+    with pytest.raises(ValueError, match="defocus_fraction"):
+        corpus.on_the_fly(sharp, num_samples=1, crop_size=CROP, defocus_fraction=0.5, kernel_family="motion")
+
+
 def test_on_the_fly_transform_pickles(sharp):
     ds = corpus.on_the_fly(sharp, num_samples=4, crop_size=CROP, seed=3)
     expected = ds[2]

@@ -61,3 +61,12 @@ def test_model_card_without_evaluation_uses_training_validation(tmp_path):
     (tmp_path / "eval_results.json").write_text(json.dumps({"validation_quick": VALIDATION, "training": TRAINING}))
     data = ModelCard.load(write_model_card(tmp_path, name="m")).data.to_dict()
     assert data["model-index"][0]["results"][0]["metrics"][0]["value"] == 28.1
+
+
+def test_model_card_says_when_defocus_disks_were_trained_on(tmp_path):
+    for fraction, said in ((0.0, False), (0.25, True)):
+        training = {**TRAINING, "defocus_fraction": fraction}
+        (tmp_path / "eval_results.json").write_text(json.dumps({"validation_quick": VALIDATION, "training": training}))
+        text = ModelCard.load(write_model_card(tmp_path, name="m")).text
+        assert ("a defocus disk of radius 1–7.5 px instead for 25% of them" in text) is said
+        assert "Gaussian family" in text

@@ -8,6 +8,7 @@ import bikanet_hf.kernels as K
 from bikanet_hf.kernels import (
     bank16,
     blur,
+    defocus_kernel,
     degrade,
     gaussian_kernel,
     kernel_grid_image,
@@ -160,6 +161,40 @@ def test_sample_kernels_near_sharp_share():
     assert 0.18 < bank.mean() < 0.30  # bank16's share of the rest
     with pytest.raises(ValueError, match="near_sharp_fraction"):
         sample_kernels(1, np.random.default_rng(0), near_sharp_fraction=1.5)
+
+
+def test_defocus_kernel_is_a_disk_of_the_radius():
+    k = defocus_kernel(3.0)
+    assert k.shape == (17, 17) and abs(k.sum() - 1) < 1e-12
+    np.testing.assert_allclose(k, k.T)
+    np.testing.assert_allclose(k, k[::-1])
+    assert k[8, 8] == k.max() and k[8, 10] == k[8, 8]  # flat inside
+    assert 0 < k[8, 11] < k[8, 8] and k[8, 12] == 0  # the edge pixel partly covered, nothing outside
+    y, x = np.mgrid[-8:9, -8:9]
+    # a disk's second moment, r² / 2, plus the pixel's own (1/12 per axis) that area sampling adds
+    assert abs((k * (x * x + y * y)).sum() - (3.0**2 / 2 + 1 / 6)) < 0.05
+    assert defocus_kernel(3.2)[8, 11] > k[8, 11]  # sub-pixel radii differ
+    for bad in (0.0, -1.0, 8.5):
+        with pytest.raises(ValueError, match="radius"):
+            defocus_kernel(bad)
+
+
+def test_sample_kernels_defocus_share():
+    batch = sample_kernels(500, np.random.default_rng(2), bank16_fraction=0.5, defocus_fraction=0.3)
+    disks = batch.defocus_radius > 0
+    assert 0.24 < disks.mean() < 0.36
+    assert batch.defocus_radius[disks].min() >= 1.0 and batch.defocus_radius[disks].max() <= 7.5
+    for i in np.flatnonzero(disks)[:5]:
+        np.testing.assert_allclose(batch.kernels[i], defocus_kernel(batch.defocus_radius[i]))
+        assert batch.sigma_major[i] == batch.sigma_minor[i] == batch.defocus_radius[i] / 2
+    assert np.all(batch.kernel_id[disks] == -1)
+    # Off (the default), nothing extra is drawn: the same kernels as before the option existed.
+    plain = sample_kernels(50, np.random.default_rng(2), bank16_fraction=0.5)
+    np.testing.assert_array_equal(
+        plain.kernels, sample_kernels(50, np.random.default_rng(2), 0.5, defocus_fraction=0).kernels
+    )
+    with pytest.raises(ValueError, match="defocus_fraction"):
+        sample_kernels(1, np.random.default_rng(0), defocus_fraction=-0.1)
 
 
 def test_random_track_kernel_uses_seed_plus_index():
