@@ -74,6 +74,7 @@ MIN_SIDE = 16  # smaller pictures carry too little to deblur, and SSIM needs an 
 SIGMA_RANGE = kernels.RANDOM_SIGMA_RANGE  # the kernel family the model was trained on: σ in [0.6, 4.0] px
 KERNEL_FROM_SLIDERS = "Gaussian (sliders)"
 KERNEL_FROM_MOTION = "Straight motion (sliders)"
+KERNEL_FROM_DEFOCUS = "Defocus disk (slider)"
 KERNEL_FROM_FILE = "Kernel file"
 OUTPUT_ROOT = Path(tempfile.gettempdir()) / "bikanet-app-outputs"
 OUTPUT_MAX_AGE_S = 3600
@@ -236,6 +237,22 @@ def kernel_from_motion(length: float, angle: float) -> tuple[np.ndarray, str]:
     return kernel, f"straight motion, {length:g} px at {theta:g}°"
 
 
+def kernel_from_defocus(radius: float) -> tuple[np.ndarray, str]:
+    """A defocus disk of ``radius`` pixels (``KERNEL_SIZE²``) and a description."""
+    try:
+        radius = float(radius)
+    except (TypeError, ValueError):
+        raise gr.Error("The defocus radius must be a number.", print_exception=False) from None
+    low, high = kernels.DEFOCUS_RADIUS_RANGE
+    if not low <= radius <= high:
+        raise gr.Error(
+            f"The defocus radius must be between {low:g} and {high:g} pixels (the blur the model was trained on), "
+            f"got {radius:g}.",
+            print_exception=False,
+        )
+    return kernels.defocus_kernel(radius, KERNEL_SIZE), f"defocus disk, radius {radius:g} px"
+
+
 def kernel_from_file(upload: Any) -> tuple[np.ndarray, str]:
     """The kernel of a ``.npy`` / ``.png`` / ``.mat`` file (any odd size up to ``MOTION_KERNEL_SIZE``) and a
     description."""
@@ -278,18 +295,26 @@ def kernel_from_file(upload: Any) -> tuple[np.ndarray, str]:
 
 
 def choose_kernel(
-    source: str, sigma_major: float, sigma_minor: float, angle: float, kernel_file: Any, motion_length: float = 10.0
+    source: str,
+    sigma_major: float,
+    sigma_minor: float,
+    angle: float,
+    kernel_file: Any,
+    motion_length: float = 10.0,
+    defocus_radius: float = 3.0,
 ) -> tuple[np.ndarray, str]:
     """The kernel the user chose in a tab's kernel controls, and its description."""
     if source == KERNEL_FROM_SLIDERS:
         return kernel_from_sliders(sigma_major, sigma_minor, angle)
     if source == KERNEL_FROM_MOTION:
         return kernel_from_motion(motion_length, angle)
+    if source == KERNEL_FROM_DEFOCUS:
+        return kernel_from_defocus(defocus_radius)
     if source == KERNEL_FROM_FILE:
         return kernel_from_file(kernel_file)
+    choices = (KERNEL_FROM_SLIDERS, KERNEL_FROM_MOTION, KERNEL_FROM_DEFOCUS, KERNEL_FROM_FILE)
     raise gr.Error(
-        f"Choose the kernel source: {KERNEL_FROM_SLIDERS!r}, {KERNEL_FROM_MOTION!r} or {KERNEL_FROM_FILE!r}.",
-        print_exception=False,
+        f"Choose the kernel source: {', '.join(map(repr, choices[:-1]))} or {choices[-1]!r}.", print_exception=False
     )
 
 
@@ -553,6 +578,7 @@ def run_known_kernel(
     angle,
     kernel_file,
     motion_length=10.0,
+    defocus_radius=3.0,
     noise_level=None,
     progress=gr.Progress(),  # noqa: B008
 ):
@@ -561,7 +587,9 @@ def run_known_kernel(
     start = time.perf_counter()
     asked = noise_level_setting(noise_level)
     blurred, stem = read_photo(photo, "blurred photo")
-    kernel, kernel_text = choose_kernel(source, sigma_major, sigma_minor, angle, kernel_file, motion_length)
+    kernel, kernel_text = choose_kernel(
+        source, sigma_major, sigma_minor, angle, kernel_file, motion_length, defocus_radius
+    )
     restored, used = deblur(blurred, kernel, progress, noise_level=asked)
     return _results(
         blurred,
@@ -587,6 +615,7 @@ def run_sharp_photo(
     kernel_file,
     deblur_with,
     motion_length=10.0,
+    defocus_radius=3.0,
     progress=gr.Progress(),  # noqa: B008
 ):
     """Blur a sharp photo with the chosen kernel (the benchmark's blur), deblur it — blind, or with the true
@@ -594,7 +623,9 @@ def run_sharp_photo(
     when the kernel is a motion (or a file that looks like one), else Gaussian-like."""
     start = time.perf_counter()
     sharp, stem = read_photo(photo, "sharp photo")
-    kernel, kernel_text = choose_kernel(source, sigma_major, sigma_minor, angle, kernel_file, motion_length)
+    kernel, kernel_text = choose_kernel(
+        source, sigma_major, sigma_minor, angle, kernel_file, motion_length, defocus_radius
+    )
     blurred = kernels.degrade(sharp, kernel)
     if deblur_with == DEBLUR_TRUE:
         used, picture, how = kernel, kernels.kernel_to_image(kernel), "with the true kernel"
@@ -613,11 +644,11 @@ def run_sharp_photo(
     return _results(blurred, restored, picture, stem, f"Blurred, deblurred {how} and scored", start, details)
 
 
-def kernel_preview(source, sigma_major, sigma_minor, angle, kernel_file, motion_length=10.0):
+def kernel_preview(source, sigma_major, sigma_minor, angle, kernel_file, motion_length=10.0, defocus_radius=3.0):
     """Live picture of the chosen kernel (nothing while the kernel-file choice has no file yet)."""
     if source == KERNEL_FROM_FILE and _path_and_name(kernel_file) is None:
         return None
-    kernel, _ = choose_kernel(source, sigma_major, sigma_minor, angle, kernel_file, motion_length)
+    kernel, _ = choose_kernel(source, sigma_major, sigma_minor, angle, kernel_file, motion_length, defocus_radius)
     return kernels.kernel_to_image(kernel)
 
 
@@ -657,11 +688,20 @@ class KernelControls:
     angle: gr.Slider
     file: gr.File
     motion_length: gr.Slider
+    defocus_radius: gr.Slider
     preview: gr.Image
 
     @property
     def inputs(self) -> list[gr.components.Component]:
-        return [self.source, self.sigma_major, self.sigma_minor, self.angle, self.file, self.motion_length]
+        return [
+            self.source,
+            self.sigma_major,
+            self.sigma_minor,
+            self.angle,
+            self.file,
+            self.motion_length,
+            self.defocus_radius,
+        ]
 
 
 @dataclass
@@ -677,13 +717,14 @@ class Results:
 
 
 def _kernel_controls(prefix: str) -> KernelControls:
-    """Kernel source (Gaussian or motion sliders, or a file), its controls, and a live preview of the kernel."""
+    """Kernel source (Gaussian, motion or defocus sliders, or a file), its controls, and a live preview of the
+    kernel."""
     source = gr.Radio(
-        [KERNEL_FROM_SLIDERS, KERNEL_FROM_MOTION, KERNEL_FROM_FILE],
+        [KERNEL_FROM_SLIDERS, KERNEL_FROM_MOTION, KERNEL_FROM_DEFOCUS, KERNEL_FROM_FILE],
         value=KERNEL_FROM_SLIDERS,
         label="Blur kernel",
-        info="A Gaussian you shape with the sliders, a straight camera motion, or a kernel file of your own "
-        "(camera-shake kernels go to the motion model).",
+        info="A Gaussian you shape with the sliders, a straight camera motion, the disk of a lens out of focus, or "
+        "a kernel file of your own (camera-shake kernels go to the motion model).",
         elem_id=f"{prefix}-kernel-source",
     )
     low, high = SIGMA_RANGE
@@ -715,6 +756,16 @@ def _kernel_controls(prefix: str) -> KernelControls:
         visible=False,
         elem_id=f"{prefix}-motion-length",
     )
+    defocus_radius = gr.Slider(
+        *kernels.DEFOCUS_RADIUS_RANGE,
+        value=3.0,
+        step=0.1,
+        label="Defocus radius (px)",
+        info="The radius of the disk each point spreads into. Deblurring a disk needs its radius within about 5%: "
+        "try a few values and keep the one without rings or leftover blur.",
+        visible=False,
+        elem_id=f"{prefix}-defocus-radius",
+    )
     angle = gr.Slider(
         0,
         180,
@@ -740,16 +791,19 @@ def _kernel_controls(prefix: str) -> KernelControls:
         buttons=[],
         elem_id=f"{prefix}-kernel-preview",
     )
-    controls = KernelControls(source, sigma_major, sigma_minor, angle, kernel_file, motion_length, preview)
+    controls = KernelControls(
+        source, sigma_major, sigma_minor, angle, kernel_file, motion_length, defocus_radius, preview
+    )
     source.change(
         lambda choice: (
             gr.update(visible=choice == KERNEL_FROM_SLIDERS),
             gr.update(visible=choice == KERNEL_FROM_MOTION),
-            gr.update(visible=choice != KERNEL_FROM_FILE),
+            gr.update(visible=choice == KERNEL_FROM_DEFOCUS),
+            gr.update(visible=choice in (KERNEL_FROM_SLIDERS, KERNEL_FROM_MOTION)),
             gr.update(visible=choice == KERNEL_FROM_FILE),
         ),
         source,
-        [slider_group, motion_length, angle, kernel_file],
+        [slider_group, motion_length, defocus_radius, angle, kernel_file],
         api_visibility="private",
         queue=False,
     )
@@ -761,6 +815,7 @@ def _kernel_controls(prefix: str) -> KernelControls:
             angle.change,
             kernel_file.change,
             motion_length.change,
+            defocus_radius.change,
         ],
         kernel_preview,
         controls.inputs,
@@ -886,8 +941,8 @@ def _sharp_photo_tab(results: Results) -> None:
         info="Blind shows what you would get on a real photo; the true kernel shows the deblurring alone.",
         elem_id="sharp-deblur-with",
     )
-    source, sigma_major, sigma_minor, angle, kernel_file, motion_length = kernel.inputs
-    inputs = [photo, source, sigma_major, sigma_minor, angle, kernel_file, deblur_with, motion_length]
+    source, sigma_major, sigma_minor, angle, kernel_file, motion_length, defocus_radius = kernel.inputs
+    inputs = [photo, source, sigma_major, sigma_minor, angle, kernel_file, deblur_with, motion_length, defocus_radius]
     _run_button("Blur, then deblur", "sharp", run_sharp_photo, inputs, results, "try_on_sharp_photo")
     gr.Examples(
         [[str(EXAMPLES_DIR / name), KERNEL_FROM_SLIDERS, *params] for name, params in SHARP_EXAMPLES.items()],

@@ -30,19 +30,28 @@ from PIL import Image
 from .deblurring import BLUR_TYPES, DEFAULT_TILE_OVERLAP
 from .estimation import METHODS
 from .image_io import load_rgb
-from .kernels import KERNEL_SIZE, degrade, describe_kernel, gaussian_kernel, kernel_to_image, load_kernel
+from .kernels import (
+    KERNEL_SIZE,
+    defocus_kernel,
+    degrade,
+    describe_kernel,
+    gaussian_kernel,
+    kernel_to_image,
+    load_kernel,
+)
 from .modeling_bikanet import PRECISIONS
 from .motion import MOTION_KERNEL_SIZE, linear_motion_kernel
 
 EPILOG_KERNEL = (
     "Kernels: give a file (.npy, .png or .mat, any odd size; normalised to sum 1) with --kernel, a Gaussian with "
     "--sigma: one value for an isotropic blur, two for an anisotropic one (major, minor, in pixels) rotated by "
-    "--angle degrees from the x axis, or a straight motion of --motion pixels in the direction --angle."
+    "--angle degrees from the x axis, a straight motion of --motion pixels in the direction --angle, or the disk of "
+    "a lens out of focus with --defocus (its radius in pixels)."
 )
 BLUR_TYPE_HELP = (
     "gaussian: the main model (17×17 Gaussian-like blur); motion: the motion-blur model (camera shake up to "
     "31×31; blind, it traces the shake's path from the image's edges); auto: motion when the given kernel is "
-    "not Gaussian-like, else gaussian (default: gaussian)"
+    "neither Gaussian-like nor a defocus disk, else gaussian (default: gaussian)"
 )
 
 
@@ -57,6 +66,9 @@ def _add_kernel_arguments(parser: argparse.ArgumentParser, required: bool = True
         help="Gaussian widths in pixels: σ (isotropic) or σ_major σ_minor",
     )
     group.add_argument("--motion", metavar="LENGTH", type=float, help="a straight motion of LENGTH pixels")
+    group.add_argument(
+        "--defocus", metavar="RADIUS", type=float, help="a defocus disk of RADIUS pixels (a lens out of focus)"
+    )
     parser.add_argument(
         "--angle",
         metavar="DEG",
@@ -68,8 +80,8 @@ def _add_kernel_arguments(parser: argparse.ArgumentParser, required: bool = True
         "--size",
         type=int,
         default=None,
-        help=f"side of a --sigma or --motion kernel in pixels, odd (default: {KERNEL_SIZE} for a Gaussian, "
-        f"{MOTION_KERNEL_SIZE} for a motion)",
+        help=f"side of a --sigma, --motion or --defocus kernel in pixels, odd (default: {KERNEL_SIZE} for a "
+        f"Gaussian or a disk, {MOTION_KERNEL_SIZE} for a motion)",
     )
 
 
@@ -78,6 +90,8 @@ def _kernel_from_args(args: argparse.Namespace) -> np.ndarray:
         return load_kernel(args.kernel)
     if args.motion is not None:
         return linear_motion_kernel(args.motion, args.angle, size=args.size or MOTION_KERNEL_SIZE)
+    if args.defocus is not None:
+        return defocus_kernel(args.defocus, size=args.size or KERNEL_SIZE)
     if len(args.sigma) > 2:
         raise ValueError("--sigma takes one value (isotropic) or two (major minor).")
     major = args.sigma[0]
@@ -158,7 +172,8 @@ def cmd_deblur(args: argparse.Namespace) -> int:
     from .estimation import load_estimator
     from .modeling_bikanet import user_noise_level
 
-    kernel = _kernel_from_args(args) if (args.kernel or args.sigma or args.motion is not None) else None
+    given = args.kernel or args.sigma or args.motion is not None or args.defocus is not None
+    kernel = _kernel_from_args(args) if given else None
     if not 0.0 <= args.strength <= 1.0:
         raise ValueError(f"--strength must be between 0 and 1, got {args.strength:g}.")
     if kernel is not None and args.spatially_varying:

@@ -8,6 +8,7 @@ same steps through :func:`prepare_inputs` and :func:`restore`, so both give the 
 from __future__ import annotations
 
 import functools
+import math
 import os
 import time
 import warnings
@@ -21,7 +22,7 @@ from PIL import Image
 from .estimation import DEFAULT_MODEL, DEFAULT_MOTION_MODEL, FlatImageWarning, bundled_model_path, estimate_kernel
 from .image_io import read_image
 from .image_processing_bikanet import BikanetImageProcessor
-from .kernels import KERNEL_SIZE, gaussian_kernel, kernel_spread, load_kernel, validate_kernel
+from .kernels import KERNEL_SIZE, defocus_kernel, gaussian_kernel, kernel_spread, load_kernel, validate_kernel
 from .metrics import kernel_l1
 from .modeling_bikanet import (
     BikanetForImageDeblurring,
@@ -38,6 +39,10 @@ BLUR_TYPES = ("gaussian", "motion", "auto")
 # same spread, or when its support does not fit the Gaussian model's 17×17 frame. Measured: at most 0.10 on 200
 # kernels of the protocol's Gaussian family; 0.17–0.37 for straight motions of 2–16 px; 0.86–1.49 for Levin's.
 MOTION_KERNEL_DISTANCE = 0.2
+# ... unless it is a defocus disk, which the main model learnt too: within this distance of the disk of the same
+# spread. Measured: at most 0.12 for disks of radius 1–7.5 px, 0.06–0.13 for those of radius ≥ 3 softened by a
+# 0.5 px Gaussian; 0.29–0.85 for the protocol's Gaussians, 0.48–1.62 for straight motions, 0.84–1.65 for Levin's.
+DEFOCUS_KERNEL_DISTANCE = 0.2
 DEFAULT_TILE_SIZE = 512
 # spatially_varying: how much of each tile's kernel is its own estimate, the rest being the photo's (shrinkage towards
 # the photo's kernel, for estimates made from fewer edges). Measured (benchmarks/results/motion_varying.md, 6 photos
@@ -107,9 +112,9 @@ def read_kernel(kernel) -> tuple[np.ndarray, list[str]]:
 
 
 def is_motion_kernel(kernel: np.ndarray) -> bool:
-    """Whether a kernel looks like motion blur rather than a Gaussian: its weight (taps above 1% of the largest)
-    spans more than 17 pixels, or it differs from the Gaussian of the same spread by more than
-    ``MOTION_KERNEL_DISTANCE`` (Σ|k − g|)."""
+    """Whether a kernel looks like motion blur rather than a Gaussian or a defocus disk: its weight (taps above 1% of
+    the largest) spans more than 17 pixels, or it differs from the Gaussian of the same spread by more than
+    ``MOTION_KERNEL_DISTANCE`` (Σ|k − g|) and is no disk (:func:`is_defocus_kernel`)."""
     rows, cols = np.nonzero(kernel > 0.01 * kernel.max())
     if max(np.ptp(rows), np.ptp(cols)) + 1 > KERNEL_SIZE:
         return True
@@ -117,7 +122,20 @@ def is_motion_kernel(kernel: np.ndarray) -> bool:
     k = kernel_for_model(kernel, size)
     major, minor, angle = kernel_spread(k)
     fit = gaussian_kernel(max(major, 0.3), max(minor, 0.3), angle, size=size)  # a line has no width across
-    return kernel_l1(k, fit) > MOTION_KERNEL_DISTANCE
+    return kernel_l1(k, fit) > MOTION_KERNEL_DISTANCE and not is_defocus_kernel(k)
+
+
+def is_defocus_kernel(kernel: np.ndarray) -> bool:
+    """Whether a kernel is a defocus disk: within ``DEFOCUS_KERNEL_DISTANCE`` (Σ|k − d|) of the disk d
+    (:func:`~bikanet_hf.kernels.defocus_kernel`) of the same spread, in the main model's 17×17 frame."""
+    rows, cols = np.nonzero(kernel > 0.01 * kernel.max())
+    if max(np.ptp(rows), np.ptp(cols)) + 1 > KERNEL_SIZE:
+        return False
+    k = kernel_for_model(kernel, KERNEL_SIZE)
+    major, minor, _ = kernel_spread(k)
+    # an area-sampled disk of radius r spreads r²/2 + 1/6 px² (r²/4 along each axis, plus the pixel's 1/12)
+    radius = min(math.sqrt(max(2 * (major**2 + minor**2 - 1 / 6), 0.0)), KERNEL_SIZE // 2)
+    return radius > 0 and kernel_l1(k, defocus_kernel(radius)) <= DEFOCUS_KERNEL_DISTANCE
 
 
 def resolve_blur_type(blur_type: str, kernel: np.ndarray | None, model) -> str:
@@ -324,9 +342,9 @@ def deblur(
             type (``"amortized"`` for Gaussian blur, ``"edges"`` for camera shake).
         blur_type: ``"gaussian"`` (default: the main model, 17×17 kernels), ``"motion"`` (the motion-blur
             extension: camera shake up to 31×31; blind, it traces the shake's path by edge prediction) or
-            ``"auto"``: the kind the given ``model`` was trained on, else motion when the given kernel is not
-            Gaussian-like (:func:`is_motion_kernel`), else (blind) Gaussian — the estimators cannot yet tell the two
-            apart.
+            ``"auto"``: the kind the given ``model`` was trained on, else motion when the given kernel is neither
+            Gaussian-like nor a defocus disk (:func:`is_motion_kernel`), else (blind) Gaussian — the estimators
+            cannot yet tell the two apart.
         device: where to run BIKAnet (``"cpu"``, ``"cuda"``…); default: where the model already is.
         tile_size: side of the overlapping tiles large images are processed in (bounded memory); ``None``: one pass.
         tile_overlap: overlap of neighbouring tiles in pixels (seams are blended inside it).

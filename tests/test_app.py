@@ -326,11 +326,13 @@ def test_noise_level_can_be_set_instead_of_measured(app, tmp_path, monkeypatch):
     assert same == pytest.approx(measured, abs=1e-4) and given == pytest.approx([measured] * len(given), abs=1e-4)
     np.testing.assert_allclose(same_result.astype(int), measured_result.astype(int), atol=1)
 
-    pair, _, report, _ = app.run_known_kernel(str(photo), app.KERNEL_FROM_SLIDERS, 2.0, 1.0, 30, None, 10.0, 15.0)
+    pair, _, report, _ = app.run_known_kernel(
+        str(photo), app.KERNEL_FROM_SLIDERS, 2.0, 1.0, 30, None, noise_level=15.0
+    )
     assert given[-1] == pytest.approx(15.0) and "noise: σ = 15.0 grey levels, as you set it" in report
     _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, False, 100, 0)
     assert given[-1] == 0 and "noise: σ = 0.0 grey levels, as you set it" in report
-    _, _, report, _ = app.run_known_kernel(str(photo), app.KERNEL_FROM_MOTION, 2.0, 2.0, 45, None, 9, 3.0)
+    _, _, report, _ = app.run_known_kernel(str(photo), app.KERNEL_FROM_MOTION, 2.0, 2.0, 45, None, 9, noise_level=3.0)
     assert "noise level not used: the camera-shake model does not read one" in report
     _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, False, 100, " 2,5 ")
     assert given[-1] == pytest.approx(2.5) and "σ = 2.5 grey levels, as you set it" in report  # typed in the box
@@ -339,6 +341,25 @@ def test_noise_level_can_be_set_instead_of_measured(app, tmp_path, monkeypatch):
     for bad in (-1, 25, "nan", "grainy"):
         with pytest.raises(app.gr.Error, match="from 0 to 20"):
             app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, False, 100, bad)
+
+
+def test_defocus_disk_from_the_slider_runs_through_the_main_model(app, tmp_path):
+    kernel, text = app.kernel_from_defocus(3.5)
+    np.testing.assert_allclose(kernel, kernels.defocus_kernel(3.5))
+    assert text == "defocus disk, radius 3.5 px" and app.model_for(kernel)[0] is app.MODEL  # not camera shake
+    for bad in (0.5, 9, "wide"):
+        with pytest.raises(app.gr.Error, match="defocus radius"):
+            app.kernel_from_defocus(bad)
+    photo = write_photo(tmp_path / "soft.png")
+    pair, picture, report, _ = app.run_known_kernel(
+        str(photo), app.KERNEL_FROM_DEFOCUS, 2.0, 2.0, 0, None, defocus_radius=3.5
+    )
+    assert pair[1].shape == (48, 64, 3) and "kernel: defocus disk, radius 3.5 px" in report
+    _, _, report, _ = app.run_sharp_photo(
+        str(photo), app.KERNEL_FROM_DEFOCUS, 2.0, 2.0, 0, None, app.DEBLUR_TRUE, defocus_radius=2.0
+    )
+    assert "true kernel: defocus disk, radius 2 px" in report
+    assert app.kernel_preview(app.KERNEL_FROM_DEFOCUS, 2.0, 2.0, 0, None, 10.0, 5.0).size[0] > 100
 
 
 def test_camera_shake_runs_through_the_motion_model(app, tmp_path):

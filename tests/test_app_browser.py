@@ -158,6 +158,24 @@ def test_kernel_file_source_swaps_the_controls_and_is_used(browser, server_url, 
     page.context.close()
 
 
+def test_defocus_source_shows_its_radius_slider_and_is_used(browser, server_url, tmp_path):
+    page = offline_page(browser, viewport={"width": 1280, "height": 900})
+    page.goto(server_url)
+    open_tab(page, "Known kernel")
+    page.locator("#known-defocus-radius").wait_for(state="hidden")
+    page.locator("#known-kernel-source").get_by_label("Defocus disk (slider)").check()
+    page.locator("#known-defocus-radius").wait_for(state="visible")
+    page.locator("#known-sigma-major").wait_for(state="hidden")
+    page.locator("#known-angle").wait_for(state="hidden")  # a disk has no direction
+    page.locator("#known-defocus-radius input[type=number]").fill("4.5")
+    page.locator("#known-defocus-radius input[type=number]").press("Enter")
+    page.locator("#known-photo input[type=file]").set_input_files(write_photo(tmp_path / "soft.png", 64, 64))
+    page.locator("#known-photo img").first.wait_for(state="visible")
+    page.locator("#known-run").click()
+    page.locator("#report").get_by_text("defocus disk, radius 4.5 px").wait_for(state="visible")
+    page.context.close()
+
+
 def test_kernelgan_refine_shows_its_steps_and_runs(browser, server_url, tmp_path):
     page = offline_page(browser, viewport={"width": 1280, "height": 900})
     page.goto(server_url)

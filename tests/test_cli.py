@@ -58,6 +58,20 @@ def test_console_script_help_runs():
     assert result.returncode == 0 and "PROTOCOL" in result.stdout
 
 
+def test_defocus_kernel_on_the_command_line(photo, tmp_path, capsys):
+    from bikanet_hf.kernels import defocus_kernel
+
+    assert main(["kernel", "--defocus", "3.5", "-o", str(tmp_path / "d.npy")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "d.npy"), defocus_kernel(3.5))
+    out = tmp_path / "out"
+    args = ["deblur", str(photo), "-o", str(out), "--defocus", "3.5", "--blur-type", "auto", "--save-kernel", "-q"]
+    assert main(args) == 0
+    assert np.load(out / f"{photo.stem}_kernel.npy").shape == (17, 17)  # auto kept a disk on the main model
+    capsys.readouterr()
+    assert main(["kernel", "--defocus", "12", "-o", str(tmp_path / "x.npy")]) != 0
+    assert "defocus radius" in capsys.readouterr().err
+
+
 def test_motion_kernels_and_blur_type_on_the_command_line(photo, tmp_path, capsys):
     from bikanet_hf.motion import linear_motion_kernel
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 import bikanet_hf
 from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, corpus, kernels
-from bikanet_hf.deblurring import is_motion_kernel, resolve_blur_type
+from bikanet_hf.deblurring import is_defocus_kernel, is_motion_kernel, resolve_blur_type
 from bikanet_hf.modeling_bikanet import motion_flow_from_kernel
 from bikanet_hf.motion import (
     camera_shake_kernel,
@@ -122,6 +122,12 @@ def test_levin_kernels_and_the_motion_track(data_dir):
     assert levin.shape == (8, 31, 31) and np.allclose(levin.sum((1, 2)), 1.0)
     assert all(is_motion_kernel(k) for k in levin)
     assert not any(is_motion_kernel(k) for k in kernels.bank16())
+    # defocus disks (the main model learnt them), also in a larger frame, are no motion; Gaussians and lines no disks
+    disks = [kernels.defocus_kernel(r) for r in (1.0, 2.5, 4.0, 7.5)] + [
+        kernels.pad_kernel(kernels.defocus_kernel(3.0), 31)
+    ]
+    assert all(is_defocus_kernel(k) and not is_motion_kernel(k) for k in disks)
+    assert not any(is_defocus_kernel(k) for k in [*kernels.bank16(), *levin, linear_motion_kernel(6.0, 30.0, 31)])
     pairs = list(protocol_pairs(data_dir / "bsds500_val", "motion", limit=9))
     assert [p.kernel_id for p in pairs] == [0, 1, 2, 3, 4, 5, 6, 7, 0]
     np.testing.assert_array_equal(pairs[3].blurred, kernels.degrade(pairs[3].sharp, levin[3]))
