@@ -661,11 +661,13 @@ INTRO = """
 Removes blur from a photo with BIKAnet, a network whose blocks adapt to the blur kernel. **Blind** mode first
 estimates the kernel from the photo itself; if you know the blur, give it in **Known kernel**.
 
-- **Works on:** Gaussian-like blur — soft optics, slight defocus, the blur of a downscaled or filtered picture —
-  up to about σ = 4 px (17×17 kernels); and, with the motion model, camera shake up to about 25 px when you know
-  its kernel (a straight motion from the sliders, or a kernel file up to 31×31).
+- **Works on:** Gaussian-like blur — soft optics, the blur of a downscaled or filtered picture — up to about
+  σ = 4 px (17×17 kernels); defocus (a lens out of focus) up to a disk of radius 7.5 px, much better when you give
+  the radius in **Known kernel** than blind; and, with the motion model, camera shake up to about 25 px when you
+  know its kernel (a straight motion from the sliders, or a kernel file up to 31×31).
 - **Does not fix well:** camera shake in blind mode (experimental: the shake's path is traced from the photo's
-  edges, which helps on average but can go wrong on textured photos), very large defocus, or blur that changes
+  edges, which helps on average but can go wrong on textured photos), defocus in blind mode (the estimator
+  measures a Gaussian: it helps, but far less than the right radius), very large defocus, or blur that changes
   across the picture (the "blur changes across the photo" option estimates a kernel per tile, which helps some).
   A wrong kernel gives a wrong result: try a few and compare.
 - **Blind estimates** assume one blur for the whole photo unless that option is on; a photo with few edges gives

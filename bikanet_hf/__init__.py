@@ -6,7 +6,16 @@ from .configuration_kernelgan import KernelGANConfig
 from .deblurring import DeblurResult, deblur
 from .estimation import FlatImageWarning, SlightBlurWarning, estimate_kernel
 from .image_processing_bikanet import BikanetImageProcessor
-from .kernels import bank16, blur, degrade, gaussian_kernel, kernel_to_image, load_kernel, sample_kernels
+from .kernels import (
+    bank16,
+    blur,
+    defocus_kernel,
+    degrade,
+    gaussian_kernel,
+    kernel_to_image,
+    load_kernel,
+    sample_kernels,
+)
 from .metrics import kernel_l1, psnr, ssim
 from .modeling_bikanet import BikanetForImageDeblurring
 from .modeling_kernel_estimator import BikanetKernelEstimator
@@ -72,6 +81,7 @@ __all__ = [
     "bank16",
     "blur",
     "camera_shake_kernel",
+    "defocus_kernel",
     "degrade",
     "gaussian_kernel",
     "kernel_l1",
