@@ -383,8 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         default=None,
         help="BIKAnet folder, Hub id or bundled checkpoint: bikanet (the default), bikanet-large (a little "
-        "better, about 5× slower on a CPU) or bikanet-motion (default: the bundled "
-        "one for the blur type)",
+        "better on Gaussian blur, not trained on defocus, about 5× slower on a CPU) or bikanet-motion "
+        "(default: the bundled one for the blur type)",
     )
     p.add_argument("--estimator", default=None, help="kernel estimator folder or Hub id (default: bundled)")
     p.add_argument("--force", action="store_true", help="replace outputs that exist")

@@ -335,8 +335,8 @@ def deblur(
             (see :func:`prepare_kernel`); ``None`` estimates it once for the whole image.
         model: BIKAnet — a loaded model, a local folder, a Hub id, or a bundled checkpoint's name: ``"bikanet"``
             (the default for Gaussian blur), ``"bikanet-large"`` (a bigger network of the same design: a little
-            sharper, about 5× slower on a CPU) or ``"bikanet-motion"``; default: the bundled checkpoint for the blur
-            type (cached).
+            sharper on Gaussian blur, not trained on defocus disks, about 5× slower on a CPU) or
+            ``"bikanet-motion"``; default: the bundled checkpoint for the blur type (cached).
         estimator: the kernel estimator for blind mode (same forms); default: the bundled one for the blur type.
         method: kernel estimation method (see :func:`bikanet_hf.estimate_kernel`); default: the best for the blur
             type (``"amortized"`` for Gaussian blur, ``"edges"`` for camera shake).
