@@ -79,6 +79,19 @@ def open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
 
+def set_number(page, elem_id: str, value: str) -> None:
+    """Type a value into a slider's number box and commit it."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(value)
+    box.press("Enter")
+
+
+def upload_photo(page, prefix: str, photo) -> None:
+    """Upload a photo into a tab and wait until its preview shows (the upload finished)."""
+    page.locator(f"#{prefix}-photo input[type=file]").set_input_files(photo)
+    page.locator(f"#{prefix}-photo img").first.wait_for(state="visible")
+
+
 def test_blind_deblur_in_the_browser_offline(browser, server_url, tmp_path):
     page = offline_page(browser, viewport={"width": 1280, "height": 900})
     page.goto(server_url)
@@ -150,8 +163,7 @@ def test_kernel_file_source_swaps_the_controls_and_is_used(browser, server_url, 
     page.locator("#known-sigma-major").wait_for(state="hidden")
     np.save(tmp_path / "k9.npy", kernels.gaussian_kernel(2.0, 0.8, 45.0, size=9))
     page.locator("#known-kernel-file input[type=file]").set_input_files(tmp_path / "k9.npy")
-    page.locator("#known-photo input[type=file]").set_input_files(write_photo(tmp_path / "leaf.png", 64, 64))
-    page.locator("#known-photo img").first.wait_for(state="visible")
+    upload_photo(page, "known", write_photo(tmp_path / "leaf.png", 64, 64))
     page.locator("#known-run").click()
     page.locator("#report").get_by_text("9×9 kernel from k9.npy").wait_for(state="visible")
     page.locator("#known-kernel-preview img").first.wait_for(state="visible")  # the preview shows the file
@@ -167,10 +179,8 @@ def test_defocus_source_shows_its_radius_slider_and_is_used(browser, server_url,
     page.locator("#known-defocus-radius").wait_for(state="visible")
     page.locator("#known-sigma-major").wait_for(state="hidden")
     page.locator("#known-angle").wait_for(state="hidden")  # a disk has no direction
-    page.locator("#known-defocus-radius input[type=number]").fill("4.5")
-    page.locator("#known-defocus-radius input[type=number]").press("Enter")
-    page.locator("#known-photo input[type=file]").set_input_files(write_photo(tmp_path / "soft.png", 64, 64))
-    page.locator("#known-photo img").first.wait_for(state="visible")
+    set_number(page, "known-defocus-radius", "4.5")
+    upload_photo(page, "known", write_photo(tmp_path / "soft.png", 64, 64))
     page.locator("#known-run").click()
     page.locator("#report").get_by_text("defocus disk, radius 4.5 px").wait_for(state="visible")
     page.context.close()
@@ -182,10 +192,8 @@ def test_kernelgan_refine_shows_its_steps_and_runs(browser, server_url, tmp_path
     page.locator("#blind-gan-steps").wait_for(state="hidden")
     page.locator("#blind-estimator").get_by_label("KernelGAN refine").check()
     page.locator("#blind-gan-steps").wait_for(state="visible")
-    page.locator("#blind-gan-steps input[type=number]").fill("50")
-    page.locator("#blind-gan-steps input[type=number]").press("Enter")
-    page.locator("#blind-photo input[type=file]").set_input_files(write_photo(tmp_path / "gan.png", 96, 128))
-    page.locator("#blind-photo img").first.wait_for(state="visible")
+    set_number(page, "blind-gan-steps", "50")
+    upload_photo(page, "blind", write_photo(tmp_path / "gan.png", 96, 128))
     page.locator("#blind-run").click()
     page.locator("#report").get_by_text("estimated by KernelGAN refine").wait_for(state="visible")
     page.context.close()
