@@ -3,8 +3,8 @@
 Three tabs share one results panel:
 
 * **Blind** — estimate the blur kernel from the photo itself, then deblur with it (the default).
-* **Known kernel** — deblur a photo whose blur you know: a Gaussian or a straight motion from sliders, or a kernel
-  file (camera-shake kernels up to 31×31 go to the motion model).
+* **Known kernel** — deblur a photo whose blur you know: a Gaussian, a straight motion or a defocus disk from
+  sliders, or a kernel file (camera-shake kernels up to 31×31 go to the motion model).
 * **Try it on a sharp photo** — the app blurs a sharp photo as the benchmark does, deblurs it (blind, or with the
   true kernel) and scores both against the original.
 
