@@ -19,7 +19,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from timing import machine, write_results
 
@@ -31,7 +30,7 @@ from bikanet_hf.metrics import psnr, ssim
 from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
-from evaluate import model_deblur, wiener_deblur  # noqa: E402
+from evaluate import format_cell, model_deblur, score, wiener_deblur  # noqa: E402
 
 RADII = (1.5, 2.5, 3.5, 5.0, 7.0)
 WIENER_BALANCE = 1e-4
@@ -72,15 +71,8 @@ def main() -> None:
         print(f"{i + 1}/{len(paths)} {path.name} r={radius}", flush=True)
 
     def summary(rows: list[int]) -> dict:
-        base = np.mean([scores["blurred"][j][0] for j in rows])
-        return {
-            c: {
-                "psnr": float(np.mean([scores[c][j][0] for j in rows])),
-                "ssim": float(np.mean([scores[c][j][1] for j in rows])),
-                "gain": float(np.mean([scores[c][j][0] for j in rows]) - base),
-            }
-            for c in columns
-        }
+        base = [scores["blurred"][j] for j in rows]
+        return {c: score([scores[c][j] for j in rows], base) for c in columns}
 
     groups = {f"r = {r:g} px": [j for j, x in enumerate(radii) if x == r] for r in RADII}
     groups = {label: rows for label, rows in groups.items() if rows}
@@ -105,10 +97,7 @@ def main() -> None:
         "|---|---|" + "---|" * len(columns),
     ]
     for label, row in results.items():
-        cells = [
-            f"{row[c]['psnr']:.2f} / {row[c]['ssim']:.4f}" + ("" if c == "blurred" else f" ({row[c]['gain']:+.2f})")
-            for c in columns
-        ]
+        cells = [format_cell(c, row[c]) for c in columns]
         lines.append(f"| {label} | {row['images']} | " + " | ".join(cells) + " |")
     write_results(args.out, report, lines)
 

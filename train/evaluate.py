@@ -175,21 +175,21 @@ def evaluate(
     return results
 
 
+def format_cell(method: str, scores: dict | None) -> str:
+    """A table cell: PSNR / SSIM, and the gain over the blurred input for every column but ``blurred``."""
+    if scores is None:
+        return "–"
+    cell = f"{scores['psnr']:.2f} / {scores['ssim']:.4f}"
+    return cell if method == "blurred" else f"{cell} ({scores['delta_psnr']:+.2f})"
+
+
 def markdown_table(results: dict, methods: list[str], kernel_column: bool = False) -> str:
     columns = methods + (["kernel L1 (estimate)"] if kernel_column else [])
     head = "| set | track | " + " | ".join(columns) + " |"
     lines = [head, "|" + "---|" * (len(columns) + 2)]
     for set_name, tracks in results.items():
         for track, cols in tracks.items():
-            cells = []
-            for m in methods:
-                v = cols.get(m)
-                if v is None:
-                    cells.append("–")
-                elif m == "blurred":
-                    cells.append(f"{v['psnr']:.2f} / {v['ssim']:.4f}")
-                else:
-                    cells.append(f"{v['psnr']:.2f} / {v['ssim']:.4f} ({v['delta_psnr']:+.2f})")
+            cells = [format_cell(m, cols.get(m)) for m in methods]
             estimate = cols.get("kernel_estimate")
             if estimate is not None:
                 cells.append(f"{estimate['kernel_l1']:.3f}")
