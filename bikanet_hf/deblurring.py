@@ -111,12 +111,17 @@ def read_kernel(kernel) -> tuple[np.ndarray, list[str]]:
     return k, notes
 
 
+def _fits_main_frame(kernel: np.ndarray) -> bool:
+    """Whether a kernel's weight (taps above 1% of the largest) spans at most the main model's 17 pixels."""
+    rows, cols = np.nonzero(kernel > 0.01 * kernel.max())
+    return max(np.ptp(rows), np.ptp(cols)) + 1 <= KERNEL_SIZE
+
+
 def is_motion_kernel(kernel: np.ndarray) -> bool:
     """Whether a kernel looks like motion blur rather than a Gaussian or a defocus disk: its weight (taps above 1% of
     the largest) spans more than 17 pixels, or it differs from the Gaussian of the same spread by more than
     ``MOTION_KERNEL_DISTANCE`` (Σ|k − g|) and is no disk (:func:`is_defocus_kernel`)."""
-    rows, cols = np.nonzero(kernel > 0.01 * kernel.max())
-    if max(np.ptp(rows), np.ptp(cols)) + 1 > KERNEL_SIZE:
+    if not _fits_main_frame(kernel):
         return True
     size = max(kernel.shape)
     k = kernel_for_model(kernel, size)
@@ -128,8 +133,7 @@ def is_motion_kernel(kernel: np.ndarray) -> bool:
 def is_defocus_kernel(kernel: np.ndarray) -> bool:
     """Whether a kernel is a defocus disk: within ``DEFOCUS_KERNEL_DISTANCE`` (Σ|k − d|) of the disk d
     (:func:`~bikanet_hf.kernels.defocus_kernel`) of the same spread, in the main model's 17×17 frame."""
-    rows, cols = np.nonzero(kernel > 0.01 * kernel.max())
-    if max(np.ptp(rows), np.ptp(cols)) + 1 > KERNEL_SIZE:
+    if not _fits_main_frame(kernel):
         return False
     k = kernel_for_model(kernel, KERNEL_SIZE)
     major, minor, _ = kernel_spread(k)

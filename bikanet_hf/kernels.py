@@ -98,7 +98,7 @@ class KernelBatch:
     sigma_minor: np.ndarray  # n
     theta: np.ndarray  # n, degrees in [0, 180)
     kernel_id: np.ndarray  # n, index into bank16, or -1 for a kernel of the random family
-    defocus_radius: np.ndarray | None = None  # n, the disk's radius for defocus kernels, 0 for Gaussians
+    defocus_radius: np.ndarray  # n, the disk's radius for defocus kernels, 0 for Gaussians
 
 
 def random_kernel_params(rng: np.random.Generator) -> tuple[float, float, float]:
