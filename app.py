@@ -38,7 +38,8 @@ from PIL import Image
 
 import bikanet_hf
 from bikanet_hf import BikanetForImageDeblurring, image_io, kernels, metrics, motion
-from bikanet_hf.deblurring import apply_strength, estimate_tile_kernels, is_motion_kernel, restore
+from bikanet_hf.deblurring import apply_strength, estimate_tile_kernels, is_motion_kernel, resolve_blur_type, restore
+from bikanet_hf.defocus_estimation import MIN_TILE
 from bikanet_hf.estimation import (
     DEFAULT_MODEL,
     DEFAULT_MOTION_MODEL,
@@ -398,31 +399,49 @@ def noise_text(level: float | None, asked: float | None = None) -> str:
 
 ESTIMATE_FAST = "Fast (one network pass)"
 ESTIMATE_REFINE = "KernelGAN refine (slower: trains a GAN on your photo)"
-BLUR_SOFT = "Soft blur (Gaussian-like)"
+BLUR_SOFT = "Soft blur (Gaussian-like; a lens out of focus is detected)"
+BLUR_DEFOCUS = "Out of focus (a lens's disk; radius measured from the photo)"
 BLUR_SHAKE = "Camera shake (path traced from the photo's edges; experimental)"
+BLUR_TYPE_OF = {BLUR_SOFT: "gaussian", BLUR_DEFOCUS: "defocus", BLUR_SHAKE: "motion"}
 
 
 def estimate(
-    image: np.ndarray, how: str = ESTIMATE_FAST, steps: int = 600, progress: Any = None, blur: str = BLUR_SOFT
+    image: np.ndarray,
+    how: str = ESTIMATE_FAST,
+    steps: int = 600,
+    progress: Any = None,
+    blur: str = BLUR_SOFT,
+    detect_defocus: bool = True,
 ):
-    """The blur kernel of a blurred photo and a description of it (with a caveat when the photo is nearly flat).
+    """The blur kernel of a blurred photo, a description of it (with a caveat when the photo is nearly flat) and the
+    kind of blur it is (``"gaussian"``, ``"defocus"`` or ``"motion"``).
 
     ``how``: the fast amortized estimator, or KernelGAN refining its answer for ``steps`` steps (``progress`` is a
-    ``gr.Progress`` that shows them). ``blur``: a Gaussian-like kernel, or camera shake (its path, by edge prediction,
-    for the motion model; a few seconds)."""
+    ``gr.Progress`` that shows them). ``blur``: a Gaussian-like kernel — or, with the fast estimator and
+    ``detect_defocus``, the disk of a lens out of focus when the photo's spectrum shows one
+    (:func:`~bikanet_hf.deblurring.resolve_blur_type`) —, a defocus disk in any case (its radius from the photo's
+    spectrum), or camera shake (its path, by edge prediction, for the motion model; a few seconds)."""
     if how not in (ESTIMATE_FAST, ESTIMATE_REFINE):
         raise gr.Error(
             f"Choose the kernel estimator: {ESTIMATE_FAST!r} or {ESTIMATE_REFINE!r}.", print_exception=False
         )
-    if blur not in (BLUR_SOFT, BLUR_SHAKE):
-        raise gr.Error(f"Choose the kind of blur: {BLUR_SOFT!r} or {BLUR_SHAKE!r}.", print_exception=False)
-    if blur == BLUR_SHAKE and how == ESTIMATE_REFINE:
+    if blur not in BLUR_TYPE_OF:
+        choices = ", ".join(map(repr, BLUR_TYPE_OF))
+        raise gr.Error(f"Choose the kind of blur: one of {choices}.", print_exception=False)
+    if blur != BLUR_SOFT and how == ESTIMATE_REFINE:
+        what = "camera shake" if blur == BLUR_SHAKE else "a photo out of focus"
         raise gr.Error(
-            "KernelGAN estimates Gaussian-like blur only; use the fast estimator for camera shake.",
+            f"KernelGAN estimates Gaussian-like blur only; use the fast estimator for {what}.", print_exception=False
+        )
+    blur_type = BLUR_TYPE_OF[blur]
+    if blur_type == "gaussian" and how == ESTIMATE_FAST and detect_defocus:
+        blur_type = resolve_blur_type("auto", None, None, image)
+    if blur_type == "defocus" and min(image.shape[:2]) < MIN_TILE:
+        raise gr.Error(
+            f"Measuring a lens's defocus needs a photo of at least {MIN_TILE}×{MIN_TILE} pixels.",
             print_exception=False,
         )
-    blur_type = "motion" if blur == BLUR_SHAKE else "gaussian"
-    method, options = (None, {}) if blur_type == "motion" else ("amortized", {})
+    method, options = (None, {}) if blur_type != "gaussian" else ("amortized", {})
     if blur_type == "motion" and min(image.shape[:2]) < 2 * MOTION_KERNEL_SIZE:
         raise gr.Error(
             f"Tracing a camera shake needs a photo of at least {2 * MOTION_KERNEL_SIZE}×{2 * MOTION_KERNEL_SIZE} "
@@ -455,6 +474,9 @@ def estimate(
             f"estimated camera shake, spread like a {2 * np.hypot(u, v):.1f} px motion at "
             f"{np.degrees(np.arctan2(v, u)):.0f}° (its path is in the kernel picture)"
         )
+    elif blur_type == "defocus":
+        text = f"a lens out of focus: a disk of radius ≈ {kernels.defocus_radius(kernel):.1f} px, measured from the "
+        text += "photo's spectrum" + (" (detected: it shows the disk's rings)" if blur == BLUR_SOFT else "")
     else:
         text = "estimated by KernelGAN refine, " if method == "refine" else "estimated, "
         text += kernels.describe_kernel(kernel)
@@ -462,7 +484,7 @@ def estimate(
         text += " (the photo has almost no edges, so this estimate is a guess)"
     elif any(issubclass(w.category, SlightBlurWarning) for w in caught):
         text += " (very little blur: the photo may be sharp already, and the result changes it little)"
-    return kernel, text
+    return kernel, text, blur_type
 
 
 def save_restored(restored: np.ndarray, stem: str) -> str:
@@ -554,16 +576,24 @@ def run_blind(
             "A kernel per tile uses the fast estimator; turn off “blur changes across the photo” to use KernelGAN.",
             print_exception=False,
         )
+    if varying and blur == BLUR_DEFOCUS:
+        raise gr.Error(
+            "A kernel per tile is for soft blur and camera shake; turn off “blur changes across the photo” for a "
+            "photo out of focus.",
+            print_exception=False,
+        )
     blurred, stem = read_photo(photo, "blurred photo")
     progress(0.0, desc="Estimating the blur kernel")
-    kernel, kernel_text = estimate(blurred, how, steps, progress, blur)
+    kernel, kernel_text, blur_type = estimate(blurred, how, steps, progress, blur, detect_defocus=not varying)
     picture, tile_kernels = kernels.kernel_to_image(kernel), None
     if varying:
         tile_kernels, picture, tile_text = estimate_per_tile(blurred, kernel, blur, progress)
         kernel_text = f"{tile_text}; whole photo: {kernel_text}"
     if not 0 <= strength <= 100:
         raise gr.Error(f"Strength is a percentage from 0 to 100, got {strength}.", print_exception=False)
-    restored, used = deblur(blurred, kernel, progress, estimated=True, tile_kernels=tile_kernels, noise_level=asked)
+    # a measured disk is told as a known kernel, as deblurring.deblur does (the model learnt estimates as Gaussians)
+    estimated = blur_type != "defocus"
+    restored, used = deblur(blurred, kernel, progress, estimated, tile_kernels=tile_kernels, noise_level=asked)
     restored = apply_strength(blurred, restored, strength / 100)
     what = "Estimated the blur and deblurred" + (f" at {strength:g}% strength" if strength < 100 else "")
     details = f"kernel: {html.escape(kernel_text)}{noise_text(used, asked)}"
@@ -620,7 +650,7 @@ def run_sharp_photo(
 ):
     """Blur a sharp photo with the chosen kernel (the benchmark's blur), deblur it — blind, or with the true
     kernel — and score both against the original. Blind, the estimator is told only the kind of blur: camera shake
-    when the kernel is a motion (or a file that looks like one), else Gaussian-like."""
+    when the kernel is a motion (or a file that looks like one), else soft blur (a disk is detected as such)."""
     start = time.perf_counter()
     sharp, stem = read_photo(photo, "sharp photo")
     kernel, kernel_text = choose_kernel(
@@ -629,9 +659,10 @@ def run_sharp_photo(
     blurred = kernels.degrade(sharp, kernel)
     if deblur_with == DEBLUR_TRUE:
         used, picture, how = kernel, kernels.kernel_to_image(kernel), "with the true kernel"
+        blur_type = "given"
     else:
         progress(0.0, desc="Estimating the blur kernel")
-        used, estimated_text = estimate(blurred, blur=BLUR_SHAKE if is_motion_kernel(kernel) else BLUR_SOFT)
+        used, estimated_text, blur_type = estimate(blurred, blur=BLUR_SHAKE if is_motion_kernel(kernel) else BLUR_SOFT)
         size = max(used.shape[0], kernel.shape[0], kernel.shape[1])
         used_framed, truth_framed = kernel_for_model(used, size), kernel_for_model(kernel, size)
         picture = kernels.kernel_pair_image(used_framed, truth_framed)
@@ -639,7 +670,7 @@ def run_sharp_photo(
             f"blind (kernel {html.escape(estimated_text)}; error Σ|k̂ − k| = "
             f"{metrics.kernel_l1(used_framed, truth_framed):.3f}, 0 is exact)"
         )
-    restored, _ = deblur(blurred, used, progress, estimated=deblur_with != DEBLUR_TRUE)
+    restored, _ = deblur(blurred, used, progress, estimated=blur_type not in ("given", "defocus"))
     details = f"true kernel: {html.escape(kernel_text)}\n\n{metrics_table(sharp, blurred, restored)}"
     return _results(blurred, restored, picture, stem, f"Blurred, deblurred {how} and scored", start, details)
 
@@ -872,11 +903,13 @@ def _blind_tab(results: Results) -> None:
         lambda choice: gr.update(visible=choice == ESTIMATE_REFINE), how, steps, api_visibility="private", queue=False
     )
     blur = gr.Radio(
-        [BLUR_SOFT, BLUR_SHAKE],
+        list(BLUR_TYPE_OF),
         value=BLUR_SOFT,
         label="Kind of blur",
-        info="Soft blur: defocus, soft optics, a filtered picture. Camera shake: the shake's path is traced from the "
-        "photo's strongest edges (a few seconds), then the motion model deblurs with it. Experimental: it helps "
+        info="Soft blur: soft optics, a filtered picture — and a lens out of focus when the photo's spectrum shows "
+        "the rings a defocus disk leaves (then its radius is measured). Out of focus: measure the disk's radius "
+        "even when those rings are faint (noisy photos, small disks). Camera shake: the shake's path is traced from "
+        "the photo's strongest edges (a few seconds), then the motion model deblurs with it. Experimental: it helps "
         "on average, but a wrong trace can make a photo worse.",
         elem_id="blind-blur-kind",
     )

@@ -4,8 +4,13 @@ Outside the benchmark protocol (its kernels are Gaussians), but the commonest so
 steps otherwise: image ``i`` of ``--set`` (sorted by name) is blurred with the defocus disk of radius
 ``RADII[i mod 5]`` px (``bikanet_hf.kernels.defocus_kernel``, area-sampled in the 17×17 frame; the protocol's mirror
 padding and 8-bit quantisation). Columns: the blurred input; skimage's Wiener filter with the true disk (balance 1e-4,
-as Table 1); each ``--model`` with the true disk (non-blind), and blind (``+blind``: the amortized Gaussian estimate,
-narrowed as ``deblur()`` does); PSNR / SSIM on 8-bit images, means per radius and over all images, gain over the input.
+as Table 1); each ``--model`` with the true disk (non-blind), and blind three ways: ``+blind``, the amortized Gaussian
+estimate, narrowed as ``deblur()`` does; ``+defocus``, ``deblur(blur_type="defocus")``: the disk whose radius the
+photo's spectrum gives (:mod:`bikanet_hf.defocus_estimation`); ``+auto``, ``deblur(blur_type="auto")``: that disk
+when the spectrum shows one, else the Gaussian estimate. PSNR / SSIM on 8-bit images (one pass, float32), means per
+radius and over all images, gain over the input.
+
+With ``--noise``, the protocol's noise track (σ = 2.55, image i seeded with i) is added before quantisation.
 
 Usage: ``python benchmarks/defocus.py --model bikanet=bikanet_hf/checkpoints/bikanet [--model NAME=FOLDER ...]``;
 writes ``benchmarks/results/defocus.{json,md}`` (``--out``).
@@ -19,15 +24,18 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from timing import machine, write_results
 
 from bikanet_hf import corpus
+from bikanet_hf.deblurring import deblur
 from bikanet_hf.estimation import estimate_kernel, load_estimator
 from bikanet_hf.image_io import list_images, load_rgb
 from bikanet_hf.kernels import defocus_kernel, degrade
 from bikanet_hf.metrics import psnr, ssim
 from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring
+from bikanet_hf.protocol import NOISE_SIGMA
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 from evaluate import format_cell, model_deblur, score, wiener_deblur  # noqa: E402
@@ -42,6 +50,7 @@ def main() -> None:
     parser.add_argument("--set", default="bsds500_val", help="image folder name in the data dir, or a path")
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--noise", action="store_true", help="add the protocol's noise (σ = 2.55, seed i)")
     parser.add_argument("--out", default="benchmarks/results/defocus")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -51,13 +60,15 @@ def main() -> None:
     estimators = {name: load_estimator(Path(f) / "kernel_estimator") for name, f in folders.items()}
     folder = Path(args.set) if Path(args.set).is_dir() else corpus.default_data_dir() / args.set
     paths = list_images(folder)[: args.limit]
-    columns = ["blurred", "wiener"] + [f"{name}{suffix}" for name in models for suffix in ("", "+blind")]
+    blind = ("+blind", "+defocus", "+auto")
+    columns = ["blurred", "wiener"] + [f"{name}{suffix}" for name in models for suffix in ("",) + blind]
     scores: dict[str, list[tuple[float, float]]] = {c: [] for c in columns}
     radii, start = [], time.time()
     for i, path in enumerate(paths):
         sharp, radius = load_rgb(path), RADII[i % len(RADII)]
         kernel = defocus_kernel(radius)
-        blurred = degrade(sharp, kernel)
+        noise = {"noise_sigma": NOISE_SIGMA, "generator": torch.Generator().manual_seed(i)} if args.noise else {}
+        blurred = degrade(sharp, kernel, **noise)
         outputs = {"blurred": blurred, "wiener": wiener_deblur(blurred, kernel, WIENER_BALANCE)}
         for name, model in models.items():
             with warnings.catch_warnings():
@@ -65,6 +76,16 @@ def main() -> None:
                 estimate = estimate_kernel(blurred, estimator=estimators[name], for_deblurring=True)
             outputs[name] = model_deblur(model, blurred, kernel)
             outputs[f"{name}+blind"] = model_deblur(model, blurred, estimate, estimated=True)
+            for blur_type in ("defocus", "auto"):
+                result = deblur(
+                    blurred,
+                    model=model,
+                    estimator=estimators[name],
+                    blur_type=blur_type,
+                    tile_size=None,
+                    precision="float32",
+                )
+                outputs[f"{name}+{blur_type}"] = np.asarray(result.image)
         for column, image in outputs.items():
             scores[column].append((psnr(sharp, image), ssim(sharp, image)))
         radii.append(radius)
@@ -80,6 +101,7 @@ def main() -> None:
     results = {label: {"images": len(rows), **summary(rows)} for label, rows in groups.items()}
     report = {
         "set": folder.name,
+        "noise_sigma": NOISE_SIGMA if args.noise else 0.0,
         "radii": RADII,
         "wiener_balance": WIENER_BALANCE,
         "models": folders,
@@ -87,10 +109,14 @@ def main() -> None:
         "machine": machine(args.threads),
         "seconds": time.time() - start,
     }
+    noise = f", noise σ = {NOISE_SIGMA}" if args.noise else ""
     lines = [
         f"Defocus blur (a disk, not the protocol's Gaussians) on {folder.name}: image i blurred with a disk of radius "
-        f"{', '.join(f'{r:g}' for r in RADII)} px (i mod 5), 8-bit. PSNR (dB) / SSIM (gain over the blurred input). "
-        "Every method gets the true disk except NAME+blind, which deblurs with the amortized Gaussian estimate. "
+        f"{', '.join(f'{r:g}' for r in RADII)} px (i mod 5){noise}, 8-bit. PSNR (dB) / SSIM (gain over the blurred "
+        "input). "
+        "Every method gets the true disk except, blind: NAME+blind, with the amortized Gaussian estimate; "
+        "NAME+defocus, with the disk measured from the photo's spectrum; NAME+auto, with that disk when the spectrum "
+        "shows one, else the Gaussian estimate. "
         f"wiener: skimage, balance {WIENER_BALANCE:g}. `benchmarks/defocus.py`.",
         "",
         "| radius | images | " + " | ".join(columns) + " |",

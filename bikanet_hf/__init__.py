@@ -4,6 +4,7 @@ from .configuration_bikanet import BikanetConfig
 from .configuration_kernel_estimator import BikanetKernelEstimatorConfig
 from .configuration_kernelgan import KernelGANConfig
 from .deblurring import DeblurResult, deblur
+from .defocus_estimation import DefocusEstimate, estimate_defocus
 from .estimation import FlatImageWarning, SlightBlurWarning, estimate_kernel
 from .image_processing_bikanet import BikanetImageProcessor
 from .kernels import (
@@ -72,11 +73,13 @@ __all__ = [
     "BikanetKernelEstimator",
     "BikanetKernelEstimatorConfig",
     "DeblurResult",
+    "DefocusEstimate",
     "FlatImageWarning",
     "KernelGAN",
     "KernelGANConfig",
     "ImageDeblurringPipeline",
     "deblur",
+    "estimate_defocus",
     "estimate_kernel",
     "bank16",
     "blur",

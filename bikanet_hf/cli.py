@@ -2,7 +2,7 @@
 
 Commands:
   bikanet deblur IN [IN ...] -o OUTDIR [--kernel FILE | --sigma S1 [S2] | --motion LEN] [--angle DEG]
-               [--blur-type gaussian|motion|auto]
+               [--blur-type gaussian|motion|defocus|auto]
                                                                          deblur photos (blind without a kernel)
   bikanet estimate-kernel IN [-o FILE]                                   estimate a photo's blur kernel
   bikanet blur IN -o OUT (--kernel FILE | --sigma S1 [S2] | --motion LEN) [--angle DEG]
@@ -33,6 +33,7 @@ from .image_io import load_rgb
 from .kernels import (
     KERNEL_SIZE,
     defocus_kernel,
+    defocus_radius,
     degrade,
     describe_kernel,
     gaussian_kernel,
@@ -50,8 +51,10 @@ EPILOG_KERNEL = (
 )
 BLUR_TYPE_HELP = (
     "gaussian: the main model (17×17 Gaussian-like blur); motion: the motion-blur model (camera shake up to "
-    "31×31; blind, it traces the shake's path from the image's edges); auto: motion when the given kernel is "
-    "neither Gaussian-like nor a defocus disk, else gaussian (default: gaussian)"
+    "31×31; blind, it traces the shake's path from the image's edges); defocus: the main model with the disk of a "
+    "lens out of focus, blind its radius measured from the photo's spectrum; auto: with a kernel, motion when it is "
+    "neither Gaussian-like nor a defocus disk, else gaussian; blind, defocus for each photo whose spectrum shows a "
+    "disk, else gaussian (default: gaussian)"
 )
 
 
@@ -243,7 +246,8 @@ def cmd_estimate_kernel(args: argparse.Namespace) -> int:
     from .estimation import estimate_kernel
 
     kernel = estimate_kernel(args.input, method=args.method, estimator=args.estimator, blur_type=args.blur_type)
-    print(f"{args.input}: {describe_kernel(kernel)}")
+    disk = f"defocus disk of radius ≈ {defocus_radius(kernel):.1f} px; " if args.blur_type == "defocus" else ""
+    print(f"{args.input}: {disk}{describe_kernel(kernel)}")
     if args.output:
         output = Path(args.output)
         _refuse_to_overwrite(output, [Path(args.input)], args.force)
@@ -310,14 +314,17 @@ def build_parser() -> argparse.ArgumentParser:
         + "\n\nEstimation methods: amortized (one network pass, tens of milliseconds), gan (KernelGAN trained on\n"
         "the photo, about 20 s on 2 CPU threads), refine (KernelGAN started from the amortized estimate; it\n"
         "returns about that estimate, as the GAN has not improved on it); for camera shake, edges (the shake's\n"
-        "path by edge prediction, seconds; the default) or amortized (a straight motion). On the benchmark the\n"
-        "amortized estimate is the most accurate for soft blur (kernel error 0.10 against 0.3-0.5 for KernelGAN).\n"
+        "path by edge prediction, seconds; the default) or amortized (a straight motion); for defocus, spectral\n"
+        "(the disk's radius from the zeros it leaves in the photo's spectrum, a fraction of a second). On the\n"
+        "benchmark the amortized estimate is the most accurate for soft blur (kernel error 0.10 against 0.3-0.5\n"
+        "for KernelGAN).\n"
         "\nExamples:\n"
         "  bikanet deblur photo.jpg -o sharp/                      blind: estimate the kernel, then deblur\n"
         "  bikanet deblur shots/ 'more/*.png' -o sharp/ --save-kernel\n"
         "  bikanet deblur photo.jpg -o sharp/ --sigma 2.5 1.0 --angle 30\n"
         "  bikanet deblur shaky.jpg -o sharp/ --kernel levin_k4.png --blur-type auto     camera shake, known kernel\n"
         "  bikanet deblur shaky.jpg -o sharp/ --blur-type motion    blind camera shake (path by edge prediction)\n"
+        "  bikanet deblur soft.jpg -o sharp/ --blur-type auto       blind: a lens out of focus is detected\n"
         "  bikanet deblur turned.jpg -o sharp/ --blur-type motion --spatially-varying --tile-size 384\n"
         "  bikanet deblur soft.jpg -o sharp/ --strength 0.6           keep 60% of the correction\n"
         "  bikanet deblur fur.jpg -o sharp/ --noise-level 0            a clean photo: keep its fine texture\n"
@@ -406,14 +413,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         default=None,
         choices=METHODS,
-        help="estimation method (default: amortized for gaussian blur, edges for motion)",
+        help="estimation method (default: amortized for gaussian blur, edges for motion, spectral for defocus)",
     )
     p.add_argument(
         "--blur-type",
         default="gaussian",
-        choices=("gaussian", "motion"),
-        help="gaussian (default) or motion: a camera-shake kernel (its path with --method edges, the default; a "
-        "straight motion of the estimated spread with --method amortized)",
+        choices=("gaussian", "motion", "defocus"),
+        help="gaussian (default); motion: a camera-shake kernel (its path with --method edges, the default; a "
+        "straight motion of the estimated spread with --method amortized); defocus: the disk of a lens out of focus "
+        "(its radius from the photo's spectrum, --method spectral)",
     )
     p.add_argument("--estimator", default=None, help="kernel estimator folder or Hub id (default: bundled)")
     p.add_argument("--picture-size", type=int, default=256, help="picture side in pixels (default: 256)")

@@ -8,7 +8,9 @@ Methods:
   images no estimator saw, the GAN added nothing the amortized estimate lacked, so this returns about the amortized
   kernel (``KernelGANConfig.refine_prior_weight``, ``benchmarks/results/kernelgan_refine.md``);
 * ``"edges"`` — camera shake only: the shake's path by coarse-to-fine edge prediction (seconds; see
-  :mod:`bikanet_hf.shake_estimation`), the default for ``blur_type="motion"``.
+  :mod:`bikanet_hf.shake_estimation`), the default for ``blur_type="motion"``;
+* ``"spectral"`` — defocus only: the radius of a lens's blur disk from the zeros it leaves in the photo's spectrum
+  (a fraction of a second; see :mod:`bikanet_hf.defocus_estimation`), for ``blur_type="defocus"``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 
 from .configuration_kernelgan import KernelGANConfig
+from .defocus_estimation import MIN_TILE, estimate_defocus
 from .image_io import load_rgb
 from .image_processing_bikanet import BikanetImageProcessor
 from .modeling_kernel_estimator import BikanetKernelEstimator, gaussian_kernels, straight_motion_kernels
@@ -30,10 +33,10 @@ from .modeling_kernelgan import MIN_IMAGE_SIDE, KernelGAN, gaussian_covariance
 from .motion import MOTION_KERNEL_SIZE
 from .shake_estimation import estimate_shake_kernel
 
-METHODS = ("amortized", "gan", "refine", "edges")
+METHODS = ("amortized", "gan", "refine", "edges", "spectral")
 # Per blur type: the methods that estimate it, the first being the default (the best measured:
 # benchmarks/results/kernel_estimation.md and motion.md).
-METHODS_FOR = {"gaussian": ("amortized", "gan", "refine"), "motion": ("edges", "amortized")}
+METHODS_FOR = {"gaussian": ("amortized", "gan", "refine"), "motion": ("edges", "amortized"), "defocus": ("spectral",)}
 # The bundled checkpoints: BIKAnet, a larger BIKAnet (trained on a GPU; a little better, about 5× slower on a CPU,
 # so opt-in), and the motion-blur extension's model (per-pixel motion flow instead of AdaIN, 31×31 camera-shake
 # kernels); each folder holds its kernel estimator, so that the folder (and a Hub repository made from it) is a whole
@@ -124,8 +127,9 @@ def estimate_kernel(
     17×17 numpy array (31×31 for ``blur_type="motion"``): non-negative, summing to 1, centred.
 
     Args:
-        method: ``"amortized"``, ``"gan"``, ``"refine"`` or ``"edges"`` (see the module docstring); default: the
-            best for the blur type, ``"amortized"`` for Gaussian blur, ``"edges"`` for motion.
+        method: ``"amortized"``, ``"gan"``, ``"refine"``, ``"edges"`` or ``"spectral"`` (see the module docstring);
+            default: the best for the blur type, ``"amortized"`` for Gaussian blur, ``"edges"`` for motion,
+            ``"spectral"`` for defocus.
         estimator: the amortized estimator (loaded model, folder or Hub id; default: the bundled one).
         gan: a :class:`KernelGAN` with non-default settings (default: ``KernelGAN(KernelGANConfig())``).
         steps: KernelGAN training steps (default: its config's); seed: makes KernelGAN deterministic.
@@ -136,16 +140,19 @@ def estimate_kernel(
         blur_type: ``"gaussian"`` (default) or ``"motion"``: a camera-shake kernel for the motion model — with
             ``"edges"``, the shake's path; with ``"amortized"``, the straight motion whose spread matches the motion
             estimator's covariance (one pass, but a straight motion is the wrong shape for most shakes:
-            ``benchmarks/results/motion.md``).
+            ``benchmarks/results/motion.md``); or ``"defocus"``: the disk of a lens out of focus, its radius from
+            the photo's spectrum (:func:`~bikanet_hf.defocus_estimation.estimate_defocus`; a photo that is not out
+            of focus still gets the best-fitting disk — ``estimate_defocus(...).is_defocus`` tells).
 
     Raises ``ValueError`` for an unknown method, one that does not estimate ``blur_type``, or an image too small
-    (16×16 for the amortized estimator, 64×64 for KernelGAN, 62×62 for edge prediction). A flat image (too little
+    (16×16 for the amortized estimator, 64×64 for KernelGAN and for the spectral method, 62×62 for edge
+    prediction). A flat image (too little
     texture to see blur in) gets the estimator's best guess with a :class:`FlatImageWarning` saying so; a Gaussian
     estimate so slight (σ < ``SLIGHT_BLUR_SIGMA``) that the photo may well be sharp already, a
     :class:`SlightBlurWarning` (both ``UserWarning``).
     """
     if blur_type not in METHODS_FOR:
-        raise ValueError(f"Unknown blur_type {blur_type!r}; choose 'gaussian' or 'motion'.")
+        raise ValueError(f"Unknown blur_type {blur_type!r}; choose 'gaussian', 'motion' or 'defocus'.")
     method = METHODS_FOR[blur_type][0] if method is None else method
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}; available: {', '.join(METHODS)}.")
@@ -154,7 +161,9 @@ def estimate_kernel(
             f"The {method} method does not estimate {blur_type} blur; use one of: {', '.join(METHODS_FOR[blur_type])}."
         )
     x = _as_tensor(image)
-    smallest = {"amortized": MIN_SIDE, "edges": 2 * MOTION_KERNEL_SIZE}.get(method, MIN_IMAGE_SIDE)
+    smallest = {"amortized": MIN_SIDE, "edges": 2 * MOTION_KERNEL_SIZE, "spectral": MIN_TILE}.get(
+        method, MIN_IMAGE_SIDE
+    )
     if min(x.shape[-2:]) < smallest:
         raise ValueError(
             f"The image is {x.shape[-1]}×{x.shape[-2]} pixels; estimating a blur kernel with the {method} method "
@@ -173,6 +182,8 @@ def estimate_kernel(
     scale = model.config.deblur_covariance_scale if for_deblurring and blur_type == "gaussian" else 1.0
     if method == "edges":
         return estimate_shake_kernel(x.permute(1, 2, 0).double().numpy(), MOTION_KERNEL_SIZE)
+    if method == "spectral":
+        return estimate_defocus(x.permute(1, 2, 0).mul(255).round().byte().numpy()).kernel()
     narrowing = scale if method == "amortized" else 1.0  # KernelGAN's answer is narrowed at the end instead
     estimate = model.estimate(x, narrowing)
     sigma = float(estimate.sigma_major[0]) / narrowing**0.5

@@ -84,6 +84,14 @@ def defocus_kernel(radius: float, size: int = KERNEL_SIZE, supersampling: int = 
     return kernel / kernel.sum()
 
 
+def defocus_radius(kernel: np.ndarray) -> float:
+    """The radius of the defocus disk (:func:`defocus_kernel`) with the spread of ``kernel``, at most the frame's
+    half-width: an area-sampled disk of radius r spreads r²/2 + 1/6 px² (r²/4 along each axis, plus the pixel's
+    1/12)."""
+    major, minor, _ = kernel_spread(kernel)
+    return min(math.sqrt(max(2 * (major**2 + minor**2 - 1 / 6), 0.0)), kernel.shape[0] // 2)
+
+
 def bank16(size: int = KERNEL_SIZE) -> np.ndarray:
     """The paper's 16 kernels (4 isotropic, 12 rotated anisotropic), ``16×size×size`` float64."""
     return np.stack([gaussian_kernel(s1, s2, t, size) for s1, s2, t in BANK16_PARAMS])

@@ -273,9 +273,9 @@ def test_deblur_keeps_size_and_returns_8_bit(app, tmp_path):
 def test_blind_estimate_says_when_the_photo_may_be_sharp_already(app, data_dir, monkeypatch):
     monkeypatch.setattr(app, "ESTIMATOR", DEFAULT_ESTIMATOR)  # the trained estimator: the tiny one reads noise
     sharp = load_rgb(data_dir / "set14" / "baboon.png")
-    _, text = app.estimate(sharp)
+    _, text, _ = app.estimate(sharp)
     assert "very little blur" in text
-    _, text = app.estimate(kernels.degrade(sharp, kernels.gaussian_kernel(2.0, 1.5, 30.0)))
+    _, text, _ = app.estimate(kernels.degrade(sharp, kernels.gaussian_kernel(2.0, 1.5, 30.0)))
     assert text.startswith("estimated, σ_major") and "very little blur" not in text
 
 
@@ -360,6 +360,35 @@ def test_defocus_disk_from_the_slider_runs_through_the_main_model(app, tmp_path)
     )
     assert "true kernel: defocus disk, radius 2 px" in report
     assert app.kernel_preview(app.KERNEL_FROM_DEFOCUS, 2.0, 2.0, 0, None, 10.0, 5.0).size[0] > 100
+
+
+def test_blind_soft_blur_detects_a_lens_out_of_focus(app, tmp_path):
+    sharp = load_rgb(app.EXAMPLES_DIR / "chelsea_sharp.png")
+    photo = tmp_path / "out_of_focus.png"
+    Image.fromarray(kernels.degrade(sharp, kernels.defocus_kernel(3.5))).save(photo)
+    _, picture, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT)
+    assert "a lens out of focus: a disk of radius ≈ 3.5 px" in report and "(detected" in report
+    _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_DEFOCUS)
+    assert "disk of radius ≈ 3.5 px" in report and "(detected" not in report  # asked for, not detected
+    _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, True)
+    assert "out of focus" not in report  # one Gaussian per tile: no disk detection
+    with pytest.raises(app.gr.Error, match="for a photo out of focus"):
+        app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_DEFOCUS, True)
+    with pytest.raises(app.gr.Error, match="use the fast estimator for a photo out of focus"):
+        app.run_blind(str(photo), app.ESTIMATE_REFINE, 50, app.BLUR_DEFOCUS)
+    with pytest.raises(app.gr.Error, match="at least 64×64 pixels"):
+        app.run_blind(str(write_photo(tmp_path / "small.png")), app.ESTIMATE_FAST, 300, app.BLUR_DEFOCUS)
+    _, _, report, _ = app.run_sharp_photo(
+        str(app.EXAMPLES_DIR / "chelsea_sharp.png"),
+        app.KERNEL_FROM_DEFOCUS,
+        2.0,
+        2.0,
+        0,
+        None,
+        app.DEBLUR_BLIND,
+        defocus_radius=5.0,
+    )
+    assert "a lens out of focus: a disk of radius ≈ 5.0 px" in report
 
 
 def test_camera_shake_runs_through_the_motion_model(app, tmp_path):

@@ -90,3 +90,20 @@ def test_motion_kernels_and_blur_type_on_the_command_line(photo, tmp_path, capsy
     capsys.readouterr()
     assert main(["estimate-kernel", str(blurred), "--blur-type", "motion", "--method", "gan"]) == 2
     assert "does not estimate motion blur" in capsys.readouterr().err
+
+
+def test_blind_defocus_on_the_command_line(tmp_path, capsys):
+    from pathlib import Path
+
+    from bikanet_hf.kernels import defocus_kernel, defocus_radius
+
+    sharp = Path(__file__).resolve().parents[1] / "bikanet_hf" / "examples" / "chelsea_sharp.png"
+    blurred = tmp_path / "soft.png"
+    Image.fromarray(degrade(np.asarray(Image.open(sharp).convert("RGB")), defocus_kernel(4.0))).save(blurred)
+    assert main(["estimate-kernel", str(blurred), "--blur-type", "defocus", "-o", str(tmp_path / "k.npy")]) == 0
+    assert "defocus disk of radius ≈ 4.0 px" in capsys.readouterr().out
+    assert defocus_radius(np.load(tmp_path / "k.npy")) == pytest.approx(4.0, rel=0.03)
+    out = tmp_path / "out"
+    assert main(["deblur", str(blurred), "-o", str(out), "--blur-type", "auto", "--save-kernel"]) == 0
+    assert "lens out of focus: a disk of radius ≈ 4.0 px" in capsys.readouterr().err  # the note, per photo
+    np.testing.assert_allclose(np.load(out / "soft_kernel.npy"), np.load(tmp_path / "k.npy"))

@@ -1,0 +1,162 @@
+"""Blind defocus: the radius of a lens's blur disk, read from the rings of zeros it cuts into the photo's spectrum.
+
+A uniform disk of radius r has the transfer function ``2·J₁(2πrf) / (2πrf)``, which falls to zero on rings at
+f ≈ 0.61/r, 1.12/r, 1.62/r… cycles per pixel; a natural image's own power spectrum falls smoothly with frequency
+(about as a power law: Field, JOSA A 1987). So the blurred photo's power spectrum shows dips where the disk's zeros
+lie, and their places give the radius — the idea of reading blur from spectral zeros goes back to Cannon ("Blind
+deconvolution of spatially invariant image blurs with phase", IEEE TASSP 1976), who used the power cepstrum. Here:
+
+1. the grey image is cut into Hann-windowed square tiles (half-overlapping, at most ``MAX_TILES`` spread evenly) and
+   their power spectra are averaged, then averaged over rings of equal frequency (a disk is isotropic);
+2. the noise floor (the measured noise σ, :func:`~bikanet_hf.modeling_bikanet.estimate_noise_level`, plus 8-bit
+   rounding) is subtracted, and only frequencies whose power stands ``NOISE_MARGIN`` times above it are kept;
+3. for each candidate radius (``RADIUS_STEP`` apart over ``DEFOCUS_RADIUS_RANGE``), the log of the disk's own ring
+   profile is subtracted from the photo's, and what is left is fitted with a quadratic in log-frequency (the sharp
+   photo's smooth spectrum); the radius that leaves the smallest misfit wins;
+4. the same with isotropic Gaussians (σ ``GAUSSIAN_SIGMAS``) says whether the blur is a disk at all: a disk's dips
+   leave a misfit no Gaussian can remove, so the photo counts as out of focus when the disk's misfit is below
+   ``DEFOCUS_EVIDENCE`` times the best Gaussian's and the disk's first ring of zeros lies inside the frequencies
+   measured (a disk under about 1.3 px has none below Nyquist, and is then too like a small Gaussian to tell).
+
+Measured on bsds500_val (``benchmarks/results/defocus_detection.md``). numpy only, a fraction of a second per photo.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .kernels import DEFOCUS_RADIUS_RANGE, KERNEL_SIZE, defocus_kernel, gaussian_kernel
+from .modeling_bikanet import estimate_noise_level
+
+TILE = 256  # side of the spectrum's tiles (smaller photos: the largest power of two that fits, down to MIN_TILE)
+MIN_TILE = 64
+MAX_TILES = 144
+RADIUS_STEP = 0.05
+GAUSSIAN_SIGMAS = np.arange(0.3, 5.0 + 1e-9, 0.05)
+NOISE_MARGIN = 3.0
+FIRST_ZERO = 0.6098  # the first zero of a disk's transfer function, times its radius (cycles per pixel × px)
+# A photo is out of focus when the best disk's misfit is below this fraction of the best Gaussian's.
+DEFOCUS_EVIDENCE = 0.5
+
+
+@dataclass
+class DefocusEstimate:
+    """What :func:`estimate_defocus` measured.
+
+    Attributes:
+        radius: the disk's radius in pixels (within ``DEFOCUS_RADIUS_RANGE``).
+        misfit: the mean squared log-spectrum misfit left by that disk.
+        gaussian_misfit: the same for the best isotropic Gaussian.
+        zero_measured: whether the disk's first ring of zeros (0.61 / radius cycles per pixel) lies within the
+            band measured (up to the highest frequency above the noise floor, below Nyquist).
+    """
+
+    radius: float
+    misfit: float
+    gaussian_misfit: float
+    zero_measured: bool
+
+    @property
+    def is_defocus(self) -> bool:
+        """Whether the spectrum shows a disk's zeros: the first ring measured, and the disk's misfit below
+        ``DEFOCUS_EVIDENCE`` times the best Gaussian's."""
+        return self.zero_measured and self.misfit < DEFOCUS_EVIDENCE * self.gaussian_misfit
+
+    def kernel(self, size: int = KERNEL_SIZE) -> np.ndarray:
+        """The disk (:func:`~bikanet_hf.kernels.defocus_kernel`) as a ``size×size`` kernel."""
+        return defocus_kernel(self.radius, size)
+
+
+def _tile_size(height: int, width: int) -> int:
+    side = min(height, width, TILE)
+    if side < MIN_TILE:
+        raise ValueError(
+            f"The image is {width}×{height} pixels; measuring defocus needs at least {MIN_TILE}×{MIN_TILE}."
+        )
+    return 1 << (side.bit_length() - 1)
+
+
+@functools.lru_cache(maxsize=4)
+def _rings(tile: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ring (integer frequency radius, in bins of 1/``tile`` cycles per pixel) of every FFT coefficient, and the
+    number of coefficients per ring, up to the Nyquist frequency."""
+    y, x = np.indices((tile, tile))
+    y, x = np.minimum(y, tile - y), np.minimum(x, tile - x)
+    ring = np.sqrt(x * x + y * y).astype(int)
+    ring[ring >= tile // 2] = tile // 2  # corners beyond Nyquist: one discarded ring
+    return ring, np.bincount(ring.ravel(), minlength=tile // 2 + 1)
+
+
+def _ring_profile(power: np.ndarray) -> np.ndarray:
+    ring, count = _rings(power.shape[0])
+    return (np.bincount(ring.ravel(), power.ravel(), minlength=len(count)) / count)[:-1]
+
+
+@functools.lru_cache(maxsize=4)
+def _log_profiles(tile: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate radii, and the log ring profiles of their disks' and of the Gaussians' power transfer functions."""
+    low, high = DEFOCUS_RADIUS_RANGE
+    radii = np.round(np.arange(low, high + 1e-9, RADIUS_STEP), 2)
+
+    def log_profile(kernel: np.ndarray) -> np.ndarray:
+        return np.log(_ring_profile(np.abs(np.fft.fft2(kernel, s=(tile, tile))) ** 2) + 1e-6)
+
+    disks = np.stack([log_profile(defocus_kernel(r)) for r in radii])
+    gaussians = np.stack([log_profile(gaussian_kernel(s, s, 0.0)) for s in GAUSSIAN_SIGMAS])
+    return radii, disks, gaussians
+
+
+def power_profile(grey: np.ndarray, tile: int) -> np.ndarray:
+    """Ring-averaged power spectrum of a grey image (0–255 scale): the mean over Hann-windowed, half-overlapping
+    ``tile``² tiles (at most ``MAX_TILES``, spread evenly), each with its mean removed."""
+    height, width = grey.shape
+
+    def starts(length: int) -> np.ndarray:
+        count = min((length - tile) // (tile // 2) + 1, int(MAX_TILES**0.5))
+        return np.linspace(0, length - tile, count).round().astype(int)
+
+    window = np.outer(np.hanning(tile), np.hanning(tile))
+    total = np.zeros((tile, tile))
+    tops, lefts = starts(height), starts(width)
+    for top in tops:
+        for left in lefts:
+            patch = grey[top : top + tile, left : left + tile]
+            total += np.abs(np.fft.fft2((patch - patch.mean()) * window)) ** 2
+    return _ring_profile(total / (len(tops) * len(lefts)))
+
+
+def estimate_defocus(image: np.ndarray) -> DefocusEstimate:
+    """The defocus disk of an ``H×W×3`` uint8 photo (at least ``MIN_TILE`` pixels a side; see the module docstring).
+
+    Raises ``ValueError`` for a smaller image. A photo that is not out of focus still gets the best-fitting radius;
+    :attr:`DefocusEstimate.is_defocus` says whether the spectrum shows a disk at all."""
+    tile = _tile_size(*image.shape[:2])
+    profile = power_profile(image.astype(np.float64).mean(axis=2), tile)
+    pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255
+    sigma = float(estimate_noise_level(pixels)[0]) * 255
+    # the grey mean of three channels with independent noise and rounding (1/12 grey level² each), Hann-windowed
+    floor = (sigma**2 + 1 / 12) / 3 * float((np.hanning(tile) ** 2).sum() ** 2)
+    frequency = np.arange(len(profile))
+    keep = (frequency > 2) & (frequency < tile // 2 - tile // 50) & (profile > NOISE_MARGIN * floor)
+    if keep.sum() < 8:  # too flat to show any structure: no evidence either way
+        return DefocusEstimate(float(DEFOCUS_RADIUS_RANGE[0]), float("inf"), float("inf"), False)
+    log_power = np.log(profile[keep] - floor)
+    log_frequency = np.log(frequency[keep])
+    smooth = np.stack([np.ones_like(log_frequency), log_frequency, log_frequency**2], axis=1)
+    rough = np.eye(len(log_frequency)) - smooth @ np.linalg.pinv(smooth)  # removes the best quadratic
+
+    def misfits(log_profiles: np.ndarray) -> np.ndarray:
+        return (((log_power - log_profiles[:, keep]) @ rough.T) ** 2).mean(axis=1)
+
+    radii, disks, gaussians = _log_profiles(tile)
+    disk_misfits = misfits(disks)
+    best = int(disk_misfits.argmin())
+    first_zero = round(FIRST_ZERO * tile / radii[best])  # its ring, in bins of 1/tile cycles per pixel
+    zero_measured = first_zero < int(frequency[keep].max())  # measured beyond it (the dip itself may sink below)
+    return DefocusEstimate(
+        float(radii[best]), float(disk_misfits[best]), float(misfits(gaussians).min()), zero_measured
+    )

@@ -1,0 +1,79 @@
+"""Blind defocus: the disk's radius from the photo's spectrum, and whether the photo is out of focus at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bikanet_hf import DefocusEstimate, deblur, defocus_kernel, degrade, estimate_defocus, gaussian_kernel, psnr
+from bikanet_hf.deblurring import resolve_blur_type
+from bikanet_hf.estimation import estimate_kernel
+from bikanet_hf.image_io import load_rgb
+from bikanet_hf.kernels import defocus_radius
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "bikanet_hf" / "examples"
+
+
+@pytest.fixture(scope="module")
+def sharp() -> np.ndarray:
+    return load_rgb(EXAMPLES / "chelsea_sharp.png")  # 451×300
+
+
+@pytest.mark.parametrize("radius", [1.5, 2.0, 3.5, 6.0, 7.5])
+def test_the_radius_of_a_disk_blur_is_found(sharp, radius):
+    estimate = estimate_defocus(degrade(sharp, defocus_kernel(radius)))
+    assert estimate.is_defocus
+    assert estimate.radius == pytest.approx(radius, rel=0.03)
+    np.testing.assert_allclose(estimate.kernel(), defocus_kernel(estimate.radius))
+
+
+def test_a_large_disk_is_found_through_noise(sharp):
+    noisy = degrade(sharp, defocus_kernel(6.0), noise_sigma=2.55, generator=torch.Generator().manual_seed(0))
+    estimate = estimate_defocus(noisy)
+    assert estimate.is_defocus and estimate.radius == pytest.approx(6.0, rel=0.03)
+
+
+@pytest.mark.parametrize("kernel", [(1.0, 1.0, 0.0), (2.5, 1.0, 30.0), (4.0, 1.5, 60.0), (2.2, 2.2, 0.0), None])
+def test_gaussian_blur_and_sharp_photos_are_not_called_out_of_focus(sharp, kernel):
+    photo = sharp if kernel is None else degrade(sharp, gaussian_kernel(*kernel))
+    estimate = estimate_defocus(photo)
+    assert not estimate.is_defocus
+    assert estimate.misfit > 0.5 * estimate.gaussian_misfit  # the Gaussians fit as well or better
+
+
+def test_small_and_flat_photos(sharp):
+    crop = degrade(sharp, defocus_kernel(3.0))[:100, :130]  # a 64-px tile instead of 256
+    assert estimate_defocus(crop).radius == pytest.approx(3.0, rel=0.03)
+    with pytest.raises(ValueError, match="at least 64×64"):
+        estimate_defocus(crop[:63])
+    flat = estimate_defocus(np.full((80, 80, 3), 128, np.uint8))  # nothing to measure: no evidence either way
+    assert flat == DefocusEstimate(1.0, float("inf"), float("inf"), False) and not flat.is_defocus
+
+
+def test_estimate_kernel_and_blur_type_routing(sharp):
+    blurred = degrade(sharp, defocus_kernel(4.0))
+    kernel = estimate_kernel(blurred, blur_type="defocus")
+    assert kernel.shape == (17, 17) and defocus_radius(kernel) == pytest.approx(4.0, rel=0.03)
+    with pytest.raises(ValueError, match="does not estimate gaussian blur"):
+        estimate_kernel(blurred, method="spectral")
+    with pytest.raises(ValueError, match="at least 64×64"):
+        estimate_kernel(blurred[:40, :40], blur_type="defocus")
+    assert resolve_blur_type("auto", None, None, blurred) == "defocus"
+    assert resolve_blur_type("auto", None, None, degrade(sharp, gaussian_kernel(2.0, 2.0, 0.0))) == "gaussian"
+    assert resolve_blur_type("auto", None, None) == "auto"  # blind, nothing to look at yet
+    assert resolve_blur_type("auto", None, None, blurred[:40, :40]) == "gaussian"  # too small to measure
+
+
+def test_deblur_auto_uses_the_measured_disk(sharp):
+    blurred = degrade(sharp, defocus_kernel(3.5))
+    auto = deblur(blurred, blur_type="auto", precision="float32")
+    assert any("lens out of focus: a disk of radius ≈ 3.5 px" in note for note in auto.notes)
+    assert defocus_radius(auto.kernel) == pytest.approx(3.5, rel=0.03) and auto.kernel_estimated
+    gaussian = deblur(blurred, precision="float32")  # the default: a Gaussian estimate
+    assert not any("out of focus" in note for note in gaussian.notes)
+    assert psnr(sharp, np.asarray(auto.image)) > psnr(sharp, np.asarray(gaussian.image)) + 2.0
+    with pytest.raises(ValueError, match="a defocus disk is one per photo"):
+        deblur(blurred, blur_type="defocus", spatially_varying=True)
