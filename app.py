@@ -693,14 +693,15 @@ Removes blur from a photo with BIKAnet, a network whose blocks adapt to the blur
 estimates the kernel from the photo itself; if you know the blur, give it in **Known kernel**.
 
 - **Works on:** Gaussian-like blur — soft optics, the blur of a downscaled or filtered picture — up to about
-  σ = 4 px (17×17 kernels); defocus (a lens out of focus) up to a disk of radius 7.5 px, much better when you give
-  the radius in **Known kernel** than blind; and, with the motion model, camera shake up to about 25 px when you
-  know its kernel (a straight motion from the sliders, or a kernel file up to 31×31).
+  σ = 4 px (17×17 kernels); defocus (a lens out of focus) up to a disk of radius 7.5 px, blind too: the disk's
+  radius is measured from the photo (found on its own under "Soft blur" when the photo shows it clearly; choose
+  "Out of focus" to insist, e.g. on a noisy photo); and, with the motion model, camera shake up to about 25 px when
+  you know its kernel (a straight motion from the sliders, or a kernel file up to 31×31).
 - **Does not fix well:** camera shake in blind mode (experimental: the shake's path is traced from the photo's
-  edges, which helps on average but can go wrong on textured photos), defocus in blind mode (the estimator
-  measures a Gaussian: it helps, but far less than the right radius), very large defocus, or blur that changes
-  across the picture (the "blur changes across the photo" option estimates a kernel per tile, which helps some).
-  A wrong kernel gives a wrong result: try a few and compare.
+  edges, which helps on average but can go wrong on textured photos), a photo only partly out of focus (a sharp
+  subject before a blurred background: "Soft blur" then uses a Gaussian, which changes it little), very large
+  defocus, or blur that changes across the picture (the "blur changes across the photo" option estimates a kernel
+  per tile, which helps some). A wrong kernel gives a wrong result: try a few and compare.
 - **Blind estimates** assume one blur for the whole photo unless that option is on; a photo with few edges gives
   a poor estimate. **Try it on a sharp photo** shows how close the estimate comes to the truth.
 """

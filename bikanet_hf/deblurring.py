@@ -355,10 +355,14 @@ def deblur(
         method: kernel estimation method (see :func:`bikanet_hf.estimate_kernel`); default: the best for the blur
             type (``"amortized"`` for Gaussian blur, ``"edges"`` for camera shake).
         blur_type: ``"gaussian"`` (default: the main model, 17×17 kernels), ``"motion"`` (the motion-blur
-            extension: camera shake up to 31×31; blind, it traces the shake's path by edge prediction) or
-            ``"auto"``: the kind the given ``model`` was trained on, else motion when the given kernel is neither
-            Gaussian-like nor a defocus disk (:func:`is_motion_kernel`), else (blind) Gaussian — the estimators
-            cannot yet tell the two apart.
+            extension: camera shake up to 31×31; blind, it traces the shake's path by edge prediction),
+            ``"defocus"`` (the main model; blind, the disk of a lens out of focus whose radius the photo's spectrum
+            gives, :mod:`~bikanet_hf.defocus_estimation`, told to the model as a known kernel) or ``"auto"``: the
+            kind the given ``model`` was trained on, else motion when the given kernel is neither Gaussian-like nor
+            a defocus disk (:func:`is_motion_kernel`); blind, defocus when the photo's spectrum shows a disk's zeros
+            in every quarter (:attr:`~bikanet_hf.defocus_estimation.DefocusEstimate.is_defocus`), else Gaussian —
+            camera shake blind needs ``"motion"``. Blind ``"auto"`` with ``spatially_varying`` is Gaussian per
+            tile; ``"defocus"`` with it is a ``ValueError`` (one disk per photo).
         device: where to run BIKAnet (``"cpu"``, ``"cuda"``…); default: where the model already is.
         tile_size: side of the overlapping tiles large images are processed in (bounded memory); ``None``: one pass.
         tile_overlap: overlap of neighbouring tiles in pixels (seams are blended inside it).

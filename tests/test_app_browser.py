@@ -186,6 +186,22 @@ def test_defocus_source_shows_its_radius_slider_and_is_used(browser, server_url,
     page.context.close()
 
 
+def test_out_of_focus_is_a_kind_of_blur_of_the_blind_tab(browser, server_url, tmp_path):
+    from PIL import Image
+
+    from bikanet_hf.image_io import load_rgb
+
+    sharp = load_rgb(REPO_ROOT / "bikanet_hf" / "examples" / "chelsea_sharp.png")
+    Image.fromarray(kernels.degrade(sharp, kernels.defocus_kernel(4.0))).save(tmp_path / "dreamy.png")
+    page = offline_page(browser, viewport={"width": 1280, "height": 900})
+    page.goto(server_url)
+    page.locator("#blind-blur-kind").get_by_label("Out of focus (a lens").check()
+    upload_photo(page, "blind", tmp_path / "dreamy.png")
+    page.locator("#blind-run").click()
+    page.locator("#report").get_by_text("a lens out of focus: a disk of radius ≈ 4.0 px").wait_for(state="visible")
+    page.context.close()
+
+
 def test_kernelgan_refine_shows_its_steps_and_runs(browser, server_url, tmp_path):
     page = offline_page(browser, viewport={"width": 1280, "height": 900})
     page.goto(server_url)

@@ -50,7 +50,7 @@ def test_small_and_flat_photos(sharp):
     with pytest.raises(ValueError, match="at least 64×64"):
         estimate_defocus(crop[:63])
     flat = estimate_defocus(np.full((80, 80, 3), 128, np.uint8))  # nothing to measure: no evidence either way
-    assert flat == DefocusEstimate(1.0, float("inf"), float("inf"), False) and not flat.is_defocus
+    assert flat == DefocusEstimate(1.0, float("inf"), float("inf"), False, 0.0) and not flat.is_defocus
 
 
 def test_estimate_kernel_and_blur_type_routing(sharp):
@@ -77,3 +77,14 @@ def test_deblur_auto_uses_the_measured_disk(sharp):
     assert psnr(sharp, np.asarray(auto.image)) > psnr(sharp, np.asarray(gaussian.image)) + 2.0
     with pytest.raises(ValueError, match="a defocus disk is one per photo"):
         deblur(blurred, blur_type="defocus", spatially_varying=True)
+
+
+def test_a_photo_partly_in_focus_is_not_one_disk(data_dir):
+    sharp = load_rgb(data_dir / "bsds500_val" / "101087.jpg")
+    blurred = degrade(sharp, defocus_kernel(5.0))
+    partly = sharp.copy()
+    partly[:, : 3 * sharp.shape[1] // 4] = blurred[:, : 3 * sharp.shape[1] // 4]  # the right quarter in focus
+    estimate = estimate_defocus(partly)
+    assert estimate.misfit < 0.5 * estimate.gaussian_misfit and estimate.zero_measured  # the whole photo: a disk
+    assert estimate.worst_quarter > 3.0 and not estimate.is_defocus  # but not in its right quarters
+    assert estimate_defocus(blurred).worst_quarter < 3.0 and estimate_defocus(blurred).is_defocus

@@ -272,7 +272,7 @@ def test_blur_type_picks_the_model_and_the_kernel_frame(data_dir, rng):
     assert blind.kernel_estimated and blind.kernel.shape == (31, 31)
     with pytest.raises(ValueError, match="edges method needs at least 62×62"):  # the default for shake: too small here
         bikanet_hf.deblur(image, blur_type="motion")
-    assert resolve_blur_type("auto", None, None) == "gaussian"
+    assert resolve_blur_type("auto", None, None, image) == "gaussian"  # blind: no camera shake without asking
     with pytest.raises(ValueError, match="Unknown blur_type"):
         bikanet_hf.deblur(image, blur_type="shake")
     with pytest.raises(ValueError, match="does not estimate motion blur"):
