@@ -38,7 +38,14 @@ from PIL import Image
 
 import bikanet_hf
 from bikanet_hf import BikanetForImageDeblurring, image_io, kernels, metrics, motion
-from bikanet_hf.deblurring import apply_strength, estimate_tile_kernels, is_motion_kernel, resolve_blur_type, restore
+from bikanet_hf.deblurring import (
+    apply_strength,
+    estimate_tile_kernels,
+    is_motion_kernel,
+    reads_as_estimate,
+    resolve_blur_type,
+    restore,
+)
 from bikanet_hf.defocus_estimation import MIN_TILE
 from bikanet_hf.estimation import (
     DEFAULT_MODEL,
@@ -591,8 +598,7 @@ def run_blind(
         kernel_text = f"{tile_text}; whole photo: {kernel_text}"
     if not 0 <= strength <= 100:
         raise gr.Error(f"Strength is a percentage from 0 to 100, got {strength}.", print_exception=False)
-    # a measured disk is told as a known kernel, as deblurring.deblur does (the model learnt estimates as Gaussians)
-    estimated = blur_type != "defocus"
+    estimated = reads_as_estimate(blur_type)
     restored, used = deblur(blurred, kernel, progress, estimated, tile_kernels=tile_kernels, noise_level=asked)
     restored = apply_strength(blurred, restored, strength / 100)
     what = "Estimated the blur and deblurred" + (f" at {strength:g}% strength" if strength < 100 else "")
@@ -659,10 +665,11 @@ def run_sharp_photo(
     blurred = kernels.degrade(sharp, kernel)
     if deblur_with == DEBLUR_TRUE:
         used, picture, how = kernel, kernels.kernel_to_image(kernel), "with the true kernel"
-        blur_type = "given"
+        estimated = False
     else:
         progress(0.0, desc="Estimating the blur kernel")
         used, estimated_text, blur_type = estimate(blurred, blur=BLUR_SHAKE if is_motion_kernel(kernel) else BLUR_SOFT)
+        estimated = reads_as_estimate(blur_type)
         size = max(used.shape[0], kernel.shape[0], kernel.shape[1])
         used_framed, truth_framed = kernel_for_model(used, size), kernel_for_model(kernel, size)
         picture = kernels.kernel_pair_image(used_framed, truth_framed)
@@ -670,7 +677,7 @@ def run_sharp_photo(
             f"blind (kernel {html.escape(estimated_text)}; error Σ|k̂ − k| = "
             f"{metrics.kernel_l1(used_framed, truth_framed):.3f}, 0 is exact)"
         )
-    restored, _ = deblur(blurred, used, progress, estimated=blur_type not in ("given", "defocus"))
+    restored, _ = deblur(blurred, used, progress, estimated=estimated)
     details = f"true kernel: {html.escape(kernel_text)}\n\n{metrics_table(sharp, blurred, restored)}"
     return _results(blurred, restored, picture, stem, f"Blurred, deblurred {how} and scored", start, details)
 

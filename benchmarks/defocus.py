@@ -10,7 +10,8 @@ photo's spectrum gives (:mod:`bikanet_hf.defocus_estimation`); ``+auto``, ``debl
 when the spectrum shows one, else the Gaussian estimate. PSNR / SSIM on 8-bit images (one pass, float32), means per
 radius and over all images, gain over the input.
 
-With ``--noise``, the protocol's noise track (σ = 2.55, image i seeded with i) is added before quantisation.
+With ``--noise``, the protocol's noise track (σ = 2.55, image i seeded with i) is added before quantisation; with
+``--jpeg Q``, each blurred photo is saved as a JPEG of quality Q and read back (as users' photos come).
 
 Usage: ``python benchmarks/defocus.py --model bikanet=bikanet_hf/checkpoints/bikanet [--model NAME=FOLDER ...]``;
 writes ``benchmarks/results/defocus.{json,md}`` (``--out``).
@@ -31,7 +32,7 @@ from timing import machine, write_results
 from bikanet_hf import corpus
 from bikanet_hf.deblurring import deblur
 from bikanet_hf.estimation import estimate_kernel, load_estimator
-from bikanet_hf.image_io import list_images, load_rgb
+from bikanet_hf.image_io import jpeg_roundtrip, list_images, load_rgb
 from bikanet_hf.kernels import defocus_kernel, degrade
 from bikanet_hf.metrics import psnr, ssim
 from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring
@@ -51,6 +52,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--noise", action="store_true", help="add the protocol's noise (σ = 2.55, seed i)")
+    parser.add_argument(
+        "--jpeg", type=int, default=None, metavar="Q", help="save each blurred photo as a JPEG of quality Q"
+    )
     parser.add_argument("--out", default="benchmarks/results/defocus")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -69,6 +73,7 @@ def main() -> None:
         kernel = defocus_kernel(radius)
         noise = {"noise_sigma": NOISE_SIGMA, "generator": torch.Generator().manual_seed(i)} if args.noise else {}
         blurred = degrade(sharp, kernel, **noise)
+        blurred = blurred if args.jpeg is None else jpeg_roundtrip(blurred, args.jpeg)
         outputs = {"blurred": blurred, "wiener": wiener_deblur(blurred, kernel, WIENER_BALANCE)}
         for name, model in models.items():
             with warnings.catch_warnings():
@@ -102,6 +107,7 @@ def main() -> None:
     report = {
         "set": folder.name,
         "noise_sigma": NOISE_SIGMA if args.noise else 0.0,
+        "jpeg_quality": args.jpeg,
         "radii": RADII,
         "wiener_balance": WIENER_BALANCE,
         "models": folders,
@@ -109,7 +115,9 @@ def main() -> None:
         "machine": machine(args.threads),
         "seconds": time.time() - start,
     }
-    noise = f", noise σ = {NOISE_SIGMA}" if args.noise else ""
+    noise = (f", noise σ = {NOISE_SIGMA}" if args.noise else "") + (
+        f", saved as JPEG q{args.jpeg}" if args.jpeg else ""
+    )
     lines = [
         f"Defocus blur (a disk, not the protocol's Gaussians) on {folder.name}: image i blurred with a disk of radius "
         f"{', '.join(f'{r:g}' for r in RADII)} px (i mod 5){noise}, 8-bit. PSNR (dB) / SSIM (gain over the blurred "

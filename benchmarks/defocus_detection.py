@@ -4,11 +4,11 @@ For each image of each ``--sets`` folder, five blurs: none (the sharp photo), th
 Gaussian ``i mod 16``), its random track (seed 0), the defocus benchmark's disk (``benchmarks/defocus.py``: radius
 ``RADII[i mod 5]``), and that disk over the left three quarters of the width only (the right quarter in focus, as a
 subject before a blurred background: no one disk fits it); each clean and, with ``--noise``, with the protocol's noise
-(σ = 2.55, seed ``i``). Reports the share called out of focus (``DefocusEstimate.is_defocus``: wanted for disks, a
-false alarm otherwise) and, for disks, the radius error: median of ``|r̂ / r − 1|`` and the share within 5% (all
-disks, and the detected ones).
+(σ = 2.55, seed ``i``); with ``--jpeg Q``, every photo is then saved as a JPEG of quality Q and read back. Reports
+the share called out of focus (``DefocusEstimate.is_defocus``: wanted for disks, a false alarm otherwise) and, for
+disks, the radius error: median of ``|r̂ / r − 1|`` and the share within 5% (all disks, and the detected ones).
 
-Usage: ``python benchmarks/defocus_detection.py [--sets bsds500_val set14] [--noise]``; writes
+Usage: ``python benchmarks/defocus_detection.py [--sets bsds500_val set14] [--noise] [--jpeg Q]``; writes
 ``benchmarks/results/defocus_detection.{json,md}`` (``--out``).
 """
 
@@ -25,13 +25,20 @@ from timing import machine, write_results
 
 from bikanet_hf import corpus
 from bikanet_hf.defocus_estimation import estimate_defocus
+from bikanet_hf.image_io import jpeg_roundtrip
 from bikanet_hf.kernels import defocus_kernel, degrade
 from bikanet_hf.protocol import NOISE_SIGMA, protocol_pairs
 
 BLURS = ("sharp", "gaussian quick", "gaussian random", "disk", "disk, right quarter sharp")
 
 
-def blurred_images(folder: Path, noise: bool, limit: int | None):
+def blurred_images(folder: Path, noise: bool, limit: int | None, jpeg: int | None = None):
+    """:func:`_blurred_images`, each saved as a JPEG of quality ``jpeg`` and read back when given."""
+    for blur, i, image, radius in _blurred_images(folder, noise, limit):
+        yield blur, i, image if jpeg is None else jpeg_roundtrip(image, jpeg), radius
+
+
+def _blurred_images(folder: Path, noise: bool, limit: int | None):
     """``(blur, index, image, radius)`` for every image and blur (``radius``: the disk's, else ``None``)."""
     sigma = NOISE_SIGMA if noise else 0.0
     for track in ("quick", "random"):
@@ -67,6 +74,7 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["bsds500_val"])
     parser.add_argument("--noise", action="store_true", help="also with the protocol's noise (σ = 2.55)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N images of each set")
+    parser.add_argument("--jpeg", type=int, default=None, metavar="Q", help="save each photo as a JPEG of quality Q")
     parser.add_argument("--out", default="benchmarks/results/defocus_detection")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -75,14 +83,14 @@ def main() -> None:
         folder = Path(name) if Path(name).is_dir() else corpus.default_data_dir() / name
         for noise in (False, True) if args.noise else (False,):
             rows = {blur: [] for blur in BLURS}
-            for blur, i, image, radius in blurred_images(folder, noise, args.limit):
+            for blur, i, image, radius in blurred_images(folder, noise, args.limit, args.jpeg):
                 estimate = estimate_defocus(image)
                 row = {"set": folder.name, "noise": noise, "blur": blur, "index": i, "radius": radius}
                 row |= {"estimate": estimate.radius, "is_defocus": estimate.is_defocus}
                 row["misfit_ratio"] = estimate.misfit / estimate.gaussian_misfit
                 rows[blur].append(row)
                 per_image.append(row)
-            label = f"{folder.name}{' + noise' if noise else ''}"
+            label = f"{folder.name}{' + noise' if noise else ''}{f' + JPEG q{args.jpeg}' if args.jpeg else ''}"
             results[label] = {blur: summarise(r) for blur, r in rows.items()}
             print(label, {b: round(s["called_defocus"], 3) for b, s in results[label].items()}, flush=True)
     report = {"radii": RADII, "results": results, "per_image": per_image, "machine": machine(1)}

@@ -8,11 +8,14 @@ deconvolution of spatially invariant image blurs with phase", IEEE TASSP 1976), 
 
 1. the grey image is cut into Hann-windowed square tiles (half-overlapping, at most ``MAX_TILES`` spread evenly) and
    their power spectra are averaged, then averaged over rings of equal frequency (a disk is isotropic);
-2. the noise floor (the measured noise σ, :func:`~bikanet_hf.modeling_bikanet.estimate_noise_level`, plus 8-bit
-   rounding) is subtracted, and only frequencies whose power stands ``NOISE_MARGIN`` times above it are kept;
-3. for each candidate radius (``RADIUS_STEP`` apart over ``DEFOCUS_RADIUS_RANGE``), the log of the disk's own ring
-   profile is subtracted from the photo's, and what is left is fitted with a quadratic in log-frequency (the sharp
-   photo's smooth spectrum); the radius that leaves the smallest misfit wins;
+2. the floor F the blur cannot push the spectrum below: the larger of the noise's (the measured noise σ,
+   :func:`~bikanet_hf.modeling_bikanet.estimate_noise_level`, plus 8-bit rounding) and the lowest level of the
+   spectrum's upper half (averaged over 5 rings), which is where a JPEG's artefacts fill the disk's zeros (the
+   measured noise misses them: JPEG keeps flat blocks flat);
+3. for each candidate radius (``RADIUS_STEP`` apart over ``DEFOCUS_RADIUS_RANGE``), the sharp photo's smooth spectrum
+   S (a quadratic in log-frequency) is fitted to ``log(P − F) − log K`` (K the disk's own ring profile) over the
+   frequencies whose power P stands ``NOISE_MARGIN`` times above F; then the model ``K·S + F`` is compared with P
+   over the whole band, dips included (mean squared log difference): the radius with the smallest misfit wins;
 4. the same with isotropic Gaussians (σ ``GAUSSIAN_SIGMAS``) says whether the blur is a disk at all: a disk's dips
    leave a misfit no Gaussian can remove, so the photo counts as out of focus when the disk's misfit is below
    ``DEFOCUS_EVIDENCE`` times the best Gaussian's and the disk's first ring of zeros lies inside the frequencies
@@ -46,12 +49,15 @@ FIRST_ZERO = 0.6098  # the first zero of a disk's transfer function, times its r
 DEFOCUS_EVIDENCE = 0.5
 # ... and no quarter of it fits that disk (within 5% of the radius) worse than this many times the best Gaussian:
 # a photo with a part in focus is not one disk. Measured on the first 80 bsds500_val photos (disk radii 1.5–7 px),
-# among those the whole-photo test calls out of focus: the worst quarter reads 0.07–5.5 (median 0.3; 95% below 3) when
-# the whole photo is disk-blurred, 9–129 when the right quarter of its width is left sharp, which fits no disk.
-# Deblurring such a photo with the disk left its sharp part 10–17 dB from the original (31–40 dB with the Gaussian
-# estimate; 6 photos).
-REGION_MISFIT_LIMIT = 3.0
+# among those the whole-photo test calls out of focus: the worst textured quarter reads 0.05–3.0 (median 0.29, 99% at
+# most 1.5) when the whole photo is disk-blurred, 0.06–58 (median 0.29, 90% at most 1.5) with σ = 2.55 noise, and
+# 2.05–71 (17 photos) when the right quarter of its width is left sharp, which fits no disk. Deblurring such a photo
+# with the disk left its sharp part 10–17 dB from the original (31–40 dB with the Gaussian estimate; 6 photos). Flat
+# quarters (sky, a wall) fit anything badly: counted, they put 4 of those 76 disk-blurred photos above 1.5 (to 10.9).
+REGION_MISFIT_LIMIT = 1.5
 REGION_RADIUS_TOLERANCE = 0.05
+# Quarters with less texture than this share of the most textured quarter's are left out of that test.
+FLAT_QUARTER = 0.5
 
 
 @dataclass
@@ -64,9 +70,10 @@ class DefocusEstimate:
         gaussian_misfit: the same for the best isotropic Gaussian.
         zero_measured: whether the disk's first ring of zeros (0.61 / radius cycles per pixel) lies within the
             band measured (up to the highest frequency above the noise floor, below Nyquist).
-        worst_quarter: the largest, over the photo's four quarters (those of at least ``MIN_TILE`` pixels a side and
-            not flat), of the misfit of that disk (within ``REGION_RADIUS_TOLERANCE`` of the radius) over the best
-            Gaussian's there; 0 when no quarter could be measured.
+        worst_quarter: the largest, over the photo's four quarters (those of at least ``MIN_TILE`` pixels a side with
+            at least ``FLAT_QUARTER`` times the texture of the most textured one), of the misfit of that disk (within
+            ``REGION_RADIUS_TOLERANCE`` of the radius) over the best Gaussian's there; 0 when no quarter could be
+            measured.
     """
 
     radius: float
@@ -154,6 +161,10 @@ class _SpectrumFit:
     highest: int  # the highest frequency measured, in bins of 1/tile cycles per pixel
     tile: int
 
+    def shows_first_zero(self, radius: float) -> bool:
+        """Whether the first ring of zeros of the disk of ``radius`` lies below the highest frequency measured."""
+        return round(FIRST_ZERO * self.tile / radius) < self.highest
+
 
 def _fit_spectrum(image: np.ndarray, sigma: float) -> _SpectrumFit | None:
     """Steps 1–4 of the module docstring on an ``H×W×3`` photo with noise σ ``sigma`` (grey levels); ``None`` when
@@ -163,19 +174,33 @@ def _fit_spectrum(image: np.ndarray, sigma: float) -> _SpectrumFit | None:
     # the grey mean of three channels with independent noise and rounding (1/12 grey level² each), Hann-windowed
     floor = (sigma**2 + 1 / 12) / 3 * float((np.hanning(tile) ** 2).sum() ** 2)
     frequency = np.arange(len(profile))
-    keep = (frequency > 2) & (frequency < tile // 2 - tile // 50) & (profile > NOISE_MARGIN * floor)
+    band = (frequency > 2) & (frequency < tile // 2 - tile // 50)
+    upper = np.convolve(profile, np.ones(5) / 5, mode="same")[band & (frequency >= tile // 4)]
+    floor = max(floor, float(upper.min()))
+    keep = band & (profile > NOISE_MARGIN * floor)
     if keep.sum() < 8:
         return None
-    log_power = np.log(profile[keep] - floor)
-    log_frequency = np.log(frequency[keep])
-    smooth = np.stack([np.ones_like(log_frequency), log_frequency, log_frequency**2], axis=1)
-    rough = np.eye(len(log_frequency)) - smooth @ np.linalg.pinv(smooth)  # removes the best quadratic
+
+    def powers(frequencies: np.ndarray) -> np.ndarray:  # 1, log f, log² f: the smooth spectrum's terms
+        log_frequency = np.log(frequencies)
+        return np.stack([np.ones_like(log_frequency), log_frequency, log_frequency**2])
+
+    fit = np.linalg.pinv(powers(frequency[keep]))  # least squares on the kept frequencies
+    log_power = np.log(profile[band])
 
     def misfits(log_profiles: np.ndarray) -> np.ndarray:
-        return (((log_power - log_profiles[:, keep]) @ rough.T) ** 2).mean(axis=1)
+        smooth = (np.log(profile[keep] - floor) - log_profiles[:, keep]) @ fit @ powers(frequency[band])
+        model = np.log(np.exp(log_profiles[:, band] + smooth) + floor)
+        return ((log_power - model) ** 2).mean(axis=1)
 
     radii, disks, gaussians = _log_profiles(tile)
     return _SpectrumFit(radii, misfits(disks), float(misfits(gaussians).min()), int(frequency[keep].max()), tile)
+
+
+def _texture(image: np.ndarray) -> float:
+    """Mean absolute difference between neighbouring grey pixels (0–255 scale)."""
+    grey = image.astype(np.float64).mean(axis=2)
+    return float(np.abs(np.diff(grey, axis=0)).mean() + np.abs(np.diff(grey, axis=1)).mean())
 
 
 def estimate_defocus(image: np.ndarray) -> DefocusEstimate:
@@ -191,14 +216,20 @@ def estimate_defocus(image: np.ndarray) -> DefocusEstimate:
         return DefocusEstimate(float(DEFOCUS_RADIUS_RANGE[0]), float("inf"), float("inf"), False, 0.0)
     best = int(fit.disk_misfits.argmin())
     radius = float(fit.radii[best])
-    # the first zero's ring (in bins of 1/tile cycles per pixel) must lie below the highest frequency measured
-    zero_measured = round(FIRST_ZERO * fit.tile / radius) < fit.highest
     height, width = image.shape[:2]
+    quarters = [
+        image[top : top + height // 2, left : left + width // 2]
+        for top in (0, height // 2)
+        for left in (0, width // 2)
+        if min(height, width) // 2 >= MIN_TILE
+    ]
+    textures = [_texture(quarter) for quarter in quarters]
     worst = 0.0
-    for top, left in ((0, 0), (0, width // 2), (height // 2, 0), (height // 2, width // 2)):
-        quarter = image[top : top + height // 2, left : left + width // 2]
-        if min(quarter.shape[:2]) < MIN_TILE or (region := _fit_spectrum(quarter, sigma)) is None:
-            continue
+    for quarter, texture in zip(quarters, textures, strict=True):
+        if texture < FLAT_QUARTER * max(textures) or (region := _fit_spectrum(quarter, sigma)) is None:
+            continue  # a flat part shows neither the disk nor its absence (and deblurring harms it little)
         near = np.abs(region.radii / radius - 1) <= REGION_RADIUS_TOLERANCE
         worst = max(worst, float(region.disk_misfits[near].min()) / region.gaussian_misfit)
-    return DefocusEstimate(radius, float(fit.disk_misfits[best]), fit.gaussian_misfit, zero_measured, worst)
+    return DefocusEstimate(
+        radius, float(fit.disk_misfits[best]), fit.gaussian_misfit, fit.shows_first_zero(radius), worst
+    )

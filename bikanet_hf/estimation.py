@@ -146,10 +146,9 @@ def estimate_kernel(
 
     Raises ``ValueError`` for an unknown method, one that does not estimate ``blur_type``, or an image too small
     (16×16 for the amortized estimator, 64×64 for KernelGAN and for the spectral method, 62×62 for edge
-    prediction). A flat image (too little
-    texture to see blur in) gets the estimator's best guess with a :class:`FlatImageWarning` saying so; a Gaussian
-    estimate so slight (σ < ``SLIGHT_BLUR_SIGMA``) that the photo may well be sharp already, a
-    :class:`SlightBlurWarning` (both ``UserWarning``).
+    prediction). A flat image (too little texture to see blur in) gets the estimator's best guess with a
+    :class:`FlatImageWarning` saying so; a Gaussian estimate so slight (σ < ``SLIGHT_BLUR_SIGMA``) that the photo
+    may well be sharp already, a :class:`SlightBlurWarning` (both ``UserWarning``).
     """
     if blur_type not in METHODS_FOR:
         raise ValueError(f"Unknown blur_type {blur_type!r}; choose 'gaussian', 'motion' or 'defocus'.")

@@ -7,6 +7,7 @@ EXIF orientation is applied, so a phone photo is upright. Anything that is not a
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,6 +112,16 @@ def _array_to_rgb(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     alpha = array[..., 3].copy() if array.shape[-1] == 4 else None
     rgb = np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array[..., :3]
     return np.ascontiguousarray(rgb), alpha
+
+
+def jpeg_roundtrip(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """An ``H×W×3`` uint8 image saved as a JPEG of ``quality`` (PIL, 4:2:0 chroma) and read back: the artefacts
+    users' photos carry, for benchmarks."""
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        return np.asarray(image.convert("RGB")).copy()
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

@@ -10,8 +10,9 @@ import torch
 
 from bikanet_hf import DefocusEstimate, deblur, defocus_kernel, degrade, estimate_defocus, gaussian_kernel, psnr
 from bikanet_hf.deblurring import resolve_blur_type
+from bikanet_hf.defocus_estimation import REGION_MISFIT_LIMIT
 from bikanet_hf.estimation import estimate_kernel
-from bikanet_hf.image_io import load_rgb
+from bikanet_hf.image_io import jpeg_roundtrip, load_rgb
 from bikanet_hf.kernels import defocus_radius
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "bikanet_hf" / "examples"
@@ -26,8 +27,13 @@ def sharp() -> np.ndarray:
 def test_the_radius_of_a_disk_blur_is_found(sharp, radius):
     estimate = estimate_defocus(degrade(sharp, defocus_kernel(radius)))
     assert estimate.is_defocus
-    assert estimate.radius == pytest.approx(radius, rel=0.03)
+    assert estimate.radius == pytest.approx(radius, abs=0.06)  # a step of the 0.05-px grid
     np.testing.assert_allclose(estimate.kernel(), defocus_kernel(estimate.radius))
+
+
+def test_a_disk_is_found_through_jpeg_artefacts(sharp):
+    estimate = estimate_defocus(jpeg_roundtrip(degrade(sharp, defocus_kernel(3.5)), 90))
+    assert estimate.is_defocus and estimate.radius == pytest.approx(3.5, rel=0.03)
 
 
 def test_a_large_disk_is_found_through_noise(sharp):
@@ -86,5 +92,5 @@ def test_a_photo_partly_in_focus_is_not_one_disk(data_dir):
     partly[:, : 3 * sharp.shape[1] // 4] = blurred[:, : 3 * sharp.shape[1] // 4]  # the right quarter in focus
     estimate = estimate_defocus(partly)
     assert estimate.misfit < 0.5 * estimate.gaussian_misfit and estimate.zero_measured  # the whole photo: a disk
-    assert estimate.worst_quarter > 3.0 and not estimate.is_defocus  # but not in its right quarters
-    assert estimate_defocus(blurred).worst_quarter < 3.0 and estimate_defocus(blurred).is_defocus
+    assert estimate.worst_quarter > REGION_MISFIT_LIMIT and not estimate.is_defocus  # but not its right quarters
+    assert estimate_defocus(blurred).worst_quarter <= REGION_MISFIT_LIMIT and estimate_defocus(blurred).is_defocus
