@@ -55,6 +55,8 @@ def test_small_and_flat_photos(sharp):
     assert estimate_defocus(crop).radius == pytest.approx(3.0, rel=0.03)
     with pytest.raises(ValueError, match="at least 64×64"):
         estimate_defocus(crop[:63])
+    grey = crop.mean(axis=2).round().astype(np.uint8)  # any image deblur() takes: here grey, replicated to RGB
+    assert estimate_defocus(grey).radius == pytest.approx(3.0, abs=0.06)
     flat = estimate_defocus(np.full((80, 80, 3), 128, np.uint8))  # nothing to measure: no evidence either way
     assert flat == DefocusEstimate(1.0, float("inf"), float("inf"), False, 0.0) and not flat.is_defocus
 
