@@ -54,7 +54,7 @@ BLUR_TYPE_HELP = (
     "31×31; blind, it traces the shake's path from the image's edges); defocus: the main model with the disk of a "
     "lens out of focus, blind its radius measured from the photo's spectrum; auto: with a kernel, motion when it is "
     "neither Gaussian-like nor a defocus disk, else gaussian; blind, defocus for each photo whose spectrum shows a "
-    "disk, else gaussian (default: gaussian)"
+    "disk, else gaussian (default: auto)"
 )
 
 
@@ -319,12 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
         "benchmark the amortized estimate is the most accurate for soft blur (kernel error 0.10 against 0.3-0.5\n"
         "for KernelGAN).\n"
         "\nExamples:\n"
-        "  bikanet deblur photo.jpg -o sharp/                      blind: estimate the kernel, then deblur\n"
+        "  bikanet deblur photo.jpg -o sharp/                      blind: estimate the kernel (a lens out of focus\n"
+        "                                                          is detected), then deblur\n"
         "  bikanet deblur shots/ 'more/*.png' -o sharp/ --save-kernel\n"
         "  bikanet deblur photo.jpg -o sharp/ --sigma 2.5 1.0 --angle 30\n"
         "  bikanet deblur shaky.jpg -o sharp/ --kernel levin_k4.png --blur-type auto     camera shake, known kernel\n"
         "  bikanet deblur shaky.jpg -o sharp/ --blur-type motion    blind camera shake (path by edge prediction)\n"
-        "  bikanet deblur soft.jpg -o sharp/ --blur-type auto       blind: a lens out of focus is detected\n"
         "  bikanet deblur turned.jpg -o sharp/ --blur-type motion --spatially-varying --tile-size 384\n"
         "  bikanet deblur soft.jpg -o sharp/ --strength 0.6           keep 60% of the correction\n"
         "  bikanet deblur fur.jpg -o sharp/ --noise-level 0            a clean photo: keep its fine texture\n"
@@ -338,9 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         default=None,
         choices=METHODS,
-        help="kernel estimation method in blind mode (default: amortized for gaussian blur, edges for motion)",
+        help="kernel estimation method in blind mode (default: amortized for gaussian blur, edges for motion, "
+        "spectral for defocus; a gaussian method with --blur-type auto looks for no defocus disk)",
     )
-    p.add_argument("--blur-type", default="gaussian", choices=BLUR_TYPES, help=BLUR_TYPE_HELP)
+    p.add_argument("--blur-type", default="auto", choices=BLUR_TYPES, help=BLUR_TYPE_HELP)
     p.add_argument("--save-kernel", action="store_true", help="also write NAME_kernel.npy and NAME_kernel.png")
     p.add_argument("--device", default=None, help="torch device for BIKAnet, e.g. cpu or cuda (default: cpu)")
     p.add_argument(

@@ -77,14 +77,16 @@ def test_estimate_kernel_and_blur_type_routing(sharp):
 
 def test_deblur_auto_uses_the_measured_disk(sharp):
     blurred = degrade(sharp, defocus_kernel(3.5))
-    auto = deblur(blurred, blur_type="auto", precision="float32")
+    auto = deblur(blurred, precision="float32")  # blur_type="auto", the default
     assert any("lens out of focus: a disk of radius ≈ 3.5 px" in note for note in auto.notes)
     assert defocus_radius(auto.kernel) == pytest.approx(3.5, rel=0.03) and auto.kernel_estimated
-    gaussian = deblur(blurred, precision="float32")  # the default: a Gaussian estimate
+    gaussian = deblur(blurred, blur_type="gaussian", precision="float32")  # a Gaussian estimate
     assert not any("out of focus" in note for note in gaussian.notes)
     assert psnr(sharp, np.asarray(auto.image)) > psnr(sharp, np.asarray(gaussian.image)) + 2.0
     with pytest.raises(ValueError, match="a defocus disk is one per photo"):
         deblur(blurred, blur_type="defocus", spatially_varying=True)
+    for gaussian_only in ({"spatially_varying": True}, {"method": "amortized"}):  # auto then looks for no disk
+        assert not any("out of focus" in note for note in deblur(blurred, **gaussian_only).notes)
 
 
 def test_a_photo_partly_in_focus_is_not_one_disk(data_dir):
