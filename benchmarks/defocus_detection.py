@@ -1,7 +1,8 @@
 """Blind defocus: how often ``estimate_defocus`` calls a photo out of focus, and how close its radius is.
 
-For each image of each ``--sets`` folder, five blurs: none (the sharp photo), the protocol's quick track (bank16
-Gaussian ``i mod 16``), its random track (seed 0), the defocus benchmark's disk (``benchmarks/defocus.py``: radius
+For each image of each ``--sets`` folder, six blurs: none (the sharp photo), the protocol's quick track (bank16
+Gaussian ``i mod 16``), its random track (seed 0), its motion track (Levin et al.'s camera shake ``i mod 8``), the
+defocus benchmark's disk (``benchmarks/defocus.py``: radius
 ``RADII[i mod 5]``), and that disk over the left three quarters of the width only (the right quarter in focus, as a
 subject before a blurred background: no one disk fits it); each clean and, with ``--noise``, with the protocol's noise
 (σ = 2.55, seed ``i``); with ``--jpeg Q``, every photo is then saved as a JPEG of quality Q and read back. Reports
@@ -29,7 +30,7 @@ from bikanet_hf.image_io import jpeg_roundtrip
 from bikanet_hf.kernels import defocus_kernel, degrade
 from bikanet_hf.protocol import NOISE_SIGMA, protocol_pairs
 
-BLURS = ("sharp", "gaussian quick", "gaussian random", "disk", "disk, right quarter sharp")
+BLURS = ("sharp", "gaussian quick", "gaussian random", "camera shake", "disk", "disk, right quarter sharp")
 
 
 def blurred_images(folder: Path, noise: bool, limit: int | None, jpeg: int | None = None):
@@ -41,7 +42,7 @@ def blurred_images(folder: Path, noise: bool, limit: int | None, jpeg: int | Non
 def _blurred_images(folder: Path, noise: bool, limit: int | None):
     """``(blur, index, image, radius)`` for every image and blur (``radius``: the disk's, else ``None``)."""
     sigma = NOISE_SIGMA if noise else 0.0
-    for track in ("quick", "random"):
+    for track in ("quick", "random", "motion"):
         for i, pair in enumerate(protocol_pairs(folder, track, noise=noise, limit=limit)):
             if track == "quick":  # the same images, unblurred and disk-blurred, with the same noise draws
                 identity = np.pad([[1.0]], 8)
@@ -55,7 +56,7 @@ def _blurred_images(folder: Path, noise: bool, limit: int | None):
                 partly, left = sharp.copy(), 3 * disk.shape[1] // 4
                 partly[:, :left] = disk[:, :left]
                 yield "disk, right quarter sharp", i, partly, None
-            yield f"gaussian {track}", i, pair.blurred, None
+            yield "camera shake" if track == "motion" else f"gaussian {track}", i, pair.blurred, None
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -98,13 +99,14 @@ def main() -> None:
     lines = [
         "Blind defocus detection (`bikanet_hf.defocus_estimation.estimate_defocus`): share of photos called out of "
         f"focus, per blur; disks of radius {', '.join(f'{r:g}' for r in RADII)} px (i mod 5), the same disk over "
-        "the left three quarters of the width only, the protocol's Gaussians (quick, random), the sharp photo; "
+        "the left three quarters of the width only, the protocol's Gaussians (quick, random) and camera shake (motion "
+        "track), the sharp photo; "
         f"'+ noise': σ = {NOISE_SIGMA}. Radius error: median |r̂/r − 1| "
         "and share within 5%, over all disk-blurred photos / the detected ones. `benchmarks/defocus_detection.py`.",
         "",
-        "| set | sharp | gaussian quick | gaussian random | disk | disk, right quarter sharp "
+        "| set | sharp | gaussian quick | gaussian random | camera shake | disk | disk, right quarter sharp "
         "| disk radius error (all) | (detected) |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, row in results.items():
         calls = " | ".join(f"{100 * row[b]['called_defocus']:.0f}%" for b in BLURS)

@@ -371,9 +371,9 @@ def deblur(
         blur_type: ``"auto"`` (default): the kind the given ``model`` was trained on, else motion when the given
             kernel is neither Gaussian-like nor a defocus disk (:func:`is_motion_kernel`); blind, defocus when the
             photo's spectrum shows a disk's zeros in every textured quarter
-            (:attr:`~bikanet_hf.defocus_estimation.DefocusEstimate.is_defocus`; on 2,352 sharp, Gaussian-blurred or
-            partly sharp test photos, clean, noisy or JPEG, it never did), else Gaussian — camera shake blind needs
-            ``"motion"``; with ``spatially_varying`` or a Gaussian ``method`` (``"gan"``, ``"refine"``), Gaussian.
+            (:attr:`~bikanet_hf.defocus_estimation.DefocusEstimate.is_defocus`; on 2,940 sharp, Gaussian-blurred,
+            shaken or partly sharp test photos, clean, noisy or JPEG, it never did), else Gaussian — camera shake needs
+            ``"motion"``; with ``spatially_varying`` or a Gaussian ``method`` (amortized, gan, refine), Gaussian.
             Or one kind: ``"gaussian"`` (the main model, 17×17 kernels), ``"motion"`` (the motion-blur extension:
             camera shake up to 31×31; blind, it traces the shake's path by edge prediction) or ``"defocus"`` (the
             main model; blind, the disk of a lens out of focus whose radius the photo's spectrum gives,
