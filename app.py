@@ -39,9 +39,11 @@ from PIL import Image
 import bikanet_hf
 from bikanet_hf import BikanetForImageDeblurring, image_io, kernels, metrics, motion
 from bikanet_hf.deblurring import (
+    JPEG_NOISE_LEVEL,
     apply_strength,
     estimate_tile_kernels,
     is_motion_kernel,
+    jpeg_noise_level,
     reads_as_estimate,
     resolve_blur_type,
     restore,
@@ -340,11 +342,13 @@ def deblur(
     estimated: bool = False,
     tile_kernels: np.ndarray | None = None,
     noise_level: float | None = None,
+    jpeg: bool = False,
 ) -> tuple[np.ndarray, float | None]:
     """``H×W×3`` uint8 blurred photo and its kernel (``estimated``: a blind estimate) → restored uint8 by the model
     that fits the kernel (:func:`model_for`), in tiles for large photos, and the noise σ (grey levels) that model
     was given: ``noise_level`` if set (see :func:`noise_level_setting`), else what it measured in the photo
-    (``None`` for the motion model, which does not read one and ignores ``noise_level``); ``progress`` is a
+    (``None`` for the motion model, which does not read one and ignores ``noise_level``) — for a ``jpeg`` upload at
+    least ``JPEG_NOISE_LEVEL`` when measured, as :func:`bikanet_hf.deblur` does for JPEG files; ``progress`` is a
     ``gr.Progress`` (or ``None``). ``tile_kernels``: one kernel per tile of ``tile_windows(H, W,
     VARYING_TILE_SIZE, VARYING_TILE_OVERLAP)``, for blur that varies across the photo."""
 
@@ -354,6 +358,8 @@ def deblur(
 
     model, kernel = model_for(kernel)
     given = user_noise_level(noise_level, model.config) if model.config.noise_level_input else None
+    if given is None and jpeg and model.config.noise_level_input:
+        given = jpeg_noise_level(image)[0]
     tile_size, tile_overlap = TILE_SIZE, TILE_OVERLAP
     if tile_kernels is not None:
         kernel = np.stack([kernel_for_model(k, model.config.kernel_size) for k in tile_kernels])
@@ -394,13 +400,15 @@ def noise_level_setting(value: Any) -> float | None:
     return level
 
 
-def noise_text(level: float | None, asked: float | None = None) -> str:
+def noise_text(level: float | None, asked: float | None = None, jpeg: bool = False) -> str:
     """For the report: the noise level the model was given (``level``; it smooths more when it is higher), measured
-    in the photo or as the person set it (``asked``), or, for a model that does not read one (the motion model),
-    nothing, or that the setting was not used."""
+    in the photo (raised to ``JPEG_NOISE_LEVEL`` for a ``jpeg``) or as the person set it (``asked``), or, for a model
+    that does not read one (the motion model), nothing, or that the setting was not used."""
     if level is None:
         return "" if asked is None else " · noise level not used: the camera-shake model does not read one"
     how = "≈ {:.1f} grey levels, measured" if asked is None else "= {:.1f} grey levels, as you set it"
+    if asked is None and jpeg and level <= JPEG_NOISE_LEVEL + 1e-3:
+        how = "= {:.1f} grey levels, raised for a JPEG (its compression artefacts read as noise)"
     return f" · noise: σ {how.format(level)} (the higher, the more the result is smoothed)"
 
 
@@ -590,6 +598,7 @@ def run_blind(
             print_exception=False,
         )
     blurred, stem = read_photo(photo, "blurred photo")
+    jpeg = image_io.is_jpeg(_path_and_name(photo)[0])
     progress(0.0, desc="Estimating the blur kernel")
     kernel, kernel_text, blur_type = estimate(blurred, how, steps, progress, blur, detect_defocus=not varying)
     picture, tile_kernels = kernels.kernel_to_image(kernel), None
@@ -599,10 +608,12 @@ def run_blind(
     if not 0 <= strength <= 100:
         raise gr.Error(f"Strength is a percentage from 0 to 100, got {strength}.", print_exception=False)
     estimated = reads_as_estimate(blur_type)
-    restored, used = deblur(blurred, kernel, progress, estimated, tile_kernels=tile_kernels, noise_level=asked)
+    restored, used = deblur(
+        blurred, kernel, progress, estimated, tile_kernels=tile_kernels, noise_level=asked, jpeg=jpeg
+    )
     restored = apply_strength(blurred, restored, strength / 100)
     what = "Estimated the blur and deblurred" + (f" at {strength:g}% strength" if strength < 100 else "")
-    details = f"kernel: {html.escape(kernel_text)}{noise_text(used, asked)}"
+    details = f"kernel: {html.escape(kernel_text)}{noise_text(used, asked, jpeg)}"
     return _results(blurred, restored, picture, stem, what, start, details)
 
 
@@ -623,10 +634,11 @@ def run_known_kernel(
     start = time.perf_counter()
     asked = noise_level_setting(noise_level)
     blurred, stem = read_photo(photo, "blurred photo")
+    jpeg = image_io.is_jpeg(_path_and_name(photo)[0])
     kernel, kernel_text = choose_kernel(
         source, sigma_major, sigma_minor, angle, kernel_file, motion_length, defocus_radius
     )
-    restored, used = deblur(blurred, kernel, progress, noise_level=asked)
+    restored, used = deblur(blurred, kernel, progress, noise_level=asked, jpeg=jpeg)
     return _results(
         blurred,
         restored,
@@ -634,7 +646,7 @@ def run_known_kernel(
         stem,
         "Deblurred",
         start,
-        f"kernel: {html.escape(kernel_text)}{noise_text(used, asked)}",
+        f"kernel: {html.escape(kernel_text)}{noise_text(used, asked, jpeg)}",
     )
 
 

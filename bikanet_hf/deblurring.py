@@ -27,7 +27,7 @@ from .estimation import (
     bundled_model_path,
     estimate_kernel,
 )
-from .image_io import read_image
+from .image_io import is_jpeg, read_image
 from .image_processing_bikanet import BikanetImageProcessor
 from .kernels import (
     KERNEL_SIZE,
@@ -58,6 +58,13 @@ MOTION_KERNEL_DISTANCE = 0.2
 # spread. Measured: at most 0.12 for disks of radius 1–7.5 px, 0.06–0.13 for those of radius ≥ 3 softened by a
 # 0.5 px Gaussian; 0.29–0.85 for the protocol's Gaussians, 0.48–1.62 for straight motions, 0.84–1.65 for Levin's.
 DEFOCUS_KERNEL_DISTANCE = 0.2
+# A JPEG photo's compression artefacts are noise to BIKAnet, which never saw a JPEG in training, while the noise
+# measurement reads such a photo as clean (JPEG keeps flat blocks flat: 0–0.8 grey levels at quality 75–95). Told at
+# least this noise level, the model smooths the artefacts instead of sharpening them. Probed on the first 32 quick
+# pairs of bsds500_val saved as JPEGs (gain over the blurred input, true kernel / blind; lossless: +5.09 / +4.57):
+# quality 95 +1.97 / +2.30 measured, +3.41 / +3.12 told 2; quality 90 +1.24 / +2.07 → +3.01 / +2.75 (4: +2.93 /
+# +2.72); quality 75 +0.17 / +1.62 → +1.94 / +1.95. Measured on all 100: benchmarks/results/jpeg.md.
+JPEG_NOISE_LEVEL = 2.0
 DEFAULT_TILE_SIZE = 512
 # spatially_varying: how much of each tile's kernel is its own estimate, the rest being the photo's (shrinkage towards
 # the photo's kernel, for estimates made from fewer edges). Measured (benchmarks/results/motion_varying.md, 6 photos
@@ -83,8 +90,8 @@ class DeblurResult:
         tile_kernels: with ``spatially_varying=True``, the kernel of each tile (``T×k×k``, row by row; the tiles are
             ``modeling_bikanet.tile_windows(H, W, tile_size, tile_overlap)``); else ``None``.
         notes: what was done to the inputs that the caller may want to know (e.g. a kernel cropped or normalised).
-        noise_level: the noise σ (grey levels, 0–255 scale) the model was told, measured or given; ``None`` for
-            models that do not read it.
+        noise_level: the noise σ (grey levels, 0–255 scale) the model was told, measured (at least
+            ``JPEG_NOISE_LEVEL`` for a JPEG file) or given; ``None`` for models that do not read it.
     """
 
     image: Image.Image
@@ -327,6 +334,20 @@ def restore(
     return restored.permute(1, 2, 0).cpu().numpy(), tiles[0] // (8 if self_ensemble else 1), level
 
 
+def jpeg_noise_level(rgb: np.ndarray) -> tuple[torch.Tensor, str | None]:
+    """The noise level to tell BIKAnet for a JPEG photo (``H×W×3`` uint8): the measured one, at least
+    ``JPEG_NOISE_LEVEL`` grey levels (``forward``'s ``noise_level``, [0, 1] scale), and a note when it was raised."""
+    pixels = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
+    measured = float(estimate_noise_level(pixels)[0]) * 255
+    if measured >= JPEG_NOISE_LEVEL:
+        return torch.tensor([measured / 255]), None
+    note = (
+        f"The photo is a JPEG: the model was told a noise level of {JPEG_NOISE_LEVEL:g} grey levels (measured "
+        f"{measured:.1f}), as compression artefacts are noise to it; pass noise_level to choose another."
+    )
+    return torch.tensor([JPEG_NOISE_LEVEL / 255]), note
+
+
 def apply_strength(original: np.ndarray, restored: np.ndarray, strength: float) -> np.ndarray:
     """``original + strength·(restored − original)`` for two uint8 images, rounded back to uint8: part of the
     correction (0: the original, 1: the restored image). ``ValueError`` outside [0, 1]."""
@@ -402,7 +423,9 @@ def deblur(
         noise_level: for models that read the photo's noise level (the default ``"bikanet"``): its noise σ in grey
             levels (0–255 scale), as FFDNet's noise map — larger values smooth more, 0 keeps fine texture that the
             measurement takes for noise; default: measured on the whole photo
-            (:func:`~bikanet_hf.modeling_bikanet.estimate_noise_level`). ``ValueError`` for other models.
+            (:func:`~bikanet_hf.modeling_bikanet.estimate_noise_level`), at least ``JPEG_NOISE_LEVEL`` (2) for a
+            JPEG file, whose compression artefacts the model would sharpen (:func:`jpeg_noise_level`; a note says
+            so). ``ValueError`` for other models.
 
     Returns:
         A :class:`DeblurResult` (``.image``, ``.kernel``, ``.seconds``, …).
@@ -430,6 +453,10 @@ def deblur(
         raise ValueError("spatially_varying is for Gaussian blur and camera shake; a defocus disk is one per photo.")
     bikanet = load_model(model, blur_type)
     noise_input = user_noise_level(noise_level, bikanet.config)
+    if noise_input is None and bikanet.config.noise_level_input and is_jpeg(image):
+        noise_input, jpeg_note = jpeg_noise_level(rgb)
+    else:
+        jpeg_note = None
     rgb, _, k, estimated, notes, estimate_seconds = prepare_inputs(
         rgb, kernel, kernel_size=bikanet.config.kernel_size, estimator=estimator, method=method, blur_type=blur_type
     )
@@ -437,7 +464,7 @@ def deblur(
     if blur_type == "defocus" and estimated:
         how = "The photo shows a lens out of focus" if asked == "auto" else "Defocus"
         notes.append(f"{how}: a disk of radius ≈ {defocus_radius(k):.1f} px, measured from its spectrum.")
-    notes = read_notes + notes
+    notes = read_notes + notes + ([jpeg_note] if jpeg_note else [])
     tile_kernels = None
     if spatially_varying:
         tile_start = time.perf_counter()

@@ -114,6 +114,18 @@ def _array_to_rgb(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return np.ascontiguousarray(rgb), alpha
 
 
+def is_jpeg(image) -> bool:
+    """Whether ``image`` (a path or a PIL image, as :func:`read_image` takes) is a JPEG file; an array carries no
+    format: ``False``, as for a file that cannot be read (:func:`read_image` says what is wrong with it)."""
+    if isinstance(image, str | os.PathLike):
+        try:
+            with Image.open(image) as opened:
+                return opened.format == "JPEG"
+        except (OSError, ValueError):
+            return False
+    return isinstance(image, Image.Image) and image.format == "JPEG"
+
+
 def jpeg_roundtrip(rgb: np.ndarray, quality: int) -> np.ndarray:
     """An ``H×W×3`` uint8 image saved as a JPEG of ``quality`` (PIL, 4:2:0 chroma) and read back: the artefacts
     users' photos carry, for benchmarks."""

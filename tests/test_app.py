@@ -391,6 +391,15 @@ def test_blind_soft_blur_detects_a_lens_out_of_focus(app, tmp_path):
     assert "a lens out of focus: a disk of radius ≈ 5.0 px" in report
 
 
+def test_a_jpeg_upload_is_told_the_jpeg_noise_level(app, tmp_path):
+    photo = tmp_path / "soft.jpg"
+    Image.open(write_photo(tmp_path / "soft.png", 64, 64)).save(photo, quality=90)
+    _, _, report, _ = app.run_known_kernel(str(photo), app.KERNEL_FROM_SLIDERS, 2.0, 1.0, 30, None)
+    assert "σ = 2.0 grey levels, raised for a JPEG" in report
+    _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, False, 100, 0.5)
+    assert "σ = 0.5 grey levels, as you set it" in report  # a level the person sets wins
+
+
 def test_camera_shake_runs_through_the_motion_model(app, tmp_path):
     photo = write_photo(tmp_path / "shaky.png")
     pair, picture, report, _ = app.run_known_kernel(

@@ -98,3 +98,22 @@ def test_a_photo_partly_in_focus_is_not_one_disk(data_dir):
     assert estimate.misfit < 0.5 * estimate.gaussian_misfit and estimate.zero_measured  # the whole photo: a disk
     assert estimate.worst_quarter > REGION_MISFIT_LIMIT and not estimate.is_defocus  # but not its right quarters
     assert estimate_defocus(blurred).worst_quarter <= REGION_MISFIT_LIMIT and estimate_defocus(blurred).is_defocus
+
+
+def test_a_jpeg_file_is_told_at_least_the_jpeg_noise_level(sharp, tmp_path):
+    from PIL import Image
+
+    from bikanet_hf.deblurring import JPEG_NOISE_LEVEL
+    from bikanet_hf.image_io import is_jpeg
+
+    blurred = degrade(sharp, gaussian_kernel(2.0, 1.0, 30.0))
+    Image.fromarray(blurred).save(tmp_path / "b.jpg", quality=90)
+    Image.fromarray(blurred).save(tmp_path / "b.png")
+    assert is_jpeg(tmp_path / "b.jpg") and is_jpeg(Image.open(tmp_path / "b.jpg"))
+    assert not is_jpeg(tmp_path / "b.png") and not is_jpeg(blurred) and not is_jpeg(tmp_path / "missing.jpg")
+    jpeg = deblur(tmp_path / "b.jpg", tile_size=None)
+    assert jpeg.noise_level == pytest.approx(JPEG_NOISE_LEVEL) and any("is a JPEG" in n for n in jpeg.notes)
+    lossless = deblur(tmp_path / "b.png", tile_size=None)
+    assert lossless.noise_level < 1.0 and not any("JPEG" in n for n in lossless.notes)  # measured: clean
+    asked = deblur(tmp_path / "b.jpg", tile_size=None, noise_level=0.5)  # the user's level wins
+    assert asked.noise_level == pytest.approx(0.5) and not any("JPEG" in n for n in asked.notes)
