@@ -2,7 +2,9 @@
 
 The data flows one way: image → processor → kernel (given, or estimated once per image) → BIKAnet (in overlapping
 tiles for large photos) → image. The ``image-deblurring`` pipeline (:mod:`bikanet_hf.pipeline_bikanet`) runs the
-same steps through :func:`prepare_inputs` and :func:`restore`, so both give the same pixels.
+same steps through :func:`prepare_inputs` and :func:`restore`, so both give the same pixels with
+``method="amortized"`` — but for JPEG files, to which :func:`deblur` tells a raised noise level
+(:func:`jpeg_noise_level`).
 """
 
 from __future__ import annotations

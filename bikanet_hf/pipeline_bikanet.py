@@ -3,10 +3,11 @@
 Blind when no kernel is given: the kernel estimator (the pipeline's ``estimator``, else the ``kernel_estimator``
 subfolder of the model's folder or Hub repository) estimates it once per image; BIKAnet then deblurs the image in
 overlapping tiles. It runs the same steps as :func:`bikanet_hf.deblur` with ``method="amortized"``, so both give the
-same pixels. For a motion model this one-pass estimate is a straight motion; ``deblur(..., blur_type="motion")``
-traces the shake's path instead (``bikanet_hf.shake_estimation``), and ``deblur(..., blur_type="defocus")`` or
-``"auto"`` measures a lens's defocus disk (``bikanet_hf.defocus_estimation``): neither is part of this self-contained
-file.
+same pixels — except for JPEG files, to which ``deblur()`` also tells a noise level of at least 2 grey levels
+(``bikanet_hf.deblurring.jpeg_noise_level``; here pass ``noise_level=2`` for a JPEG). For a motion model this one-pass
+estimate is a straight motion; ``deblur(..., blur_type="motion")`` traces the shake's path instead
+(``bikanet_hf.shake_estimation``), and ``deblur(..., blur_type="defocus")`` or ``"auto"`` measures a lens's defocus
+disk (``bikanet_hf.defocus_estimation``): neither is part of this self-contained file.
 
 Self-contained on purpose (torch, numpy, PIL, transformers and sibling files only): saving the pipeline copies this
 file, so that ``pipeline(..., trust_remote_code=True)`` works where ``bikanet_hf`` is not installed.
