@@ -29,7 +29,7 @@ from .estimation import (
     bundled_model_path,
     estimate_kernel,
 )
-from .image_io import is_jpeg, read_image
+from .image_io import is_jpeg, read_image, to_tensor
 from .image_processing_bikanet import BikanetImageProcessor
 from .kernels import (
     KERNEL_SIZE,
@@ -339,8 +339,7 @@ def restore(
 def jpeg_noise_level(rgb: np.ndarray) -> tuple[torch.Tensor, str | None]:
     """The noise level to tell BIKAnet for a JPEG photo (``H×W×3`` uint8): the measured one, at least
     ``JPEG_NOISE_LEVEL`` grey levels (``forward``'s ``noise_level``, [0, 1] scale), and a note when it was raised."""
-    pixels = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
-    measured = float(estimate_noise_level(pixels)[0]) * 255
+    measured = float(estimate_noise_level(to_tensor(rgb)[None])[0]) * 255
     if measured >= JPEG_NOISE_LEVEL:
         return torch.tensor([measured / 255]), None
     note = (

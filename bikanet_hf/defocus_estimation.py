@@ -35,9 +35,8 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from .image_io import read_image
+from .image_io import read_image, to_tensor
 from .kernels import DEFOCUS_RADIUS_RANGE, KERNEL_SIZE, defocus_kernel, gaussian_kernel
 from .modeling_bikanet import estimate_noise_level
 
@@ -169,11 +168,11 @@ class _SpectrumFit:
         return round(FIRST_ZERO * self.tile / radius) < self.highest
 
 
-def _fit_spectrum(image: np.ndarray, sigma: float) -> _SpectrumFit | None:
-    """Steps 1–4 of the module docstring on an ``H×W×3`` photo with noise σ ``sigma`` (grey levels); ``None`` when
-    too few frequencies stand above the noise floor to show anything (a flat picture)."""
-    tile = _tile_size(*image.shape[:2])
-    profile = power_profile(image.astype(np.float64).mean(axis=2), tile)
+def _fit_spectrum(grey: np.ndarray, sigma: float) -> _SpectrumFit | None:
+    """Steps 1–4 of the module docstring on a grey photo (0–255 scale) with noise σ ``sigma`` (grey levels); ``None``
+    when too few frequencies stand above the noise floor to show anything (a flat picture)."""
+    tile = _tile_size(*grey.shape)
+    profile = power_profile(grey, tile)
     # the grey mean of three channels with independent noise and rounding (1/12 grey level² each), Hann-windowed
     floor = (sigma**2 + 1 / 12) / 3 * float((np.hanning(tile) ** 2).sum() ** 2)
     frequency = np.arange(len(profile))
@@ -200,9 +199,8 @@ def _fit_spectrum(image: np.ndarray, sigma: float) -> _SpectrumFit | None:
     return _SpectrumFit(radii, misfits(disks), float(misfits(gaussians).min()), int(frequency[keep].max()), tile)
 
 
-def _texture(image: np.ndarray) -> float:
-    """Mean absolute difference between neighbouring grey pixels (0–255 scale)."""
-    grey = image.astype(np.float64).mean(axis=2)
+def _texture(grey: np.ndarray) -> float:
+    """Mean absolute difference between neighbouring pixels of a grey image (0–255 scale)."""
     return float(np.abs(np.diff(grey, axis=0)).mean() + np.abs(np.diff(grey, axis=1)).mean())
 
 
@@ -214,16 +212,16 @@ def estimate_defocus(image) -> DefocusEstimate:
     best-fitting radius; :attr:`DefocusEstimate.is_defocus` says whether the spectrum shows a disk at all."""
     image, _ = read_image(image)
     _tile_size(*image.shape[:2])
-    pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255
-    sigma = float(estimate_noise_level(pixels)[0]) * 255
-    fit = _fit_spectrum(image, sigma)
+    sigma = float(estimate_noise_level(to_tensor(image)[None])[0]) * 255
+    grey = image.astype(np.float64).mean(axis=2)  # the grey photo, computed once for the whole and its quarters
+    fit = _fit_spectrum(grey, sigma)
     if fit is None:  # too flat to show any structure: no evidence either way
         return DefocusEstimate(float(DEFOCUS_RADIUS_RANGE[0]), float("inf"), float("inf"), False, 0.0)
     best = int(fit.disk_misfits.argmin())
     radius = float(fit.radii[best])
-    height, width = image.shape[:2]
+    height, width = grey.shape
     quarters = [
-        image[top : top + height // 2, left : left + width // 2]
+        grey[top : top + height // 2, left : left + width // 2]
         for top in (0, height // 2)
         for left in (0, width // 2)
         if min(height, width) // 2 >= MIN_TILE
