@@ -38,7 +38,7 @@ import torch
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
-from .image_io import IMAGE_EXTENSIONS, list_images, load_rgb, to_rgb_uint8, to_tensor
+from .image_io import IMAGE_EXTENSIONS, jpeg_roundtrip, list_images, load_rgb, to_rgb_uint8, to_tensor
 from .kernels import KERNEL_SIZE, degrade, kernel_spread, sample_kernels
 from .motion import MOTION_KERNEL_SIZE, camera_shake_kernel
 from .protocol import protocol_pairs
@@ -51,6 +51,8 @@ DEFAULT_VALIDATION_FOLDER = "bsds500_val"
 # depends on padding.
 MARGIN = KERNEL_SIZE // 2
 KERNEL_FAMILIES = ("gaussian", "motion")
+# JPEG qualities of on_the_fly's compressed crops (inclusive): from web images (70) to phone photos (95).
+JPEG_QUALITY_RANGE = (70, 95)
 SMALL_IMAGE_POLICIES = ("pad", "skip")
 # How many file names a warning or error lists before it says "and N more".
 _NAMES_SHOWN = 5
@@ -693,7 +695,7 @@ def push_corpus_to_hub(
 class OnTheFlyTransform:
     """The ``with_transform`` function of :func:`on_the_fly`: turns a batch of sample ids into blurred crops.
 
-    Sample ``i`` draws everything (image, crop position, flip/rotation, kernel, noise) from
+    Sample ``i`` draws everything (image, crop position, flip/rotation, kernel, noise, JPEG quality) from
     ``numpy.random.default_rng([seed, i])``. Images are decoded the first time they are used and kept in memory,
     since decoding a JPEG per sample would dominate the cost; the cache is not pickled, so each DataLoader worker
     fills its own.
@@ -712,6 +714,7 @@ class OnTheFlyTransform:
         estimated_kernel_probability: float = 0.0,
         kernel_estimates: dict[str, np.ndarray] | None = None,
         defocus_fraction: float = 0.0,
+        jpeg_probability: float = 0.0,
     ) -> None:
         self.images = images  # undecoded Image values: {"bytes", "path"}
         self.crop_size = crop_size
@@ -724,6 +727,7 @@ class OnTheFlyTransform:
         self.estimated_kernel_probability = estimated_kernel_probability
         self.kernel_estimates = kernel_estimates
         self.defocus_fraction = defocus_fraction
+        self.jpeg_probability = jpeg_probability
         self.margin = _margin(kernel_family)
         self._decoded: list[np.ndarray | None] = [None] * len(images)
 
@@ -773,9 +777,13 @@ class OnTheFlyTransform:
             model_kernel = align_kernel(estimate, crop.kernel)
         elif estimated:
             crop, model_kernel = self._precomputed_sample(rng, sigma)
+        # After all the others, for the same reason.
+        low, high = JPEG_QUALITY_RANGE
+        compressed, quality = rng.random() < self.jpeg_probability, int(rng.integers(low, high + 1))
+        blurred = jpeg_roundtrip(np.ascontiguousarray(crop.blurred), quality) if compressed else crop.blurred
         return {
             "sharp": to_tensor(crop.sharp),
-            "blurred": to_tensor(crop.blurred),
+            "blurred": to_tensor(blurred),
             "kernel": torch.from_numpy(crop.kernel.astype(np.float32)),
             "model_kernel": torch.from_numpy(model_kernel.astype(np.float32)),
             "kernel_is_estimate": torch.tensor(float(estimated)),
@@ -784,6 +792,7 @@ class OnTheFlyTransform:
             "sigma_minor": torch.tensor(crop.sigma_minor, dtype=torch.float32),
             "theta": torch.tensor(crop.theta, dtype=torch.float32),
             "noise_sigma": torch.tensor(crop.noise_sigma, dtype=torch.float32),
+            "jpeg_quality": torch.tensor(quality if compressed else 0, dtype=torch.int64),
         }
 
     def _precomputed_sample(self, rng: np.random.Generator, noise_sigma: float) -> tuple[_BlurredCrop, np.ndarray]:
@@ -850,6 +859,7 @@ def on_the_fly(
     estimated_kernel_probability: float = 0.0,
     kernel_estimates: str | os.PathLike | None = None,
     defocus_fraction: float = 0.0,
+    jpeg_probability: float = 0.0,
 ) -> datasets.Dataset:
     """A dataset of ``num_samples`` training samples made when read, from the ``sharp`` images of ``sharp_dataset``
     (see :func:`sharp_images`).
@@ -880,13 +890,17 @@ def on_the_fly(
     ``ds[i]`` is a dict of tensors: ``sharp`` and ``blurred`` (float32 ``3×S×S`` in [0, 1]; ``blurred`` is the
     8-bit blurred image / 255), ``kernel`` (float32 17×17, or 31×31 for motion), ``kernel_id`` (int64),
     ``sigma_major``, ``sigma_minor``,
-    ``theta`` and ``noise_sigma`` (float32). A ``torch.utils.data.DataLoader`` with the default collate batches them.
+    ``theta`` and ``noise_sigma`` (float32), and ``jpeg_quality`` (int64): with probability ``jpeg_probability`` the
+    blurred crop is saved as a JPEG of a quality drawn from :data:`JPEG_QUALITY_RANGE` and read back
+    (:func:`bikanet_hf.image_io.jpeg_roundtrip`), as users' photos come; 0 for the others. A
+    ``torch.utils.data.DataLoader`` with the default collate batches them.
     """
     _check_common(crop_size, bank16_fraction, noise_sigma)
     if num_samples < 0:
         raise ValueError(f"num_samples must be non-negative, got {num_samples}.")
-    if not 0.0 <= noise_probability <= 1.0:
-        raise ValueError(f"noise_probability must be in [0, 1], got {noise_probability}.")
+    for name, probability in (("noise_probability", noise_probability), ("jpeg_probability", jpeg_probability)):
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {probability}.")
     feature = sharp_dataset.features.get("sharp")
     if not isinstance(feature, datasets.Image):
         raise ValueError(f"sharp_dataset needs a 'sharp' Image column (see sharp_images), got {feature!r}.")
@@ -928,5 +942,6 @@ def on_the_fly(
         estimated_kernel_probability,
         estimates,
         defocus_fraction,
+        jpeg_probability,
     )
     return datasets.Dataset.from_dict({"sample_id": np.arange(num_samples)}).with_transform(transform)

@@ -128,6 +128,12 @@ def model_card(
             f"\n| noise track (σ = 2.55): blurred input | {validation['blurred_psnr_noisy']:.2f} | – |"
             f"\n| noise track: this model, true kernel | {validation['psnr_noisy']:.2f} | – |"
         )
+    if "psnr_jpeg" in validation:
+        blind_row += (
+            f"\n| JPEG track (the pairs saved as JPEG q90): blurred input | {validation['blurred_psnr_jpeg']:.2f} "
+            "| – |"
+            f"\n| JPEG track: this model, true kernel | {validation['psnr_jpeg']:.2f} | – |"
+        )
     defocus = training.get("defocus_fraction") or 0.0  # older runs recorded none
     defocus = f"; a defocus disk of radius 1–7.5 px instead for {defocus:.0%} of them" if defocus else ""
     sigma, fraction = training["noise_sigma"], training.get("noise_probability")  # older runs recorded no fraction
@@ -137,6 +143,14 @@ def model_card(
         noise = f"noise σ up to {sigma:g}"
     else:
         noise = f"{fraction:.0%} of them with white Gaussian noise of σ uniform in [0, {sigma:g}] (0–255 scale)"
+    jpeg = training.get("jpeg_probability") or 0.0  # older runs recorded none
+    if jpeg:
+        noise += (
+            f", quantised to 8 bits, then {jpeg:.0%} of them saved as a JPEG of quality 70–95 and read back (the "
+            "model told at least 2 grey levels of noise for those, as `bikanet_hf.deblur` tells JPEG files)"
+        )
+    else:
+        noise += ", quantised to 8 bits"
     flag_text = (
         "\nIt also reads whether the kernel is a blind estimate (`kernel_is_estimate=True`, which the pipeline and\n"
         "`bikanet_hf.deblur` pass when they estimate it) and then trusts it less."
@@ -227,7 +241,7 @@ sharp = processor.postprocess(out.reconstruction, inputs["original_sizes"])[0]
 
 - Data: on-the-fly crops ({training["crop_size"]}×{training["crop_size"]}) of {", ".join(training["train_sources"])},
   each blurred with a fresh kernel ({text["kernels"].format(bank16_fraction=training["bank16_fraction"])}{defocus}),
-  {noise}, quantised to 8 bits;{given_kernel}
+  {noise};{given_kernel}
   {training["context_probability"]:.0%} of the crops blurred with their real surroundings, the others with mirror
   padding as the protocol blurs whole images.
 - Optimiser: Adam, peak learning rate {training["learning_rate"]:g}, warm-up then cosine decay,

@@ -209,6 +209,14 @@ def add_training_arguments(
     )
     g.add_argument("--noise_probability", type=float, default=0.0, help="Fraction of samples that get noise.")
     g.add_argument(
+        "--jpeg_probability",
+        type=float,
+        default=0.0,
+        help="Fraction of samples whose blurred crop is saved as a JPEG (quality 70–95) and read back, as users' "
+        "photos come; BIKAnet models that read the noise level are told at least deblurring.JPEG_NOISE_LEVEL for "
+        "them, as deblur() does for JPEG files.",
+    )
+    g.add_argument(
         "--defocus_fraction",
         type=float,
         default=0.0,
@@ -364,6 +372,7 @@ def run_training(args: argparse.Namespace, make_task: Callable[[], TrainingTask]
             estimated_kernel_probability=args.estimated_kernel_probability,
             kernel_estimates=args.kernel_estimates,
             defocus_fraction=args.defocus_fraction,
+            jpeg_probability=args.jpeg_probability,
         )
     # Sequential order: the randomness is in the samples themselves, so resuming is skipping the batches seen.
     train_dataloader = torch.utils.data.DataLoader(
@@ -507,6 +516,7 @@ def run_summary(state: dict, args: argparse.Namespace) -> dict:
         "kernel_estimates": Path(args.kernel_estimates).name if args.kernel_estimates else None,
         "noise_sigma": args.noise_sigma,
         "noise_probability": args.noise_probability,
+        "jpeg_probability": args.jpeg_probability,
         "seed": args.seed,
         "train_sources": [Path(s).name for s in (args.train_dirs or ["bsds500_train"])],
         "num_parameters": state["num_parameters"],

@@ -17,7 +17,7 @@ import torch
 import yaml
 from PIL import Image
 
-from bikanet_hf import corpus, kernels
+from bikanet_hf import corpus, image_io, kernels
 from bikanet_hf.protocol import protocol_pairs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -283,6 +283,28 @@ def test_on_the_fly_blur_semantics_and_noise(sharp):
         assert torch.equal(noisy_sample["kernel"], sample["kernel"])
         assert not torch.equal(noisy_sample["blurred"], sample["blurred"])
         assert 0 < noisy_sample["noise_sigma"] <= 10.0 and sample["noise_sigma"] == 0
+
+
+def test_on_the_fly_jpeg_share_changes_only_the_blurred_pixels(sharp):
+    lossless = corpus.on_the_fly(sharp, num_samples=30, crop_size=CROP, seed=5)
+    compressed = corpus.on_the_fly(sharp, num_samples=30, crop_size=CROP, seed=5, jpeg_probability=0.5)
+    qualities = []
+    for i in range(30):
+        before, after = lossless[i], compressed[i]
+        assert all(torch.equal(before[key], after[key]) for key in before if key not in ("blurred", "jpeg_quality"))
+        assert before["jpeg_quality"] == 0
+        quality = int(after["jpeg_quality"])
+        if quality == 0:
+            assert torch.equal(after["blurred"], before["blurred"])
+            continue
+        qualities.append(quality)
+        low, high = corpus.JPEG_QUALITY_RANGE
+        assert low <= quality <= high
+        blurred = (before["blurred"] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        assert torch.equal(after["blurred"], image_io.to_tensor(image_io.jpeg_roundtrip(blurred, quality)))
+    assert 5 < len(qualities) < 25 and len(set(qualities)) > 3
+    with pytest.raises(ValueError, match="jpeg_probability"):
+        corpus.on_the_fly(sharp, num_samples=1, crop_size=CROP, jpeg_probability=1.5)
 
 
 def test_on_the_fly_without_context_is_the_protocol_blur_of_the_crop(sharp):

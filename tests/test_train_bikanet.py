@@ -82,18 +82,24 @@ def test_train_resume_and_load(folders, tmp_path):
 
 
 @pytest.mark.slow
-def test_training_with_noise_is_scored_on_the_noise_track_too(folders, tmp_path):
+def test_training_with_noise_and_jpeg_is_scored_on_those_tracks_too(folders, tmp_path):
     noise = ("--noise_sigma", "5", "--noise_probability", "0.5", "--noise_level_input", "true")
-    run_training(folders, tmp_path / "noisy", 2, *noise)
+    run_training(folders, tmp_path / "noisy", 2, *noise, "--jpeg_probability", "0.5")
     state = json.loads((tmp_path / "noisy" / "checkpoint-2" / "trainer_state.json").read_text())
     metrics = state["validation"][0]
-    # the same images and kernels with the protocol's noise (σ = 2.55): the blurred input scores lower there
+    # the same images and kernels with the protocol's noise (σ = 2.55), and saved as JPEG q90: the blurred input
+    # scores lower there
     assert metrics["blurred_psnr_noisy"] < metrics["blurred_psnr"]
+    assert metrics["blurred_psnr_jpeg"] < metrics["blurred_psnr"]
     assert metrics["score_with_noise"] == pytest.approx((metrics["psnr"] + metrics["psnr_noisy"]) / 2)
-    assert state["best_score"] == pytest.approx(metrics["score_with_noise"])
+    tracks = (metrics["psnr"], metrics["psnr_noisy"], metrics["psnr_jpeg"])
+    assert metrics["score_with_jpeg"] == pytest.approx(sum(tracks) / 3)
+    assert state["best_score"] == pytest.approx(metrics["score_with_jpeg"])
     card = (tmp_path / "noisy" / "README.md").read_text()
     assert "50% of them with white Gaussian noise of σ uniform in [0, 5]" in card
+    assert "then 50% of them saved as a JPEG of quality 70–95" in card
     assert f"| noise track: this model, true kernel | {metrics['psnr_noisy']:.2f} |" in card
+    assert f"| JPEG track: this model, true kernel | {metrics['psnr_jpeg']:.2f} |" in card
     assert "It measures the photo's noise level itself" in card
     assert BikanetForImageDeblurring.from_pretrained(tmp_path / "noisy").config.noise_level_input
 

@@ -26,6 +26,7 @@ together with the image processor, ``eval_results.json`` and a model card; ``--p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -37,13 +38,14 @@ import torch
 
 from bikanet_hf import corpus
 from bikanet_hf.configuration_bikanet import KERNEL_CONDITIONINGS, BikanetConfig
-from bikanet_hf.deblurring import restore
+from bikanet_hf.deblurring import JPEG_NOISE_LEVEL, jpeg_noise_level, restore
 from bikanet_hf.estimation import estimate_kernel
 from bikanet_hf.hub import write_model_card
+from bikanet_hf.image_io import jpeg_roundtrip
 from bikanet_hf.image_processing_bikanet import BikanetImageProcessor
 from bikanet_hf.kernels import KERNEL_SIZE
 from bikanet_hf.metrics import aligned_psnr, psnr, ssim
-from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring
+from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring, estimate_noise_level
 from bikanet_hf.motion import MOTION_KERNEL_SIZE
 from bikanet_hf.protocol import protocol_pairs
 from bikanet_hf.shake_estimation import estimate_shake_kernel
@@ -76,6 +78,8 @@ BOOL_CONFIG_FIELDS = (
 CONFIG_FIELDS = (*INT_CONFIG_FIELDS, *BOOL_CONFIG_FIELDS, "kernel_conditioning")
 # The validation score that picks the best checkpoint of a run trained with estimated kernels (see validate).
 SCORE_KEYS = {"motion": "aligned_psnr_estimated_kernel", "gaussian": "psnr_true_and_estimated"}
+# The JPEG quality of the validation's JPEG track (a run trained with --jpeg_probability).
+VALIDATION_JPEG_QUALITY = 90
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -168,6 +172,23 @@ def load_validation_pairs(folder: str, limit: int, kernel_family: str = "gaussia
     return list(protocol_pairs(folder, track=track, noise=noise, limit=limit))
 
 
+def jpeg_pairs(pairs: list, quality: int = VALIDATION_JPEG_QUALITY) -> list:
+    """The pairs with their blurred images saved as JPEGs of ``quality`` and read back."""
+    return [dataclasses.replace(pair, blurred=jpeg_roundtrip(pair.blurred, quality)) for pair in pairs]
+
+
+def track_psnr(model: BikanetForImageDeblurring, pairs: list, jpeg: bool = False) -> tuple[float, float]:
+    """Mean PSNR of the model (true kernel) and of the blurred input on ``pairs``; ``jpeg``: the model is told the
+    noise level ``deblur()`` tells a JPEG file."""
+    scores = []
+    for pair in pairs:
+        level = jpeg_noise_level(pair.blurred)[0] if jpeg and model.config.noise_level_input else None
+        scores.append(
+            psnr(pair.sharp, restore(model, pair.blurred, pair.kernel, tile_size=None, noise_level=level)[0])
+        )
+    return float(np.mean(scores)), float(np.mean([psnr(pair.sharp, pair.blurred) for pair in pairs]))
+
+
 @torch.no_grad()
 def validate(
     model: BikanetForImageDeblurring,
@@ -175,6 +196,7 @@ def validate(
     estimated_kernels: list[np.ndarray] | None = None,
     noisy_pairs: list | None = None,
     score_key: str = "psnr",
+    jpeg_validation_pairs: list | None = None,
 ) -> dict:
     """PSNR/SSIM of the model (true kernel) and of the blurred input on the validation pairs; with
     ``estimated_kernels`` (one per pair) also of the model given those (``psnr_estimated_kernel``, ...), and its PSNR
@@ -182,7 +204,10 @@ def validate(
     estimate does not say where the kernel sits), and ``psnr_true_and_estimated``, the mean of the two unaligned
     PSNRs (the score of Gaussian blur, whose estimates are centred). With ``noisy_pairs`` (the same pairs on the noise
     track), also the model's PSNR there with the true kernel (``psnr_noisy``, and ``blurred_psnr_noisy``) and
-    ``score_with_noise``, the mean of that and ``score_key``: the score of a run that trains with noise."""
+    ``score_with_noise``, the mean of that and ``score_key``: the score of a run that trains with noise. With
+    ``jpeg_validation_pairs`` (the pairs saved as JPEGs, :func:`jpeg_pairs`), likewise ``psnr_jpeg`` (told the noise
+    level ``deblur()`` tells a JPEG file), ``blurred_psnr_jpeg`` and ``score_with_jpeg``, the mean of ``score_key``,
+    ``psnr_noisy`` (if measured) and ``psnr_jpeg``: the score of a run that trains with JPEGs."""
     model.eval()
     rows = {"psnr": [], "ssim": [], "blurred_psnr": [], "blurred_ssim": []}
     if estimated_kernels is not None:
@@ -203,10 +228,12 @@ def validate(
     if estimated_kernels is not None:
         result["psnr_true_and_estimated"] = (result["psnr"] + result["psnr_estimated_kernel"]) / 2
     if noisy_pairs is not None:
-        scores = [psnr(p.sharp, restore(model, p.blurred, p.kernel, tile_size=None)[0]) for p in noisy_pairs]
-        result["psnr_noisy"] = float(np.mean(scores))
-        result["blurred_psnr_noisy"] = float(np.mean([psnr(p.sharp, p.blurred) for p in noisy_pairs]))
+        result["psnr_noisy"], result["blurred_psnr_noisy"] = track_psnr(model, noisy_pairs)
         result["score_with_noise"] = (result[score_key] + result["psnr_noisy"]) / 2
+    if jpeg_validation_pairs is not None:
+        result["psnr_jpeg"], result["blurred_psnr_jpeg"] = track_psnr(model, jpeg_validation_pairs, jpeg=True)
+        tracks = [result[score_key], result.get("psnr_noisy"), result["psnr_jpeg"]]
+        result["score_with_jpeg"] = float(np.mean([t for t in tracks if t is not None]))
     result["num_pairs"] = len(pairs)
     return result
 
@@ -223,6 +250,9 @@ def describe(metrics: dict) -> str:
         if "psnr_noisy" in metrics
         else ""
     )
+    if "psnr_jpeg" in metrics:
+        jpeg = f"JPEG q{VALIDATION_JPEG_QUALITY} {metrics['psnr_jpeg']:.3f} dB"
+        noisy += f"; {jpeg} (blurred {metrics['blurred_psnr_jpeg']:.3f})"
     return (
         f"validation PSNR {metrics['psnr']:.3f} dB (blurred {metrics['blurred_psnr']:.3f}, "
         f"Δ {metrics['delta_psnr']:+.3f}), SSIM {metrics['ssim']:.4f}{blind}{noisy}"
@@ -262,12 +292,20 @@ def main(argv: list[str] | None = None) -> Path:
                 f"--kernel_size {training_kernel_size}."
             )
 
+        jpeg_floor = args.jpeg_probability > 0 and model.config.noise_level_input
+
         def compute_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:
+            noise_level = None
+            if jpeg_floor:
+                # JPEG crops are told what deblur() tells a JPEG file: the measured level, at least JPEG_NOISE_LEVEL.
+                floor = (batch["jpeg_quality"] > 0).float() * (JPEG_NOISE_LEVEL / 255)
+                noise_level = torch.maximum(estimate_noise_level(batch["blurred"]), floor)
             out = model(
                 pixel_values=batch["blurred"],
                 kernel=batch["model_kernel"],
                 kernel_is_estimate=batch["kernel_is_estimate"],
                 labels=batch["sharp"],
+                noise_level=noise_level,
             )
             return out.loss if args.loss == "l1" else charbonnier(out.reconstruction, batch["sharp"])
 
@@ -277,14 +315,19 @@ def main(argv: list[str] | None = None) -> Path:
         noisy = None
         if args.noise_probability > 0 and args.noise_sigma > 0:
             noisy = load_validation_pairs(validation_dir, args.validation_limit, args.kernel_family, noise=True)
+        jpegs = jpeg_pairs(pairs) if args.jpeg_probability > 0 else None
+        if jpegs is not None:
+            best_key = "score_with_jpeg"
+        else:
+            best_key = "score_with_noise" if noisy is not None else score_key
         return TrainingTask(
             name="BIKAnet",
             model=model,
             compute_loss=compute_loss,
-            validate=lambda model, device: validate(model, pairs, estimated, noisy, score_key),
+            validate=lambda model, device: validate(model, pairs, estimated, noisy, score_key, jpegs),
             describe=describe,
             finalize=lambda output_dir, state: finalize(output_dir, state, args),
-            score_key="score_with_noise" if noisy is not None else score_key,
+            score_key=best_key,
         )
 
     return run_training(args, make_task)
