@@ -42,6 +42,7 @@ from .kernels import (
 )
 from .metrics import kernel_l1
 from .modeling_bikanet import (
+    JPEG_NOISE_LEVEL,
     BikanetForImageDeblurring,
     check_precision,
     estimate_noise_level,
@@ -60,13 +61,6 @@ MOTION_KERNEL_DISTANCE = 0.2
 # spread. Measured: at most 0.12 for disks of radius 1–7.5 px, 0.06–0.13 for those of radius ≥ 3 softened by a
 # 0.5 px Gaussian; 0.29–0.85 for the protocol's Gaussians, 0.48–1.62 for straight motions, 0.84–1.65 for Levin's.
 DEFOCUS_KERNEL_DISTANCE = 0.2
-# A JPEG photo's compression artefacts are noise to BIKAnet, which never saw a JPEG in training, while the noise
-# measurement reads such a photo as clean (JPEG keeps flat blocks flat: 0–0.8 grey levels at quality 75–95). Told at
-# least this noise level, the model smooths the artefacts instead of sharpening them. Probed on the first 32 quick
-# pairs of bsds500_val saved as JPEGs (gain over the blurred input, true kernel / blind; lossless: +5.09 / +4.57):
-# quality 95 +1.97 / +2.30 measured, +3.41 / +3.12 told 2; quality 90 +1.24 / +2.07 → +3.01 / +2.75 (4: +2.93 /
-# +2.72); quality 75 +0.17 / +1.62 → +1.94 / +1.95. Measured on all 100: benchmarks/results/jpeg.md.
-JPEG_NOISE_LEVEL = 2.0
 DEFAULT_TILE_SIZE = 512
 # spatially_varying: how much of each tile's kernel is its own estimate, the rest being the photo's (shrinkage towards
 # the photo's kernel, for estimates made from fewer edges). Measured (benchmarks/results/motion_varying.md, 6 photos

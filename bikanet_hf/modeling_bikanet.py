@@ -80,6 +80,15 @@ def wiener_deconvolution(images: torch.Tensor, kernels: torch.Tensor, balances: 
 # ---------------------------------------------------------------------------------------------------------------
 # The noise-level channel holds σ in units of 5 grey levels (0–255 scale), the largest σ the shipped model trained on.
 NOISE_LEVEL_UNIT = 5.0 / 255.0
+# A JPEG photo's compression artefacts are noise to BIKAnet, while the noise measurement reads such a photo as clean
+# (JPEG keeps flat blocks flat: 0–0.8 grey levels at quality 75–95). Told at least this noise level (σ in grey levels,
+# 0–255 scale), the model smooths the artefacts instead of sharpening them: bikanet_hf.deblur and the pipeline tell
+# it to JPEG files, and models trained with JPEG'd crops (train_bikanet.py --jpeg_probability) were told it for them.
+# Probed on the first 32 quick pairs of bsds500_val saved as JPEGs with a model that had never seen a JPEG (gain over
+# the blurred input, true kernel / blind; lossless: +5.09 / +4.57): quality 95 +1.97 / +2.30 measured, +3.41 / +3.12
+# told 2; quality 90 +1.24 / +2.07 → +3.01 / +2.75 (4: +2.93 / +2.72); quality 75 +0.17 / +1.62 → +1.94 / +1.95.
+# Measured on all 100: benchmarks/results/jpeg.md.
+JPEG_NOISE_LEVEL = 2.0
 # The noise level is read in blocks of NOISE_BLOCK×NOISE_BLOCK pixels, from the NOISE_QUANTILE-th quantile of their
 # measured levels (chosen on sharp, blurred and noisy photos: see estimate_noise_level).
 NOISE_BLOCK = 16

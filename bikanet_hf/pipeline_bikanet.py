@@ -3,8 +3,9 @@
 Blind when no kernel is given: the kernel estimator (the pipeline's ``estimator``, else the ``kernel_estimator``
 subfolder of the model's folder or Hub repository) estimates it once per image; BIKAnet then deblurs the image in
 overlapping tiles. It runs the same steps as :func:`bikanet_hf.deblur` with ``method="amortized"``, so both give the
-same pixels — except for JPEG files, to which ``deblur()`` also tells a noise level of at least 2 grey levels
-(``bikanet_hf.deblurring.jpeg_noise_level``; here pass ``noise_level=2`` for a JPEG). For a motion model this one-pass
+same pixels; like it, it tells a model that reads the noise level at least ``JPEG_NOISE_LEVEL`` (2 grey levels) for
+a JPEG file or a PIL image read from one, whose compression artefacts the model would otherwise sharpen (an array
+carries no format: pass ``noise_level=2`` for one that was a JPEG). For a motion model this one-pass
 estimate is a straight motion; ``deblur(..., blur_type="motion")`` traces the shake's path instead
 (``bikanet_hf.shake_estimation``), and ``deblur(..., blur_type="defocus")`` or ``"auto"`` measures a lens's defocus
 disk (``bikanet_hf.defocus_estimation``): neither is part of this self-contained file.
@@ -23,7 +24,7 @@ from PIL import Image
 from transformers import Pipeline
 
 from .image_processing_bikanet import BikanetImageProcessor
-from .modeling_bikanet import check_precision, user_noise_level
+from .modeling_bikanet import JPEG_NOISE_LEVEL, check_precision, estimate_noise_level, user_noise_level
 from .modeling_kernel_estimator import BikanetKernelEstimator
 
 ESTIMATOR_SUBFOLDER = "kernel_estimator"
@@ -114,6 +115,8 @@ class ImageDeblurringPipeline(Pipeline):
         if isinstance(image, str | os.PathLike):
             with Image.open(image) as opened:
                 image = opened.copy()
+                image.format = opened.format  # copy() drops it
+        jpeg = isinstance(image, Image.Image) and image.format == "JPEG"
         pixel_values = torch.from_numpy(np.ascontiguousarray(self.image_processor.to_array(image))).permute(2, 0, 1)
         size = self.model.config.kernel_size
         estimated = kernel is None
@@ -127,6 +130,7 @@ class ImageDeblurringPipeline(Pipeline):
             "pixel_values": pixel_values[None],
             "kernel": torch.from_numpy(kernel).float()[None],
             "kernel_is_estimate": estimated,
+            "jpeg": jpeg,
         }
 
     def _forward(
@@ -138,6 +142,8 @@ class ImageDeblurringPipeline(Pipeline):
         precision: str = "auto",
         noise_level: torch.Tensor | None = None,
     ) -> dict:
+        if noise_level is None and model_inputs["jpeg"] and self.model.config.noise_level_input:
+            noise_level = estimate_noise_level(model_inputs["pixel_values"]).clamp(min=JPEG_NOISE_LEVEL / 255)
         output = self.model.deblur_tiled(
             model_inputs["pixel_values"],
             model_inputs["kernel"],

@@ -19,7 +19,7 @@ from bikanet_hf import (
 )
 from bikanet_hf.cli import main
 from bikanet_hf.configuration_kernel_estimator import BikanetKernelEstimatorConfig
-from bikanet_hf.deblurring import DEFAULT_MODEL, load_model, prepare_kernel
+from bikanet_hf.deblurring import DEFAULT_MODEL, JPEG_NOISE_LEVEL, load_model, prepare_kernel
 from bikanet_hf.estimation import LARGE_MODEL
 from bikanet_hf.kernels import degrade, gaussian_kernel, kernel_spread
 from bikanet_hf.metrics import psnr
@@ -109,6 +109,22 @@ def test_precision_auto_follows_the_device_and_bf16_stays_close(sharp, blurred, 
         deblur(blurred, KERNEL, precision="fp16")
     with pytest.raises(ValueError, match="precision must be one of"):
         pipe(Image.fromarray(blurred), kernel=KERNEL, precision="half")
+
+
+def test_pipeline_tells_a_jpeg_file_the_jpeg_noise_level_as_deblur(tmp_path, blurred):
+    Image.fromarray(blurred).save(tmp_path / "b.jpg", quality=90)
+    pipe = pipeline("image-deblurring", model=str(DEFAULT_MODEL), device="cpu")
+    from_file = np.asarray(pipe(str(tmp_path / "b.jpg"), kernel=KERNEL)["image"])
+    np.testing.assert_array_equal(from_file, np.asarray(deblur(tmp_path / "b.jpg", KERNEL).image))
+    with Image.open(tmp_path / "b.jpg") as opened:
+        np.testing.assert_array_equal(np.asarray(pipe(opened, kernel=KERNEL)["image"]), from_file)
+        pixels = np.asarray(opened.convert("RGB"))
+    # the same pixels as an array carry no format: measured as they are, and the artefacts sharpened
+    as_array = np.asarray(pipe(pixels, kernel=KERNEL)["image"])
+    np.testing.assert_array_equal(as_array, np.asarray(deblur(pixels, KERNEL).image))
+    assert np.abs(as_array.astype(int) - from_file).max() > 0
+    told = np.asarray(pipe(pixels, kernel=KERNEL, noise_level=JPEG_NOISE_LEVEL)["image"])
+    assert np.abs(told.astype(int) - from_file).max() <= 1  # the level measured on the file is the floor itself
 
 
 def test_images_as_users_have_them(tmp_path, sharp, blurred):
