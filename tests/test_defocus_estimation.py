@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from bikanet_hf import DefocusEstimate, deblur, defocus_kernel, degrade, estimate_defocus, gaussian_kernel, psnr
+from bikanet_hf import (
+    DefocusEstimate,
+    deblur,
+    defocus_estimation,
+    defocus_kernel,
+    degrade,
+    estimate_defocus,
+    gaussian_kernel,
+    psnr,
+)
 from bikanet_hf.deblurring import resolve_blur_type
 from bikanet_hf.defocus_estimation import REGION_MISFIT_LIMIT
 from bikanet_hf.estimation import estimate_kernel
@@ -16,6 +25,9 @@ from bikanet_hf.image_io import jpeg_roundtrip, load_rgb
 from bikanet_hf.kernels import defocus_radius
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "bikanet_hf" / "examples"
+
+
+measure = defocus_estimation._measure
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +87,13 @@ def test_estimate_kernel_and_blur_type_routing(sharp):
     assert resolve_blur_type("auto", None, None, blurred[:40, :40]) == "gaussian"  # too small to measure
 
 
-def test_deblur_auto_uses_the_measured_disk(sharp):
+def test_deblur_auto_uses_the_measured_disk(sharp, monkeypatch):
     blurred = degrade(sharp, defocus_kernel(3.5))
+    measured = []
+    monkeypatch.setattr(defocus_estimation, "_last_estimate", None)
+    monkeypatch.setattr(defocus_estimation, "_measure", lambda image: measured.append(1) or measure(image))
     auto = deblur(blurred, precision="float32")  # blur_type="auto", the default
+    assert len(measured) == 1  # looking for a disk and measuring its kernel: one measurement
     assert any("lens out of focus: a disk of radius ≈ 3.5 px" in note for note in auto.notes)
     assert defocus_radius(auto.kernel) == pytest.approx(3.5, rel=0.03) and auto.kernel_estimated
     gaussian = deblur(blurred, blur_type="gaussian", precision="float32")  # a Gaussian estimate
