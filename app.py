@@ -719,8 +719,8 @@ estimates the kernel from the photo itself; if you know the blur, give it in **K
 - **Does not fix well:** camera shake in blind mode (experimental: the shake's path is traced from the photo's
   edges, which helps on average but can go wrong on textured photos), a photo only partly out of focus (a sharp
   subject before a blurred background: "Soft blur" then uses a Gaussian, which changes it little), compressed
-  JPEGs (the compression removes the detail the blur left: at quality 90 our defocus benchmark gains 2 dB instead
-  of 8), very large defocus, or blur that changes across the picture (the "blur changes across the photo" option
+  JPEGs (the compression removes the detail the blur left: at quality 90 our benchmarks gain 2–3 dB instead of
+  4–9), very large defocus, or blur that changes across the picture (the "blur changes across the photo" option
   estimates a kernel per tile, which helps some). A wrong kernel gives a wrong result: try a few and compare.
 - **Blind estimates** assume one blur for the whole photo unless that option is on; a photo with few edges gives
   a poor estimate. **Try it on a sharp photo** shows how close the estimate comes to the truth.
