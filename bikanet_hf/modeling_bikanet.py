@@ -87,7 +87,7 @@ NOISE_LEVEL_UNIT = 5.0 / 255.0
 # Probed on the first 32 quick pairs of bsds500_val saved as JPEGs with a model that had never seen a JPEG (gain over
 # the blurred input, true kernel / blind; lossless: +5.09 / +4.57): quality 95 +1.97 / +2.30 measured, +3.41 / +3.12
 # told 2; quality 90 +1.24 / +2.07 → +3.01 / +2.75 (4: +2.93 / +2.72); quality 75 +0.17 / +1.62 → +1.94 / +1.95.
-# Measured on all 100: benchmarks/results/jpeg.md.
+# Measured on all 100 with that model: benchmarks/results/jpeg_before_jpeg.md; with the shipped one: jpeg.md.
 JPEG_NOISE_LEVEL = 2.0
 # The noise level is read in blocks of NOISE_BLOCK×NOISE_BLOCK pixels, from the NOISE_QUANTILE-th quantile of their
 # measured levels (chosen on sharp, blurred and noisy photos: see estimate_noise_level).

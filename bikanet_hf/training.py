@@ -213,8 +213,8 @@ def add_training_arguments(
         type=float,
         default=0.0,
         help="Fraction of samples whose blurred crop is saved as a JPEG (quality 70–95) and read back, as users' "
-        "photos come; BIKAnet models that read the noise level are told at least deblurring.JPEG_NOISE_LEVEL for "
-        "them, as deblur() does for JPEG files.",
+        "photos come; BIKAnet models that read the noise level are told at least JPEG_NOISE_LEVEL (2 grey levels) "
+        "for them, as deblur() does for JPEG files.",
     )
     g.add_argument(
         "--defocus_fraction",
