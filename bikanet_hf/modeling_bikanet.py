@@ -145,6 +145,14 @@ def estimate_noise_level(images: torch.Tensor) -> torch.Tensor:
     return torch.stack(levels)
 
 
+def jpeg_floored_noise_level(images: torch.Tensor, jpeg: bool | torch.Tensor = True) -> torch.Tensor:
+    """:func:`estimate_noise_level` of ``images``, raised to at least ``JPEG_NOISE_LEVEL`` where ``jpeg`` (one bool for
+    all, or one per image): the level a JPEG photo is told, by the pipeline and in training."""
+    levels = estimate_noise_level(images)
+    floor = torch.as_tensor(jpeg, device=levels.device).float() * (JPEG_NOISE_LEVEL / 255)
+    return torch.maximum(levels, floor)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Motion flow (the motion-blur extension)
 # ---------------------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from PIL import Image
 from transformers import Pipeline
 
 from .image_processing_bikanet import BikanetImageProcessor
-from .modeling_bikanet import JPEG_NOISE_LEVEL, check_precision, estimate_noise_level, user_noise_level
+from .modeling_bikanet import check_precision, jpeg_floored_noise_level, user_noise_level
 from .modeling_kernel_estimator import BikanetKernelEstimator
 
 ESTIMATOR_SUBFOLDER = "kernel_estimator"
@@ -143,7 +143,7 @@ class ImageDeblurringPipeline(Pipeline):
         noise_level: torch.Tensor | None = None,
     ) -> dict:
         if noise_level is None and model_inputs["jpeg"] and self.model.config.noise_level_input:
-            noise_level = estimate_noise_level(model_inputs["pixel_values"]).clamp(min=JPEG_NOISE_LEVEL / 255)
+            noise_level = jpeg_floored_noise_level(model_inputs["pixel_values"])
         output = self.model.deblur_tiled(
             model_inputs["pixel_values"],
             model_inputs["kernel"],

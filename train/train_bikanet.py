@@ -38,14 +38,14 @@ import torch
 
 from bikanet_hf import corpus
 from bikanet_hf.configuration_bikanet import KERNEL_CONDITIONINGS, BikanetConfig
-from bikanet_hf.deblurring import JPEG_NOISE_LEVEL, jpeg_noise_level, restore
+from bikanet_hf.deblurring import jpeg_noise_level, restore
 from bikanet_hf.estimation import estimate_kernel
 from bikanet_hf.hub import write_model_card
 from bikanet_hf.image_io import jpeg_roundtrip
 from bikanet_hf.image_processing_bikanet import BikanetImageProcessor
 from bikanet_hf.kernels import KERNEL_SIZE
 from bikanet_hf.metrics import aligned_psnr, psnr, ssim
-from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring, estimate_noise_level
+from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring, jpeg_floored_noise_level
 from bikanet_hf.motion import MOTION_KERNEL_SIZE
 from bikanet_hf.protocol import protocol_pairs
 from bikanet_hf.shake_estimation import estimate_shake_kernel
@@ -298,8 +298,7 @@ def main(argv: list[str] | None = None) -> Path:
             noise_level = None
             if jpeg_floor:
                 # JPEG crops are told what deblur() tells a JPEG file: the measured level, at least JPEG_NOISE_LEVEL.
-                floor = (batch["jpeg_quality"] > 0).float() * (JPEG_NOISE_LEVEL / 255)
-                noise_level = torch.maximum(estimate_noise_level(batch["blurred"]), floor)
+                noise_level = jpeg_floored_noise_level(batch["blurred"], batch["jpeg_quality"] > 0)
             out = model(
                 pixel_values=batch["blurred"],
                 kernel=batch["model_kernel"],
