@@ -304,15 +304,22 @@ class _BlurredCrop:
 
 
 def _draw_kernel(
-    rng: np.random.Generator, kernel_family: str, bank16_fraction: float, defocus_fraction: float = 0.0
+    rng: np.random.Generator,
+    kernel_family: str,
+    bank16_fraction: float,
+    defocus_fraction: float = 0.0,
+    near_sharp_fraction: float = 0.0,
 ) -> tuple:
     """One training kernel: ``(kernel, kernel_id, σ_major, σ_minor, θ)``; for camera-shake kernels (``"motion"``,
     :data:`~bikanet_hf.motion.MOTION_KERNEL_SIZE` square) the widths and angle are those of its spread and the id
-    is −1; ``defocus_fraction``: the share of defocus disks among the Gaussians (``sample_kernels``)."""
+    is −1; ``defocus_fraction`` and ``near_sharp_fraction``: the shares of defocus disks and of nearly sharp kernels
+    among the Gaussians (``sample_kernels``)."""
     if kernel_family == "motion":
         kernel = camera_shake_kernel(rng)
         return (kernel, -1, *kernel_spread(kernel))
-    drawn = sample_kernels(1, rng, bank16_fraction, defocus_fraction=defocus_fraction)
+    drawn = sample_kernels(
+        1, rng, bank16_fraction, near_sharp_fraction=near_sharp_fraction, defocus_fraction=defocus_fraction
+    )
     return drawn.kernels[0], int(drawn.kernel_id[0]), drawn.sigma_major[0], drawn.sigma_minor[0], drawn.theta[0]
 
 
@@ -325,6 +332,7 @@ def _blur_region(
     kernel_family: str = "gaussian",
     drawn: tuple | None = None,
     defocus_fraction: float = 0.0,
+    near_sharp_fraction: float = 0.0,
 ) -> _BlurredCrop:
     """Blur a crop-plus-margin region (margin: half the kernel family's size) with a kernel drawn from ``rng`` and
     keep the centre.
@@ -334,7 +342,7 @@ def _blur_region(
     :func:`_draw_kernel` returns them) blurs with that kernel instead of drawing one.
     """
     if drawn is None:
-        drawn = _draw_kernel(rng, kernel_family, bank16_fraction, defocus_fraction)
+        drawn = _draw_kernel(rng, kernel_family, bank16_fraction, defocus_fraction, near_sharp_fraction)
     kernel, kernel_id, sigma_major, sigma_minor, theta = drawn
     generator = torch.Generator().manual_seed(noise_seed) if noise_sigma > 0 else None
     blurred = degrade(np.ascontiguousarray(region), kernel, noise_sigma=noise_sigma, generator=generator)
@@ -715,6 +723,7 @@ class OnTheFlyTransform:
         kernel_estimates: dict[str, np.ndarray] | None = None,
         defocus_fraction: float = 0.0,
         jpeg_probability: float = 0.0,
+        near_sharp_fraction: float = 0.0,
     ) -> None:
         self.images = images  # undecoded Image values: {"bytes", "path"}
         self.crop_size = crop_size
@@ -728,6 +737,7 @@ class OnTheFlyTransform:
         self.kernel_estimates = kernel_estimates
         self.defocus_fraction = defocus_fraction
         self.jpeg_probability = jpeg_probability
+        self.near_sharp_fraction = near_sharp_fraction
         self.margin = _margin(kernel_family)
         self._decoded: list[np.ndarray | None] = [None] * len(images)
 
@@ -769,6 +779,7 @@ class OnTheFlyTransform:
             _draw_noise_seed(rng),
             self.kernel_family,
             defocus_fraction=self.defocus_fraction,
+            near_sharp_fraction=self.near_sharp_fraction,
         )
         # Drawn last, so that the option changes nothing else about the data.
         model_kernel, estimated = crop.kernel, rng.random() < self.estimated_kernel_probability
@@ -860,6 +871,7 @@ def on_the_fly(
     kernel_estimates: str | os.PathLike | None = None,
     defocus_fraction: float = 0.0,
     jpeg_probability: float = 0.0,
+    near_sharp_fraction: float = 0.0,
 ) -> datasets.Dataset:
     """A dataset of ``num_samples`` training samples made when read, from the ``sharp`` images of ``sharp_dataset``
     (see :func:`sharp_images`).
@@ -873,7 +885,9 @@ def on_the_fly(
     ``kernel_family="motion"`` draws camera-shake kernels (:func:`bikanet_hf.motion.camera_shake_kernel`, 31×31)
     instead of Gaussians (``bank16_fraction`` is then unused). With probability ``defocus_fraction`` a Gaussian
     crop's kernel is a defocus disk instead (:func:`bikanet_hf.kernels.defocus_kernel`, radius 1–7.5 px), the
-    blur of a lens out of focus; the ``kernel_estimates`` file says which kernels its photos were blurred with.
+    blur of a lens out of focus, and with probability ``near_sharp_fraction`` (of the others) a nearly sharp Gaussian
+    (σ 0.3–0.6, :data:`~bikanet_hf.kernels.NEAR_SHARP_SIGMA_RANGE`), so that a model learns to leave a sharp photo as
+    it is; the ``kernel_estimates`` file says which kernels its photos were blurred with.
 
     ``model_kernel`` is the kernel the model is given (``kernel_is_estimate`` says which): the true ``kernel``, or
     with probability
@@ -913,10 +927,9 @@ def on_the_fly(
         raise ValueError(f"context_probability must be in [0, 1], got {context_probability}.")
     if not 0.0 <= estimated_kernel_probability <= 1.0:
         raise ValueError(f"estimated_kernel_probability must be in [0, 1], got {estimated_kernel_probability}.")
-    if not 0.0 <= defocus_fraction <= 1.0 or (defocus_fraction and kernel_family != "gaussian"):
-        raise ValueError(
-            f"defocus_fraction must be in [0, 1], and 0 unless kernel_family='gaussian'; got {defocus_fraction}."
-        )
+    for name, fraction in (("defocus_fraction", defocus_fraction), ("near_sharp_fraction", near_sharp_fraction)):
+        if not 0.0 <= fraction <= 1.0 or (fraction and kernel_family != "gaussian"):
+            raise ValueError(f"{name} must be in [0, 1], and 0 unless kernel_family='gaussian'; got {fraction}.")
     if estimated_kernel_probability > 0 and kernel_family != "motion" and kernel_estimates is None:
         raise ValueError(
             "estimated_kernel_probability with Gaussian blur needs kernel_estimates (whole-photo estimates of "
@@ -943,5 +956,6 @@ def on_the_fly(
         estimates,
         defocus_fraction,
         jpeg_probability,
+        near_sharp_fraction,
     )
     return datasets.Dataset.from_dict({"sample_id": np.arange(num_samples)}).with_transform(transform)

@@ -136,6 +136,9 @@ def model_card(
         )
     defocus = training.get("defocus_fraction") or 0.0  # older runs recorded none
     defocus = f"; a defocus disk of radius 1–7.5 px instead for {defocus:.0%} of them" if defocus else ""
+    near_sharp = training.get("near_sharp_fraction") or 0.0  # older runs recorded none
+    if near_sharp:
+        defocus += f"; a nearly sharp Gaussian (σ 0.3–0.6) for {near_sharp:.0%} of the others"
     sigma, fraction = training["noise_sigma"], training.get("noise_probability")  # older runs recorded no fraction
     if not sigma or fraction == 0:
         noise = "no noise"

@@ -224,6 +224,14 @@ def add_training_arguments(
         "lens out of focus) instead of a Gaussian.",
     )
     g.add_argument(
+        "--near_sharp_fraction",
+        type=float,
+        default=0.0,
+        help="Gaussian family: the fraction of the other samples blurred with a nearly sharp Gaussian (σ 0.3–0.6, "
+        "as a sharp photo looks to the kernel estimator), so that the model learns to leave sharp photos as they are; "
+        "use with --kernel_estimates made with the same option.",
+    )
+    g.add_argument(
         "--kernel_family",
         choices=("gaussian", "motion"),
         default="gaussian",
@@ -373,6 +381,7 @@ def run_training(args: argparse.Namespace, make_task: Callable[[], TrainingTask]
             kernel_estimates=args.kernel_estimates,
             defocus_fraction=args.defocus_fraction,
             jpeg_probability=args.jpeg_probability,
+            near_sharp_fraction=args.near_sharp_fraction,
         )
     # Sequential order: the randomness is in the samples themselves, so resuming is skipping the batches seen.
     train_dataloader = torch.utils.data.DataLoader(
@@ -511,6 +520,7 @@ def run_summary(state: dict, args: argparse.Namespace) -> dict:
         "kernel_family": args.kernel_family,
         "bank16_fraction": args.bank16_fraction,
         "defocus_fraction": args.defocus_fraction,
+        "near_sharp_fraction": args.near_sharp_fraction,
         "context_probability": args.context_probability,
         "estimated_kernel_probability": args.estimated_kernel_probability,
         "kernel_estimates": Path(args.kernel_estimates).name if args.kernel_estimates else None,

@@ -327,6 +327,21 @@ def test_on_the_fly_defocus_share(sharp):
         corpus.on_the_fly(sharp, num_samples=1, crop_size=CROP, defocus_fraction=0.5, kernel_family="motion")
 
 
+def test_on_the_fly_near_sharp_share(sharp):
+    low, high = kernels.NEAR_SHARP_SIGMA_RANGE
+    plain = corpus.on_the_fly(sharp, num_samples=40, crop_size=CROP, seed=4)
+    ds = corpus.on_the_fly(sharp, num_samples=40, crop_size=CROP, seed=4, near_sharp_fraction=0.5)
+    near = [s for s in (ds[i] for i in range(40)) if s["sigma_major"] <= high]
+    assert 8 < len(near) < 32
+    for sample in near:
+        assert low <= float(sample["sigma_minor"]) <= float(sample["sigma_major"]) <= high
+        widths = (float(sample["sigma_major"]), float(sample["sigma_minor"]), float(sample["theta"]))
+        np.testing.assert_allclose(sample["kernel"].numpy(), kernels.gaussian_kernel(*widths), atol=1e-6)
+    assert not any(plain[i]["sigma_major"] <= low for i in range(40))  # the random family starts at 0.6
+    with pytest.raises(ValueError, match="near_sharp_fraction"):
+        corpus.on_the_fly(sharp, num_samples=1, crop_size=CROP, near_sharp_fraction=0.5, kernel_family="motion")
+
+
 def test_on_the_fly_transform_pickles(sharp):
     ds = corpus.on_the_fly(sharp, num_samples=4, crop_size=CROP, seed=3)
     expected = ds[2]

@@ -65,8 +65,9 @@ def test_model_card_without_evaluation_uses_training_validation(tmp_path):
 
 def test_model_card_says_when_defocus_disks_were_trained_on(tmp_path):
     for fraction, said in ((0.0, False), (0.25, True)):
-        training = {**TRAINING, "defocus_fraction": fraction}
+        training = {**TRAINING, "defocus_fraction": fraction, "near_sharp_fraction": fraction / 2}
         (tmp_path / "eval_results.json").write_text(json.dumps({"validation_quick": VALIDATION, "training": training}))
         text = ModelCard.load(write_model_card(tmp_path, name="m")).text
         assert ("a defocus disk of radius 1–7.5 px instead for 25% of them" in text) is said
+        assert ("a nearly sharp Gaussian (σ 0.3–0.6) for 12% of the others" in text) is said
         assert "Gaussian family" in text

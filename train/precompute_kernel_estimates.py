@@ -9,8 +9,10 @@ estimator ``deblur()`` uses for that blur, as it does for a user's photo:
   by edge prediction (:func:`bikanet_hf.shake_estimation.estimate_shake_kernel`), about 1.6 s per estimate per core;
   estimates made on training crops instead (``--estimated_kernel_probability`` alone) are much worse.
 * ``--kernel_family gaussian``: the training Gaussians (half bank16, half the random family, 17×17; with
-  ``--defocus_fraction``, that share of defocus disks instead), estimated by the bundled amortized estimator (or
-  ``--estimator``) with the covariance scale ``deblur()`` applies, as a user's soft photo is; about 0.05 s each.
+  ``--defocus_fraction``, that share of defocus disks instead; with ``--near_sharp_fraction``, that share of the
+  Gaussians nearly sharp, σ 0.3–0.6, as a sharp photo looks to the estimator), estimated by the bundled amortized
+  estimator (or ``--estimator``) with the covariance scale ``deblur()`` applies, as a user's soft photo is; about
+  0.05 s each.
 
 Writes one ``.npz``: ``sources`` (the photos' paths, in the order of :func:`bikanet_hf.corpus.sharp_images`),
 ``image_index``, ``kernel`` and ``estimate`` (N×k×k float32), ``seed``, ``kernel_family``.
@@ -62,25 +64,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Gaussian only: the share of defocus disks among the kernels (radius 1–7.5 px; default 0), as "
         "train_bikanet.py --defocus_fraction.",
     )
+    parser.add_argument(
+        "--near_sharp_fraction",
+        type=float,
+        default=0.0,
+        help="Gaussian only: the share of nearly sharp kernels among the Gaussians (σ 0.3–0.6; default 0), as "
+        "train_bikanet.py --near_sharp_fraction.",
+    )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the kernels (default 0).")
     parser.add_argument("--limit", type=int, default=None, help="Only the first N photos (default: all).")
     parser.add_argument("--workers", type=int, default=2, help="Processes (default 2, one per core).")
     args = parser.parse_args(argv)
     if args.per_image < 1:
         parser.error("--per_image must be at least 1")
-    if (args.estimator or args.defocus_fraction) and args.kernel_family != "gaussian":
-        parser.error("--estimator and --defocus_fraction are for --kernel_family gaussian")
-    if not 0 <= args.defocus_fraction <= 1:
-        parser.error("--defocus_fraction must be in [0, 1]")
+    if (args.estimator or args.defocus_fraction or args.near_sharp_fraction) and args.kernel_family != "gaussian":
+        parser.error("--estimator, --defocus_fraction and --near_sharp_fraction are for --kernel_family gaussian")
+    for name in ("defocus_fraction", "near_sharp_fraction"):
+        if not 0 <= getattr(args, name) <= 1:
+            parser.error(f"--{name} must be in [0, 1]")
     return args
 
 
 def estimate_photo(
-    job: tuple[int, str, int, int, str, str | None, float],
+    job: tuple[int, str, int, int, str, str | None, float, float],
 ) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """(photo index, kernel, estimate) for each of the ``per_image`` kernels of one photo (read once)."""
     torch.set_num_threads(1)
-    index, path, per_image, seed, kernel_family, estimator, defocus_fraction = job
+    index, path, per_image, seed, kernel_family, estimator, defocus_fraction, near_sharp_fraction = job
     sharp = load_rgb(path)
     results = []
     for j in range(per_image):
@@ -89,7 +99,9 @@ def estimate_photo(
             kernel = camera_shake_kernel(rng)
             estimate = estimate_shake_kernel(degrade(sharp, kernel) / 255.0, MOTION_KERNEL_SIZE)
         else:
-            kernel = sample_kernels(1, rng, bank16_fraction=0.5, defocus_fraction=defocus_fraction).kernels[0]
+            kernel = sample_kernels(
+                1, rng, bank16_fraction=0.5, near_sharp_fraction=near_sharp_fraction, defocus_fraction=defocus_fraction
+            ).kernels[0]
             blurred = degrade(sharp, kernel)
             estimate = estimate_kernel(blurred, method="amortized", estimator=estimator, for_deblurring=True)
         results.append((index, kernel, estimate))
@@ -102,7 +114,16 @@ def main(argv: list[str] | None = None) -> Path:
     sources = [value["path"] for value in images["sharp"]]
     count = len(sources) if args.limit is None else min(args.limit, len(sources))
     jobs = [
-        (i, sources[i], args.per_image, args.seed, args.kernel_family, args.estimator, args.defocus_fraction)
+        (
+            i,
+            sources[i],
+            args.per_image,
+            args.seed,
+            args.kernel_family,
+            args.estimator,
+            args.defocus_fraction,
+            args.near_sharp_fraction,
+        )
         for i in range(count)
     ]
     start, results = time.time(), []
