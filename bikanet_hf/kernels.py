@@ -182,7 +182,8 @@ def validate_kernel(kernel: np.ndarray, name: str = "kernel", warn: bool = True)
     ``warn=False``).
     """
     k = np.asarray(kernel, dtype=np.float64)
-    k = np.squeeze(k)
+    if k.ndim > 2:  # 1×k×k or k×k×1, as some loaders give it; a 1×1 kernel (a delta) or 1×k line stays 2-D
+        k = k.reshape([n for n in k.shape if n != 1] or [1, 1])
     if k.size == 0:
         raise ValueError(f"The {name} is empty.")
     if k.ndim != 2:

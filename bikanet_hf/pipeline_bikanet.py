@@ -33,7 +33,9 @@ ESTIMATOR_SUBFOLDER = "kernel_estimator"
 def kernel_for_model(kernel, size: int) -> np.ndarray:
     """An odd-sized 2-D kernel as ``size×size`` float64 summing to 1: centred in zeros if smaller, its central
     window renormalised if larger. ``ValueError`` for kernels empty, even-sized, not finite or of non-positive sum."""
-    k = np.squeeze(np.asarray(kernel, dtype=np.float64))
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.ndim > 2:  # 1×k×k or k×k×1; a 1×1 kernel (a delta) or a 1×k line stays 2-D
+        k = k.reshape([n for n in k.shape if n != 1] or [1, 1])
     if k.ndim != 2 or k.size == 0 or k.shape[0] % 2 == 0 or k.shape[1] % 2 == 0:
         raise ValueError(f"A blur kernel must be a non-empty 2-D array of odd sizes, got shape {k.shape}.")
     if not np.all(np.isfinite(k)) or k.sum() <= 0:

@@ -24,6 +24,7 @@ from bikanet_hf.estimation import LARGE_MODEL
 from bikanet_hf.kernels import degrade, gaussian_kernel, kernel_spread
 from bikanet_hf.metrics import psnr
 from bikanet_hf.modeling_kernel_estimator import BikanetKernelEstimator
+from bikanet_hf.pipeline_bikanet import kernel_for_model
 
 KERNEL = gaussian_kernel(2.5, 1.0, 30)
 
@@ -179,6 +180,10 @@ def test_kernels_are_checked_and_fitted_to_the_model(blurred):
         deblur(blurred, -np.ones((3, 3)))
     with pytest.raises(ValueError, match="empty"):
         deblur(blurred, np.zeros((0, 0)))
+    delta = np.zeros((17, 17))
+    delta[8, 8] = 1
+    np.testing.assert_array_equal(deblur(blurred[:48, :48], np.ones((1, 1))).kernel, delta)  # "no blur", 1×1
+    np.testing.assert_array_equal(kernel_for_model(np.ones((1, 1, 1)), 17), delta)  # the pipeline's reading
     kernel, notes = prepare_kernel(2 * gaussian_kernel(1.0, 1.0, 0, size=5), size=17)
     assert kernel.shape == (17, 17) and kernel.sum() == pytest.approx(1) and "normalised" in notes[0]
     np.testing.assert_allclose(kernel[6:11, 6:11], gaussian_kernel(1.0, 1.0, 0, size=5))

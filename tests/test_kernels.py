@@ -237,6 +237,14 @@ def test_validate_kernel_rejects_bad_kernels_clearly(kernel, message):
         validate_kernel(kernel)
 
 
+def test_validate_kernel_keeps_deltas_and_lines_and_drops_extra_axes():
+    np.testing.assert_array_equal(validate_kernel(np.full((1, 1), 3.0), warn=False), np.ones((1, 1)))
+    assert validate_kernel(np.ones((1, 5)) / 5).shape == (1, 5)  # a horizontal line, not a 1-D array
+    k = gaussian_kernel(1.0, 1.0, 0.0)
+    np.testing.assert_array_equal(validate_kernel(k[None]), k)
+    np.testing.assert_array_equal(validate_kernel(k[..., None]), k)
+
+
 def test_load_kernel_errors(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="not a readable kernel image"):
