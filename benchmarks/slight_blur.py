@@ -4,9 +4,11 @@ as it was (the estimator answering "no blur", a near-delta kernel), and a slight
 Each photo of ``--sets`` is taken as it is (σ = 0) and blurred by the protocol (isotropic Gaussian, 8-bit) with each
 further ``--sigmas``; each version is deblurred blind with ``bikanet_hf.deblur`` (the default BIKAnet or
 ``--model``, each ``--estimator`` in turn, whole photo). Reported: PSNR of the result against the sharp photo (for
-σ = 0: against itself, higher = less changed; with a kernel of σ = 0.3 the default BIKAnet returns these photos at
-35–42 dB), its gain over the input, and the widest σ of the amortized estimate (as ``estimate_kernel`` returns it,
-before the deblurring scale; ``SlightBlurWarning`` is raised under ``SLIGHT_BLUR_SIGMA``).
+σ = 0: against itself, higher = less changed), its gain over the input, and the widest σ of the amortized estimate
+(as ``estimate_kernel`` returns it, before the deblurring scale; ``SlightBlurWarning`` is raised under
+``SLIGHT_BLUR_SIGMA``). The ``true kernel`` rows deblur each version with the kernel it was blurred with (for σ = 0
+a delta, 1×1): what the model does when the estimate is right, so that the estimator's part in a change can be told
+from the model's.
 
 Usage: ``python benchmarks/slight_blur.py [--model FOLDER] [--estimator NAME=FOLDER ...]``; writes
 ``benchmarks/results/slight_blur.{json,md}``.
@@ -54,20 +56,25 @@ def main() -> None:
     }
     report: dict = {"photos": [f"{p.parent.name}/{p.name}" for p in photos], "sigmas": args.sigmas, "rows": {}}
     report["model"] = args.model or "bundled"
-    for name, folder in estimators.items():
-        estimator = load_estimator(folder)
+    for name, folder in [("true kernel", None), *estimators.items()]:
+        estimator = load_estimator(folder) if folder else None
         for sigma, images in inputs.items():
             scores, gains, widths = [], [], []
+            true_kernel = gaussian_kernel(sigma, sigma, 0.0) if sigma else np.ones((1, 1))
             for truth, image in zip(sharp, images, strict=True):
-                result = deblur(image, model=args.model, estimator=estimator)
+                if estimator is None:
+                    result = deblur(image, true_kernel, model=args.model)
+                    widths.append(sigma)
+                else:
+                    result = deblur(image, model=args.model, estimator=estimator)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        widths.append(kernel_spread(estimate_kernel(image, estimator=estimator))[0])
                 scores.append(psnr(truth, np.asarray(result.image)))
                 gains.append(scores[-1] - psnr(truth, image) if sigma else 0.0)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    widths.append(kernel_spread(estimate_kernel(image, estimator=estimator))[0])
             report["rows"][f"{name} σ={sigma:g}"] = {
                 "estimator": name,
-                "folder": str(folder),
+                "folder": str(folder) if folder else None,
                 "sigma": sigma,
                 "psnr": float(np.mean(scores)),
                 "worst_psnr": float(np.min(scores)),
@@ -82,13 +89,18 @@ def main() -> None:
         f"Blind deblurring of {len(photos)} photos ({', '.join(args.sets)}; the first {args.limit} of each) as they "
         "are (σ = 0) and slightly blurred: PSNR of the result against the sharp photo (mean / worst), its gain over "
         f"the input, and the amortized estimate's widest σ in px (mean, range; share under {SLIGHT_BLUR_SIGMA}, "
-        "which `deblur()` warns about as slight blur).\n",
+        "which `deblur()` warns about as slight blur). The `true kernel` rows are deblurred with the kernel each "
+        "version was blurred with (a delta for σ = 0).\n",
         "| estimator | blur σ | PSNR (dB) | worst | gain over input (dB) | estimated σ₁ | range | warned |",
         "|---|---|---|---|---|---|---|---|",
         *(
             f"| {r['estimator']} | {r['sigma']:g} | {r['psnr']:.2f} | {r['worst_psnr']:.2f} | "
             + (f"{r['gain']:+.2f}" if r["sigma"] else "—")
-            + f" | {r['estimated_sigma_major']:.2f} | {lo:.2f}–{hi:.2f} | {r['share_warned']:.0%} |"
+            + (
+                f" | {r['estimated_sigma_major']:.2f} | {lo:.2f}–{hi:.2f} | {r['share_warned']:.0%} |"
+                if r["folder"]
+                else " | — | — | — |"
+            )
             for r in report["rows"].values()
             for lo, hi in [r["estimated_sigma_range"]]
         ),
