@@ -358,13 +358,16 @@ def test_gaussian_samples_take_whole_photo_estimates(tiny_folder, sharp, tmp_pat
     output = tmp_path / "estimates.npz"
     script = REPO_ROOT / "train" / "precompute_kernel_estimates.py"
     options = ["--train_dirs", str(tiny_folder), "--per_image", "2", "--workers", "1", "--kernel_family", "gaussian"]
+    options += ["--near_sharp_fraction", "0.5"]
     subprocess.run([sys.executable, str(script), "--output", str(output), *options], check=True, timeout=300)
     made = np.load(output)
     assert made["kernel"].shape == made["estimate"].shape == (6, 17, 17) and str(made["kernel_family"]) == "gaussian"
     photo = np.array(Image.open(tiny_folder / "b.jpg").convert("RGB"))
     entry = 3  # photo 1 (b.jpg), its second kernel
-    kernel = kernels.sample_kernels(1, np.random.default_rng([0, 1, 1]), bank16_fraction=0.5).kernels[0]
+    drawn = kernels.sample_kernels(1, np.random.default_rng([0, 1, 1]), bank16_fraction=0.5, near_sharp_fraction=0.5)
+    kernel = drawn.kernels[0]
     np.testing.assert_allclose(made["kernel"][entry], kernel, atol=1e-6)
+    assert 0 < sum(kernels.kernel_spread(k)[0] < kernels.NEAR_SHARP_SIGMA_RANGE[1] + 0.01 for k in made["kernel"]) < 6
     expected = estimate_kernel(kernels.degrade(photo, kernel), method="amortized", for_deblurring=True)
     np.testing.assert_allclose(made["estimate"][entry], expected, atol=1e-6)
 
