@@ -337,7 +337,7 @@ def test_on_the_fly_near_sharp_share(sharp):
         assert low <= float(sample["sigma_minor"]) <= float(sample["sigma_major"]) <= high
         widths = (float(sample["sigma_major"]), float(sample["sigma_minor"]), float(sample["theta"]))
         np.testing.assert_allclose(sample["kernel"].numpy(), kernels.gaussian_kernel(*widths), atol=1e-6)
-    assert not any(plain[i]["sigma_major"] <= low for i in range(40))  # the random family starts at 0.6
+    assert not any(plain[i]["sigma_major"] < high for i in range(40))  # without the option: σ ≥ 0.6
     with pytest.raises(ValueError, match="near_sharp_fraction"):
         corpus.on_the_fly(sharp, num_samples=1, crop_size=CROP, near_sharp_fraction=0.5, kernel_family="motion")
 
