@@ -134,11 +134,11 @@ def model_card(
             "| – |"
             f"\n| JPEG track: this model, true kernel | {validation['psnr_jpeg']:.2f} | – |"
         )
-    defocus = training.get("defocus_fraction") or 0.0  # older runs recorded none
-    defocus = f"; a defocus disk of radius 1–7.5 px instead for {defocus:.0%} of them" if defocus else ""
-    near_sharp = training.get("near_sharp_fraction") or 0.0  # older runs recorded none
-    if near_sharp:
-        defocus += f"; a nearly sharp Gaussian (σ 0.3–0.6) for {near_sharp:.0%} of the others"
+    # Kernels besides the Gaussians (older runs recorded neither share)
+    defocus, near_sharp = training.get("defocus_fraction") or 0.0, training.get("near_sharp_fraction") or 0.0
+    extras = (f"; a defocus disk of radius 1–7.5 px instead for {defocus:.0%} of them" if defocus else "") + (
+        f"; a nearly sharp Gaussian (σ 0.3–0.6) for {near_sharp:.0%} of the others" if near_sharp else ""
+    )
     sigma, fraction = training["noise_sigma"], training.get("noise_probability")  # older runs recorded no fraction
     if not sigma or fraction == 0:
         noise = "no noise"
@@ -243,7 +243,7 @@ sharp = processor.postprocess(out.reconstruction, inputs["original_sizes"])[0]
 ## Training
 
 - Data: on-the-fly crops ({training["crop_size"]}×{training["crop_size"]}) of {", ".join(training["train_sources"])},
-  each blurred with a fresh kernel ({text["kernels"].format(bank16_fraction=training["bank16_fraction"])}{defocus}),
+  each blurred with a fresh kernel ({text["kernels"].format(bank16_fraction=training["bank16_fraction"])}{extras}),
   {noise};{given_kernel}
   {training["context_probability"]:.0%} of the crops blurred with their real surroundings, the others with mirror
   padding as the protocol blurs whole images.
