@@ -64,7 +64,6 @@ def main() -> None:
             for truth, image in zip(sharp, images, strict=True):
                 if estimator is None:
                     result = deblur(image, true_kernel, model=args.model)
-                    widths.append(sigma)
                 else:
                     result = deblur(image, model=args.model, estimator=estimator)
                     with warnings.catch_warnings():
@@ -79,9 +78,10 @@ def main() -> None:
                 "psnr": float(np.mean(scores)),
                 "worst_psnr": float(np.min(scores)),
                 "gain": float(np.mean(gains)),
-                "estimated_sigma_major": float(np.mean(widths)),
-                "estimated_sigma_range": [float(np.min(widths)), float(np.max(widths))],
-                "share_warned": float(np.mean(np.array(widths) < SLIGHT_BLUR_SIGMA)),
+                # None for the true-kernel rows, which estimate nothing
+                "estimated_sigma_major": float(np.mean(widths)) if widths else None,
+                "estimated_sigma_range": [float(np.min(widths)), float(np.max(widths))] if widths else None,
+                "share_warned": float(np.mean(np.array(widths) < SLIGHT_BLUR_SIGMA)) if widths else None,
                 "per_photo_psnr": [round(float(s), 2) for s in scores],
             }
             print(name, sigma, report["rows"][f"{name} σ={sigma:g}"]["psnr"], flush=True)
@@ -98,11 +98,11 @@ def main() -> None:
             + (f"{r['gain']:+.2f}" if r["sigma"] else "—")
             + (
                 f" | {r['estimated_sigma_major']:.2f} | {lo:.2f}–{hi:.2f} | {r['share_warned']:.0%} |"
-                if r["folder"]
+                if r["estimated_sigma_range"]
                 else " | — | — | — |"
             )
             for r in report["rows"].values()
-            for lo, hi in [r["estimated_sigma_range"]]
+            for lo, hi in [r["estimated_sigma_range"] or (None, None)]
         ),
     ]
     write_results(args.out, {**report, **machine(args.threads)}, lines)
