@@ -43,6 +43,7 @@ from bikanet_hf.deblurring import (
     apply_strength,
     estimate_tile_kernels,
     is_motion_kernel,
+    jpeg_evidence,
     jpeg_noise_level,
     reads_as_estimate,
     resolve_blur_type,
@@ -347,10 +348,11 @@ def deblur(
     """``H×W×3`` uint8 blurred photo and its kernel (``estimated``: a blind estimate) → restored uint8 by the model
     that fits the kernel (:func:`model_for`), in tiles for large photos, and the noise σ (grey levels) that model
     was given: ``noise_level`` if set (see :func:`noise_level_setting`), else what it measured in the photo
-    (``None`` for the motion model, which does not read one and ignores ``noise_level``) — for a ``jpeg`` upload at
-    least ``JPEG_NOISE_LEVEL`` when measured, as :func:`bikanet_hf.deblur` does for JPEG files; ``progress`` is a
-    ``gr.Progress`` (or ``None``). ``tile_kernels``: one kernel per tile of ``tile_windows(H, W,
-    VARYING_TILE_SIZE, VARYING_TILE_OVERLAP)``, for blur that varies across the photo."""
+    (``None`` for the motion model, which does not read one and ignores ``noise_level``) — for a ``jpeg`` upload (a
+    JPEG file, or pixels that show a JPEG's blocks) at least ``JPEG_NOISE_LEVEL`` when measured, as
+    :func:`bikanet_hf.deblur` does; ``progress`` is a ``gr.Progress`` (or ``None``). ``tile_kernels``: one kernel
+    per tile of ``tile_windows(H, W, VARYING_TILE_SIZE, VARYING_TILE_OVERLAP)``, for blur that varies across the
+    photo."""
 
     def tile_done(done: int, total: int) -> None:
         if progress is not None:
@@ -598,7 +600,7 @@ def run_blind(
             print_exception=False,
         )
     blurred, stem = read_photo(photo, "blurred photo")
-    jpeg = image_io.is_jpeg(_path_and_name(photo)[0])
+    jpeg = jpeg_evidence(_path_and_name(photo)[0], blurred) is not None
     progress(0.0, desc="Estimating the blur kernel")
     kernel, kernel_text, blur_type = estimate(blurred, how, steps, progress, blur, detect_defocus=not varying)
     picture, tile_kernels = kernels.kernel_to_image(kernel), None
@@ -634,7 +636,7 @@ def run_known_kernel(
     start = time.perf_counter()
     asked = noise_level_setting(noise_level)
     blurred, stem = read_photo(photo, "blurred photo")
-    jpeg = image_io.is_jpeg(_path_and_name(photo)[0])
+    jpeg = jpeg_evidence(_path_and_name(photo)[0], blurred) is not None
     kernel, kernel_text = choose_kernel(
         source, sigma_major, sigma_minor, angle, kernel_file, motion_length, defocus_radius
     )

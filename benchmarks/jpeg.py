@@ -3,10 +3,12 @@
 Outside the protocol (its blurred images are lossless 8-bit): the pairs of ``--track`` on ``--set`` are blurred as the
 protocol says, then saved as a JPEG of each ``--qualities`` and read back (``bikanet_hf.image_io.jpeg_roundtrip``).
 Columns, each with the true kernel and blind (the amortized estimate, narrowed as ``deblur()`` does): BIKAnet told
-the noise level it measures (``measured``: JPEG keeps flat blocks flat, so it reads such photos as clean), and told
-at least ``JPEG_NOISE_LEVEL`` grey levels, as ``deblur()`` does for JPEG files (``floor``). PSNR / SSIM on 8-bit
-images, one pass, float32; the lossless row is the protocol's own (its floor column shows what the floor would cost
-a lossless photo: ``deblur()`` applies it to JPEG files only).
+the noise level it measures (``measured``: JPEG keeps flat blocks flat, so it reads such photos as clean), told at
+least ``JPEG_NOISE_LEVEL`` grey levels, as ``deblur()`` does for JPEG files (``floor``), and as ``deblur()`` runs the
+same pixels passed as an array (``array``: the floor where they show a JPEG's 8×8 blocks,
+``bikanet_hf.modeling_bikanet.shows_jpeg_blocks``, else measured; ``flagged``: the share of photos that do). PSNR /
+SSIM on 8-bit images, one pass, float32; the lossless row is the protocol's own (its floor column shows what the
+floor would cost a lossless photo).
 
 Usage: ``python benchmarks/jpeg.py [--qualities 95 90 75] [--limit N]``; writes ``benchmarks/results/jpeg.{json,md}``.
 """
@@ -25,15 +27,23 @@ from timing import machine, write_results
 from bikanet_hf import corpus
 from bikanet_hf.deblurring import JPEG_NOISE_LEVEL, jpeg_noise_level
 from bikanet_hf.estimation import estimate_kernel, load_estimator
-from bikanet_hf.image_io import jpeg_roundtrip
+from bikanet_hf.image_io import jpeg_roundtrip, to_tensor
 from bikanet_hf.metrics import psnr, ssim
-from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring
+from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring, shows_jpeg_blocks
 from bikanet_hf.protocol import protocol_pairs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 from evaluate import format_cell, model_deblur, score  # noqa: E402
 
-COLUMNS = ("blurred", "true, measured", "true, floor", "blind, measured", "blind, floor")
+COLUMNS = (
+    "blurred",
+    "true, measured",
+    "true, floor",
+    "true, array",
+    "blind, measured",
+    "blind, floor",
+    "blind, array",
+)
 
 
 def main() -> None:
@@ -51,6 +61,7 @@ def main() -> None:
     estimator = load_estimator(Path(args.model) / "kernel_estimator")
     folder = Path(args.set) if Path(args.set).is_dir() else corpus.default_data_dir() / args.set
     rows: dict[str, dict[str, list]] = {}
+    flags: dict[str, list[bool]] = {}
     start = time.time()
     for pair in protocol_pairs(folder, args.track, limit=args.limit):
         for quality in (None, *args.qualities):
@@ -66,11 +77,20 @@ def main() -> None:
                 "blind, measured": model_deblur(model, blurred, estimate, estimated=True),
                 "blind, floor": model_deblur(model, blurred, estimate, estimated=True, noise_level=floor),
             }
-            row = rows.setdefault("lossless" if quality is None else f"JPEG q{quality}", {c: [] for c in COLUMNS})
+            flagged = bool(shows_jpeg_blocks(to_tensor(blurred)[None])[0])
+            for track in ("true", "blind"):
+                outputs[f"{track}, array"] = outputs[f"{track}, {'floor' if flagged else 'measured'}"]
+            label = "lossless" if quality is None else f"JPEG q{quality}"
+            row = rows.setdefault(label, {c: [] for c in COLUMNS})
+            flags.setdefault(label, []).append(flagged)
             for column, image in outputs.items():
                 row[column].append((psnr(pair.sharp, image), ssim(pair.sharp, image)))
         print(pair.name, flush=True)
-    results = {label: {c: score(r[c], r["blurred"]) for c in COLUMNS} for label, r in rows.items()}
+    results = {
+        label: {c: score(r[c], r["blurred"]) for c in COLUMNS}
+        | {"flagged_share": sum(flags[label]) / len(flags[label])}
+        for label, r in rows.items()
+    }
     report = {
         "set": folder.name,
         "track": args.track,
@@ -83,15 +103,17 @@ def main() -> None:
     lines = [
         f"JPEG: {folder.name} {args.track} pairs ({len(rows['lossless']['blurred'])}), blurred by the protocol, then "
         "saved as JPEGs of each quality. PSNR (dB) / SSIM (gain over the blurred input). BIKAnet with the true kernel "
-        "and blind, told the noise level it measures or at least "
-        f"{JPEG_NOISE_LEVEL:g} grey levels (floor, as deblur() does for JPEG files only; on the lossless row it shows "
-        "what the floor would cost). `benchmarks/jpeg.py`.",
+        "and blind, told the noise level it measures, at least "
+        f"{JPEG_NOISE_LEVEL:g} grey levels (floor, as deblur() does for JPEG files; on the lossless row it shows "
+        "what the floor would cost), or as deblur() runs the pixels as an array (array: the floor where they show a "
+        "JPEG's 8×8 blocks — flagged — else measured). `benchmarks/jpeg.py`.",
         "",
-        "| photos | " + " | ".join(COLUMNS) + " |",
-        "|---|" + "---|" * len(COLUMNS),
+        "| photos | flagged | " + " | ".join(COLUMNS) + " |",
+        "|---|---|" + "---|" * len(COLUMNS),
     ]
     for label, row in results.items():
-        lines.append(f"| {label} | " + " | ".join(format_cell(c, row[c]) for c in COLUMNS) + " |")
+        cells = " | ".join(format_cell(c, row[c]) for c in COLUMNS)
+        lines.append(f"| {label} | {row['flagged_share']:.0%} | {cells} |")
     write_results(args.out, report, lines)
 
 

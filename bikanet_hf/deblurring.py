@@ -3,8 +3,8 @@
 The data flows one way: image → processor → kernel (given, or estimated once per image) → BIKAnet (in overlapping
 tiles for large photos) → image. The ``image-deblurring`` pipeline (:mod:`bikanet_hf.pipeline_bikanet`) runs the
 same steps through :func:`prepare_inputs` and :func:`restore`, so both give the same pixels with
-``method="amortized"`` — but for JPEG files, to which :func:`deblur` tells a raised noise level
-(:func:`jpeg_noise_level`).
+``method="amortized"``, JPEG photos included: both tell those a raised noise level (:func:`jpeg_evidence`,
+:func:`jpeg_noise_level`).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from .modeling_bikanet import (
     BikanetForImageDeblurring,
     check_precision,
     estimate_noise_level,
+    shows_jpeg_blocks,
     tile_windows,
     user_noise_level,
 )
@@ -330,14 +331,27 @@ def restore(
     return restored.permute(1, 2, 0).cpu().numpy(), tiles[0] // (8 if self_ensemble else 1), level
 
 
-def jpeg_noise_level(rgb: np.ndarray) -> tuple[torch.Tensor, str | None]:
+def jpeg_evidence(image, rgb: np.ndarray) -> str | None:
+    """Why the photo's compression artefacts are to be told to BIKAnet as noise, as words for a note: ``image`` (what
+    :func:`read_image` took) is a JPEG file or a PIL image read from one (:func:`~bikanet_hf.image_io.is_jpeg`), or
+    its pixels ``rgb`` (``H×W×3`` uint8) show a JPEG's 8×8 block edges, as those of an array read from a JPEG do
+    (:func:`~bikanet_hf.modeling_bikanet.shows_jpeg_blocks`); ``None`` for neither."""
+    if is_jpeg(image):
+        return "is a JPEG"
+    if bool(shows_jpeg_blocks(to_tensor(rgb)[None])[0]):
+        return "shows a JPEG's 8×8 blocks"
+    return None
+
+
+def jpeg_noise_level(rgb: np.ndarray, evidence: str = "is a JPEG") -> tuple[torch.Tensor, str | None]:
     """The noise level to tell BIKAnet for a JPEG photo (``H×W×3`` uint8): the measured one, at least
-    ``JPEG_NOISE_LEVEL`` grey levels (``forward``'s ``noise_level``, [0, 1] scale), and a note when it was raised."""
+    ``JPEG_NOISE_LEVEL`` grey levels (``forward``'s ``noise_level``, [0, 1] scale), and a note when it was raised
+    (``evidence``: :func:`jpeg_evidence`'s words)."""
     measured = float(estimate_noise_level(to_tensor(rgb)[None])[0]) * 255
     if measured >= JPEG_NOISE_LEVEL:
         return torch.tensor([measured / 255]), None
     note = (
-        f"The photo is a JPEG: the model was told a noise level of {JPEG_NOISE_LEVEL:g} grey levels (measured "
+        f"The photo {evidence}: the model was told a noise level of {JPEG_NOISE_LEVEL:g} grey levels (measured "
         f"{measured:.1f}), as compression artefacts are noise to it; pass noise_level to choose another."
     )
     return torch.tensor([JPEG_NOISE_LEVEL / 255]), note
@@ -419,8 +433,8 @@ def deblur(
             levels (0–255 scale), as FFDNet's noise map — larger values smooth more, 0 keeps fine texture that the
             measurement takes for noise; default: measured on the whole photo
             (:func:`~bikanet_hf.modeling_bikanet.estimate_noise_level`), at least ``JPEG_NOISE_LEVEL`` (2) for a
-            JPEG file, whose compression artefacts the model would sharpen (:func:`jpeg_noise_level`; a note says
-            so). ``ValueError`` for other models.
+            JPEG file or pixels that show a JPEG's blocks, whose compression artefacts the model would sharpen
+            (:func:`jpeg_evidence`; a note says so). ``ValueError`` for other models.
 
     Returns:
         A :class:`DeblurResult` (``.image``, ``.kernel``, ``.seconds``, …).
@@ -448,10 +462,8 @@ def deblur(
         raise ValueError("spatially_varying is for Gaussian blur and camera shake; a defocus disk is one per photo.")
     bikanet = load_model(model, blur_type)
     noise_input = user_noise_level(noise_level, bikanet.config)
-    if noise_input is None and bikanet.config.noise_level_input and is_jpeg(image):
-        noise_input, jpeg_note = jpeg_noise_level(rgb)
-    else:
-        jpeg_note = None
+    jpeg = jpeg_evidence(image, rgb) if noise_input is None and bikanet.config.noise_level_input else None
+    noise_input, jpeg_note = jpeg_noise_level(rgb, jpeg) if jpeg else (noise_input, None)
     rgb, _, k, estimated, notes, estimate_seconds = prepare_inputs(
         rgb, kernel, kernel_size=bikanet.config.kernel_size, estimator=estimator, method=method, blur_type=blur_type
     )

@@ -4,8 +4,9 @@ Blind when no kernel is given: the kernel estimator (the pipeline's ``estimator`
 subfolder of the model's folder or Hub repository) estimates it once per image; BIKAnet then deblurs the image in
 overlapping tiles. It runs the same steps as :func:`bikanet_hf.deblur` with ``method="amortized"``, so both give the
 same pixels; like it, it tells a model that reads the noise level at least ``JPEG_NOISE_LEVEL`` (2 grey levels) for
-a JPEG file or a PIL image read from one, whose compression artefacts the model would otherwise sharpen (an array
-carries no format: pass ``noise_level=2`` for one that was a JPEG). For a motion model this one-pass
+a JPEG file, a PIL image read from one, or pixels that show a JPEG's 8×8 blocks (an array carries no format; a
+crop that moved the grid may not be recognised: pass ``noise_level=2``), whose compression artefacts the model would
+otherwise sharpen. For a motion model this one-pass
 estimate is a straight motion; ``deblur(..., blur_type="motion")`` traces the shake's path instead
 (``bikanet_hf.shake_estimation``), and ``deblur(..., blur_type="defocus")`` or ``"auto"`` measures a lens's defocus
 disk (``bikanet_hf.defocus_estimation``): neither is part of this self-contained file.
@@ -24,7 +25,7 @@ from PIL import Image
 from transformers import Pipeline
 
 from .image_processing_bikanet import BikanetImageProcessor
-from .modeling_bikanet import check_precision, jpeg_floored_noise_level, user_noise_level
+from .modeling_bikanet import check_precision, jpeg_floored_noise_level, shows_jpeg_blocks, user_noise_level
 from .modeling_kernel_estimator import BikanetKernelEstimator
 
 ESTIMATOR_SUBFOLDER = "kernel_estimator"
@@ -118,8 +119,8 @@ class ImageDeblurringPipeline(Pipeline):
             with Image.open(image) as opened:
                 image = opened.copy()
                 image.format = opened.format  # copy() drops it
-        jpeg = isinstance(image, Image.Image) and image.format == "JPEG"
         pixel_values = torch.from_numpy(np.ascontiguousarray(self.image_processor.to_array(image))).permute(2, 0, 1)
+        jpeg = isinstance(image, Image.Image) and image.format == "JPEG" or bool(shows_jpeg_blocks(pixel_values[None]))
         size = self.model.config.kernel_size
         estimated = kernel is None
         if estimated:

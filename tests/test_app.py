@@ -400,6 +400,23 @@ def test_a_jpeg_upload_is_told_the_jpeg_noise_level(app, tmp_path):
     assert "σ = 0.5 grey levels, as you set it" in report  # a level the person sets wins
 
 
+def test_a_png_of_a_jpeg_s_pixels_is_told_the_jpeg_noise_level_and_a_lossless_one_is_not(app, tmp_path):
+    from skimage import data as skdata
+
+    from bikanet_hf.corpus import degrade
+    from bikanet_hf.image_io import jpeg_roundtrip
+    from bikanet_hf.kernels import gaussian_kernel
+
+    blurred = degrade(skdata.astronaut()[:128, 200:328], gaussian_kernel(2.0, 1.2, 30.0))
+    Image.fromarray(blurred).save(tmp_path / "lossless.png")
+    Image.fromarray(jpeg_roundtrip(blurred, 90)).save(tmp_path / "was_jpeg.png")
+    reports = [
+        app.run_known_kernel(str(tmp_path / name), app.KERNEL_FROM_SLIDERS, 2.0, 1.2, 30, None)[2]
+        for name in ("lossless.png", "was_jpeg.png")
+    ]
+    assert "grey levels, measured" in reports[0] and "σ = 2.0 grey levels, raised for a JPEG" in reports[1]
+
+
 def test_camera_shake_runs_through_the_motion_model(app, tmp_path):
     photo = write_photo(tmp_path / "shaky.png")
     pair, picture, report, _ = app.run_known_kernel(

@@ -112,7 +112,7 @@ def test_precision_auto_follows_the_device_and_bf16_stays_close(sharp, blurred, 
         pipe(Image.fromarray(blurred), kernel=KERNEL, precision="half")
 
 
-def test_pipeline_tells_a_jpeg_file_the_jpeg_noise_level_as_deblur(tmp_path, blurred):
+def test_pipeline_tells_a_jpeg_file_or_its_pixels_the_jpeg_noise_level_as_deblur(tmp_path, blurred):
     Image.fromarray(blurred).save(tmp_path / "b.jpg", quality=90)
     pipe = pipeline("image-deblurring", model=str(DEFAULT_MODEL), device="cpu")
     from_file = np.asarray(pipe(str(tmp_path / "b.jpg"), kernel=KERNEL)["image"])
@@ -120,12 +120,20 @@ def test_pipeline_tells_a_jpeg_file_the_jpeg_noise_level_as_deblur(tmp_path, blu
     with Image.open(tmp_path / "b.jpg") as opened:
         np.testing.assert_array_equal(np.asarray(pipe(opened, kernel=KERNEL)["image"]), from_file)
         pixels = np.asarray(opened.convert("RGB"))
-    # the same pixels as an array carry no format: measured as they are, and the artefacts sharpened
-    as_array = np.asarray(pipe(pixels, kernel=KERNEL)["image"])
-    np.testing.assert_array_equal(as_array, np.asarray(deblur(pixels, KERNEL).image))
-    assert np.abs(as_array.astype(int) - from_file).max() > 0
-    told = np.asarray(pipe(pixels, kernel=KERNEL, noise_level=JPEG_NOISE_LEVEL)["image"])
-    assert np.abs(told.astype(int) - from_file).max() <= 1  # the level measured on the file is the floor itself
+    # the same pixels as an array carry no format, but show the JPEG's 8×8 blocks: told the same level
+    as_array = deblur(pixels, KERNEL)
+    np.testing.assert_array_equal(np.asarray(as_array.image), from_file)
+    np.testing.assert_array_equal(np.asarray(pipe(pixels, kernel=KERNEL)["image"]), from_file)
+    assert as_array.noise_level == pytest.approx(JPEG_NOISE_LEVEL)
+    assert any("shows a JPEG's 8×8 blocks" in note for note in as_array.notes)
+    # cropped by half a block, the grid is not found: measured as they are, and the artefacts sharpened
+    moved = pixels[4:, 4:]
+    from_moved = np.asarray(pipe(moved, kernel=KERNEL)["image"])
+    np.testing.assert_array_equal(from_moved, np.asarray(deblur(moved, KERNEL).image))
+    assert deblur(moved, KERNEL).noise_level < 1.0
+    told = np.asarray(pipe(moved, kernel=KERNEL, noise_level=JPEG_NOISE_LEVEL)["image"])
+    np.testing.assert_array_equal(told, np.asarray(deblur(moved, KERNEL, noise_level=JPEG_NOISE_LEVEL).image))
+    assert np.abs(told.astype(int) - from_moved).max() > 0
 
 
 def test_images_as_users_have_them(tmp_path, sharp, blurred):

@@ -8,8 +8,11 @@ from PIL import Image
 from bikanet_hf import BikanetConfig, BikanetForImageDeblurring, BikanetImageProcessor
 from bikanet_hf.kernels import bank16, blur, gaussian_kernel
 from bikanet_hf.modeling_bikanet import (
+    JPEG_BLOCKINESS_THRESHOLD,
     NOISE_LEVEL_UNIT,
     estimate_noise_level,
+    jpeg_blockiness,
+    shows_jpeg_blocks,
     tile_windows,
     wiener_deconvolution,
 )
@@ -231,6 +234,26 @@ def test_estimate_noise_level_does_not_read_fine_texture_as_noise():
     noisy = ((sharp + torch.randn(sharp.shape, generator=g) * 5 / 255) * 255).round().clamp(0, 255) / 255
     assert estimate_noise_level(clean).item() * 255 < 1.0
     assert abs(estimate_noise_level(noisy).item() * 255 - 5) < 0.5
+
+
+def test_a_jpeg_s_blocks_show_in_its_pixels_and_upscaling_or_blur_does_not_fake_them():
+    """A blurred photo (256×256, 8-bit) saved as JPEG q90 shows its 8×8 block edges; lossless, upscaled 2× (bicubic or
+    nearest), or JPEG'd then cropped by half a block, it does not; images under 16×16 read 1."""
+    from skimage import data as skdata
+
+    from bikanet_hf.image_io import jpeg_roundtrip, to_tensor
+
+    photo = skdata.astronaut()[:256, 200:456]
+    blurred = (blur(to_tensor(photo)[None], gaussian_kernel(2.0, 1.2, 30.0)) * 255).round().clamp(0, 255)
+    rgb = blurred[0].permute(1, 2, 0).to(torch.uint8).numpy()
+    jpeg = jpeg_roundtrip(rgb, 90)
+    images = [rgb, jpeg, jpeg[4:, 4:], np.asarray(Image.fromarray(rgb).resize((512, 512), Image.Resampling.BICUBIC))]
+    images.append(rgb.repeat(2, axis=0).repeat(2, axis=1))
+    flagged = [bool(shows_jpeg_blocks(to_tensor(np.ascontiguousarray(image))[None])[0]) for image in images]
+    assert flagged == [False, True, False, False, False]
+    readings = [jpeg_blockiness(to_tensor(np.ascontiguousarray(image))[None]).item() for image in images[:2]]
+    assert readings[0] < JPEG_BLOCKINESS_THRESHOLD < readings[1]
+    assert jpeg_blockiness(torch.rand(2, 3, 15, 40)).tolist() == [1.0, 1.0]
 
 
 def test_noise_level_input_channel():
