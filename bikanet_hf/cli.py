@@ -385,7 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SIGMA",
         help="the photos' noise σ in grey levels (0-255), for the default model, which reads it: larger values smooth "
         "more, 0 keeps fine texture (fur, foliage, engraving lines) that the measurement takes for noise (default: "
-        "measured in each photo, at least 2 for a JPEG file, whose compression artefacts the model would sharpen)",
+        "measured in each photo, at least 2 for a JPEG file or one whose pixels show a JPEG's 8x8 blocks, whose "
+        "compression artefacts the model would sharpen)",
     )
     p.add_argument(
         "--model",
