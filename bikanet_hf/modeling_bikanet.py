@@ -160,7 +160,7 @@ def jpeg_floored_noise_level(images: torch.Tensor, jpeg: bool | torch.Tensor = T
 # of bsds500_val, set14 and mcmaster18 (quick and random tracks): the blurred photos read 0.96–1.02, with 2 grey
 # levels of noise 0.97–1.02; saved as JPEG q95 1.01–1.24 (70% above the threshold), q90 1.07–1.66, q75 1.22–3.74.
 # 33 PNGs (set5, set14, wikiphotos10, GoPro) read 0.90–1.33: 5 above, the video frames and a few that carry old
-# compression; upscaled 2×, 3×, 1.5× or 4× they read at most 1.12, and those above were the same 5. Missing a JPEG
+# compression; upscaled 2×, 3×, 1.5× or 4× they read at most 1.12, and only 4 of those 5 read above. Missing a JPEG
 # costs more than a false alarm (bsds500_val, true kernel: a q95 JPEG told its measured level gained +1.47 dB, told
 # 2 grey levels +3.23; a lossless photo told 2 grey levels +3.76 instead of +4.92), hence a threshold just above
 # the lossless photos' range. Small images have few blocks, so their ratio strays further: on grid-aligned square
