@@ -120,7 +120,6 @@ class ImageDeblurringPipeline(Pipeline):
                 image = opened.copy()
                 image.format = opened.format  # copy() drops it
         pixel_values = torch.from_numpy(np.ascontiguousarray(self.image_processor.to_array(image))).permute(2, 0, 1)
-        jpeg = isinstance(image, Image.Image) and image.format == "JPEG" or bool(shows_jpeg_blocks(pixel_values[None]))
         size = self.model.config.kernel_size
         estimated = kernel is None
         if estimated:
@@ -133,7 +132,7 @@ class ImageDeblurringPipeline(Pipeline):
             "pixel_values": pixel_values[None],
             "kernel": torch.from_numpy(kernel).float()[None],
             "kernel_is_estimate": estimated,
-            "jpeg": jpeg,
+            "jpeg_file": isinstance(image, Image.Image) and image.format == "JPEG",
         }
 
     def _forward(
@@ -145,8 +144,11 @@ class ImageDeblurringPipeline(Pipeline):
         precision: str = "auto",
         noise_level: torch.Tensor | None = None,
     ) -> dict:
-        if noise_level is None and model_inputs["jpeg"] and self.model.config.noise_level_input:
-            noise_level = jpeg_floored_noise_level(model_inputs["pixel_values"])
+        if noise_level is None and self.model.config.noise_level_input:
+            # a JPEG file, or pixels that show a JPEG's blocks (looked for only here, where the answer is used)
+            pixels = model_inputs["pixel_values"]
+            if model_inputs["jpeg_file"] or bool(shows_jpeg_blocks(pixels)[0]):
+                noise_level = jpeg_floored_noise_level(pixels)
         output = self.model.deblur_tiled(
             model_inputs["pixel_values"],
             model_inputs["kernel"],
