@@ -38,7 +38,15 @@ import torch
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
-from .image_io import IMAGE_EXTENSIONS, jpeg_roundtrip, list_images, load_rgb, to_rgb_uint8, to_tensor
+from .image_io import (
+    IMAGE_EXTENSIONS,
+    JPEG_QUALITY_RANGE,
+    jpeg_roundtrip,
+    list_images,
+    load_rgb,
+    to_rgb_uint8,
+    to_tensor,
+)
 from .kernels import KERNEL_SIZE, degrade, kernel_spread, sample_kernels
 from .motion import MOTION_KERNEL_SIZE, camera_shake_kernel
 from .protocol import protocol_pairs
@@ -51,8 +59,6 @@ DEFAULT_VALIDATION_FOLDER = "bsds500_val"
 # depends on padding.
 MARGIN = KERNEL_SIZE // 2
 KERNEL_FAMILIES = ("gaussian", "motion")
-# JPEG qualities of on_the_fly's compressed crops (inclusive): from web images (70) to phone photos (95).
-JPEG_QUALITY_RANGE = (70, 95)
 SMALL_IMAGE_POLICIES = ("pad", "skip")
 # How many file names a warning or error lists before it says "and N more".
 _NAMES_SHOWN = 5

@@ -7,10 +7,26 @@ from pathlib import Path
 
 import yaml
 
+from .image_io import JPEG_QUALITY_RANGE
+from .kernels import DEFOCUS_RADIUS_RANGE, NEAR_SHARP_SIGMA_RANGE
+from .modeling_bikanet import JPEG_NOISE_LEVEL
+
 # The code is Apache-2.0, but the weights are trained on BSDS500, whose licence allows non-commercial research
 # use only; the Hub's "other" licence with a name says so in the metadata.
 LICENSE = "other"
 LICENSE_NAME = "research-only-weights"
+
+
+def _recorded_range(training: dict, key: str) -> str:
+    """A range a run recorded in its summary (``low–high``); older runs recorded none, and were trained with the
+    ranges this package still uses."""
+    defaults = {
+        "defocus_radius_range": DEFOCUS_RADIUS_RANGE,
+        "near_sharp_sigma_range": NEAR_SHARP_SIGMA_RANGE,
+        "jpeg_quality_range": JPEG_QUALITY_RANGE,
+    }
+    low, high = training.get(key) or defaults[key]
+    return f"{low:g}–{high:g}"
 
 
 def _result(dataset_type: str, dataset_name: str, scores: dict) -> dict:
@@ -136,8 +152,12 @@ def model_card(
         )
     # Kernels besides the Gaussians (older runs recorded neither share)
     defocus, near_sharp = training.get("defocus_fraction") or 0.0, training.get("near_sharp_fraction") or 0.0
-    extras = (f"; a defocus disk of radius 1–7.5 px instead for {defocus:.0%} of them" if defocus else "") + (
-        f"; a nearly sharp Gaussian (σ 0.3–0.6) for {near_sharp:.0%} of the others" if near_sharp else ""
+    radii, sigmas = (
+        _recorded_range(training, "defocus_radius_range"),
+        _recorded_range(training, "near_sharp_sigma_range"),
+    )
+    extras = (f"; a defocus disk of radius {radii} px instead for {defocus:.0%} of them" if defocus else "") + (
+        f"; a nearly sharp Gaussian (σ {sigmas}) for {near_sharp:.0%} of the others" if near_sharp else ""
     )
     sigma, fraction = training["noise_sigma"], training.get("noise_probability")  # older runs recorded no fraction
     if not sigma or fraction == 0:
@@ -149,9 +169,15 @@ def model_card(
     jpeg = training.get("jpeg_probability") or 0.0  # older runs recorded none
     if jpeg:
         noise += (
-            f", quantised to 8 bits, then {jpeg:.0%} of them saved as a JPEG of quality 70–95 and read back (the "
-            "model told at least 2 grey levels of noise for those, as `bikanet_hf.deblur` tells JPEG files)"
+            f", quantised to 8 bits, then {jpeg:.0%} of them saved as a JPEG of quality "
+            f"{_recorded_range(training, 'jpeg_quality_range')} and read back"
         )
+        floor = training.get("jpeg_noise_level", JPEG_NOISE_LEVEL)  # older runs recorded none
+        if floor:
+            noise += (
+                f" (the model told at least {floor:g} grey levels of noise for those, as `bikanet_hf.deblur` tells "
+                "JPEG files)"
+            )
     else:
         noise += ", quantised to 8 bits"
     flag_text = (

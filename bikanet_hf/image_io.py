@@ -126,9 +126,13 @@ def is_jpeg(image) -> bool:
     return isinstance(image, Image.Image) and image.format == "JPEG"
 
 
+# JPEG qualities of the training corpus's compressed crops (inclusive): from web images (70) to phone photos (95).
+JPEG_QUALITY_RANGE = (70, 95)
+
+
 def jpeg_roundtrip(rgb: np.ndarray, quality: int) -> np.ndarray:
     """An ``H×W×3`` uint8 image saved as a JPEG of ``quality`` (PIL, 4:2:0 chroma) and read back: the artefacts
-    users' photos carry, for benchmarks."""
+    users' photos carry, for benchmarks and training crops."""
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
     buffer.seek(0)

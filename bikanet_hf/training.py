@@ -22,6 +22,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .image_io import JPEG_QUALITY_RANGE
+from .kernels import DEFOCUS_RADIUS_RANGE, NEAR_SHARP_SIGMA_RANGE
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
@@ -212,24 +215,24 @@ def add_training_arguments(
         "--jpeg_probability",
         type=float,
         default=0.0,
-        help="Fraction of samples whose blurred crop is saved as a JPEG (quality 70–95) and read back, as users' "
-        "photos come; BIKAnet models that read the noise level are told at least JPEG_NOISE_LEVEL (2 grey levels) "
-        "for them, as deblur() does for JPEG files.",
+        help="Fraction of samples whose blurred crop is saved as a JPEG (quality {}–{}) and read back, as users' "
+        "photos come; BIKAnet models that read the noise level are told at least the JPEG noise floor "
+        "(modeling_bikanet.JPEG_NOISE_LEVEL) for them, as deblur() does for JPEG files.".format(*JPEG_QUALITY_RANGE),
     )
     g.add_argument(
         "--defocus_fraction",
         type=float,
         default=0.0,
-        help="Gaussian family: the fraction of samples blurred with a defocus disk (radius 1–7.5 px, the blur of a "
-        "lens out of focus) instead of a Gaussian.",
+        help="Gaussian family: the fraction of samples blurred with a defocus disk (radius {:g}–{:g} px, the blur of "
+        "a lens out of focus) instead of a Gaussian.".format(*DEFOCUS_RADIUS_RANGE),
     )
     g.add_argument(
         "--near_sharp_fraction",
         type=float,
         default=0.0,
-        help="Gaussian family: the fraction of the other samples blurred with a nearly sharp Gaussian (σ 0.3–0.6, "
+        help="Gaussian family: the fraction of the other samples blurred with a nearly sharp Gaussian (σ {:g}–{:g}, "
         "as a sharp photo looks to the kernel estimator), so that the model learns to leave sharp photos as they are; "
-        "use with --kernel_estimates made with the same option.",
+        "use with --kernel_estimates made with the same option.".format(*NEAR_SHARP_SIGMA_RANGE),
     )
     g.add_argument(
         "--kernel_family",
@@ -520,13 +523,16 @@ def run_summary(state: dict, args: argparse.Namespace) -> dict:
         "kernel_family": args.kernel_family,
         "bank16_fraction": args.bank16_fraction,
         "defocus_fraction": args.defocus_fraction,
+        "defocus_radius_range": list(DEFOCUS_RADIUS_RANGE),
         "near_sharp_fraction": args.near_sharp_fraction,
+        "near_sharp_sigma_range": list(NEAR_SHARP_SIGMA_RANGE),
         "context_probability": args.context_probability,
         "estimated_kernel_probability": args.estimated_kernel_probability,
         "kernel_estimates": Path(args.kernel_estimates).name if args.kernel_estimates else None,
         "noise_sigma": args.noise_sigma,
         "noise_probability": args.noise_probability,
         "jpeg_probability": args.jpeg_probability,
+        "jpeg_quality_range": list(JPEG_QUALITY_RANGE),
         "seed": args.seed,
         "train_sources": [Path(s).name for s in (args.train_dirs or ["bsds500_train"])],
         "num_parameters": state["num_parameters"],

@@ -71,3 +71,33 @@ def test_model_card_says_when_defocus_disks_were_trained_on(tmp_path):
         assert ("a defocus disk of radius 1–7.5 px instead for 25% of them" in text) is said
         assert ("a nearly sharp Gaussian (σ 0.3–0.6) for 12% of the others" in text) is said
         assert "Gaussian family" in text
+
+
+def test_model_card_reads_the_ranges_and_jpeg_floor_a_run_recorded(tmp_path):
+    recorded = {
+        **TRAINING,
+        "defocus_fraction": 0.25,
+        "defocus_radius_range": [2.0, 5.5],
+        "near_sharp_fraction": 0.1,
+        "near_sharp_sigma_range": [0.25, 0.5],
+        "noise_sigma": 5.0,
+        "noise_probability": 0.5,
+        "jpeg_probability": 0.3,
+        "jpeg_quality_range": [80, 90],
+        "jpeg_noise_level": 3.0,
+    }
+    cases = (
+        (recorded, ("radius 2–5.5 px", "(σ 0.25–0.5)", "quality 80–90", "at least 3 grey levels")),
+        # older runs recorded no ranges: the ones this package trains with; a model that reads no noise level is
+        # told nothing
+        (
+            {k: v for k, v in recorded.items() if not k.endswith("_range")} | {"jpeg_noise_level": None},
+            ("radius 1–7.5 px", "(σ 0.3–0.6)", "quality 70–95 and read back;"),
+        ),
+    )
+    for training, said in cases:
+        (tmp_path / "eval_results.json").write_text(json.dumps({"validation_quick": VALIDATION, "training": training}))
+        text = ModelCard.load(write_model_card(tmp_path, name="m")).text
+        for phrase in said:
+            assert phrase in text
+        assert ("grey levels of noise for those" in text) is (training["jpeg_noise_level"] is not None)

@@ -45,7 +45,7 @@ from bikanet_hf.image_io import jpeg_roundtrip
 from bikanet_hf.image_processing_bikanet import BikanetImageProcessor
 from bikanet_hf.kernels import KERNEL_SIZE
 from bikanet_hf.metrics import aligned_psnr, psnr, ssim
-from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring, jpeg_floored_noise_level
+from bikanet_hf.modeling_bikanet import JPEG_NOISE_LEVEL, BikanetForImageDeblurring, jpeg_floored_noise_level
 from bikanet_hf.motion import MOTION_KERNEL_SIZE
 from bikanet_hf.protocol import protocol_pairs
 from bikanet_hf.shake_estimation import estimate_shake_kernel
@@ -343,6 +343,8 @@ def finalize(output_dir: Path, state: dict, args: argparse.Namespace) -> None:
         "init_from": args.init_from,
         "kernel_estimate_input": best.config.kernel_estimate_input,
         "noise_level_input": best.config.noise_level_input,
+        # What JPEG crops were told (a floor on their measured noise level), for models that read one
+        "jpeg_noise_level": JPEG_NOISE_LEVEL if args.jpeg_probability and best.config.noise_level_input else None,
     }
     results = {"validation_quick": best_metrics, "training": training, "history": state["validation"]}
     (output_dir / "eval_results.json").write_text(json.dumps(results, indent=2))
