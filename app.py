@@ -28,6 +28,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -343,16 +344,17 @@ def deblur(
     estimated: bool = False,
     tile_kernels: np.ndarray | None = None,
     noise_level: float | None = None,
-    jpeg: bool = False,
-) -> tuple[np.ndarray, float | None]:
+    shows_jpeg: Callable[[], bool] | None = None,
+) -> tuple[np.ndarray, float | None, bool]:
     """``H×W×3`` uint8 blurred photo and its kernel (``estimated``: a blind estimate) → restored uint8 by the model
     that fits the kernel (:func:`model_for`), in tiles for large photos, and the noise σ (grey levels) that model
     was given: ``noise_level`` if set (see :func:`noise_level_setting`), else what it measured in the photo
-    (``None`` for the motion model, which does not read one and ignores ``noise_level``) — for a ``jpeg`` upload (a
-    JPEG file, or pixels that show a JPEG's blocks) at least ``JPEG_NOISE_LEVEL`` when measured, as
-    :func:`bikanet_hf.deblur` does; ``progress`` is a ``gr.Progress`` (or ``None``). ``tile_kernels``: one kernel
-    per tile of ``tile_windows(H, W, VARYING_TILE_SIZE, VARYING_TILE_OVERLAP)``, for blur that varies across the
-    photo."""
+    (``None`` for the motion model, which does not read one and ignores ``noise_level``) — at least
+    ``JPEG_NOISE_LEVEL`` when measured for an upload that ``shows_jpeg`` (a JPEG file, or pixels that show a JPEG's
+    blocks; asked only then, as the check takes time on large photos), as :func:`bikanet_hf.deblur` does — and
+    whether it was raised for a JPEG that way; ``progress`` is a ``gr.Progress`` (or ``None``). ``tile_kernels``:
+    one kernel per tile of ``tile_windows(H, W, VARYING_TILE_SIZE, VARYING_TILE_OVERLAP)``, for blur that varies
+    across the photo."""
 
     def tile_done(done: int, total: int) -> None:
         if progress is not None:
@@ -360,7 +362,8 @@ def deblur(
 
     model, kernel = model_for(kernel)
     given = user_noise_level(noise_level, model.config) if model.config.noise_level_input else None
-    if given is None and jpeg and model.config.noise_level_input:
+    jpeg = given is None and model.config.noise_level_input and shows_jpeg is not None and shows_jpeg()
+    if jpeg:
         given = jpeg_noise_level(image)[0]
     tile_size, tile_overlap = TILE_SIZE, TILE_OVERLAP
     if tile_kernels is not None:
@@ -378,7 +381,7 @@ def deblur(
             precision="auto",
             noise_level=given,
         )
-    return restored, noise_level
+    return restored, noise_level, jpeg
 
 
 NOISE_LEVEL_MAX = 20.0  # the model learnt σ up to 5 (and reads textured photos higher); a bound that leaves room
@@ -574,6 +577,11 @@ def estimate_per_tile(image: np.ndarray, kernel: np.ndarray, blur: str, progress
     return tile_kernels, picture, text
 
 
+def _jpeg_check(photo: Any, rgb: np.ndarray) -> Callable[[], bool]:
+    """For :func:`deblur`: whether an upload is a JPEG file or its pixels ``rgb`` show a JPEG's blocks."""
+    return lambda: jpeg_evidence(_path_and_name(photo)[0], rgb) is not None
+
+
 def run_blind(
     photo,
     how=ESTIMATE_FAST,
@@ -600,7 +608,6 @@ def run_blind(
             print_exception=False,
         )
     blurred, stem = read_photo(photo, "blurred photo")
-    jpeg = jpeg_evidence(_path_and_name(photo)[0], blurred) is not None
     progress(0.0, desc="Estimating the blur kernel")
     kernel, kernel_text, blur_type = estimate(blurred, how, steps, progress, blur, detect_defocus=not varying)
     picture, tile_kernels = kernels.kernel_to_image(kernel), None
@@ -610,8 +617,14 @@ def run_blind(
     if not 0 <= strength <= 100:
         raise gr.Error(f"Strength is a percentage from 0 to 100, got {strength}.", print_exception=False)
     estimated = reads_as_estimate(blur_type)
-    restored, used = deblur(
-        blurred, kernel, progress, estimated, tile_kernels=tile_kernels, noise_level=asked, jpeg=jpeg
+    restored, used, jpeg = deblur(
+        blurred,
+        kernel,
+        progress,
+        estimated,
+        tile_kernels=tile_kernels,
+        noise_level=asked,
+        shows_jpeg=_jpeg_check(photo, blurred),
     )
     restored = apply_strength(blurred, restored, strength / 100)
     what = "Estimated the blur and deblurred" + (f" at {strength:g}% strength" if strength < 100 else "")
@@ -636,11 +649,10 @@ def run_known_kernel(
     start = time.perf_counter()
     asked = noise_level_setting(noise_level)
     blurred, stem = read_photo(photo, "blurred photo")
-    jpeg = jpeg_evidence(_path_and_name(photo)[0], blurred) is not None
     kernel, kernel_text = choose_kernel(
         source, sigma_major, sigma_minor, angle, kernel_file, motion_length, defocus_radius
     )
-    restored, used = deblur(blurred, kernel, progress, noise_level=asked, jpeg=jpeg)
+    restored, used, jpeg = deblur(blurred, kernel, progress, noise_level=asked, shows_jpeg=_jpeg_check(photo, blurred))
     return _results(
         blurred,
         restored,
@@ -691,7 +703,7 @@ def run_sharp_photo(
             f"blind (kernel {html.escape(estimated_text)}; error Σ|k̂ − k| = "
             f"{metrics.kernel_l1(used_framed, truth_framed):.3f}, 0 is exact)"
         )
-    restored, _ = deblur(blurred, used, progress, estimated=estimated)
+    restored, _, _ = deblur(blurred, used, progress, estimated=estimated)
     details = f"true kernel: {html.escape(kernel_text)}\n\n{metrics_table(sharp, blurred, restored)}"
     return _results(blurred, restored, picture, stem, f"Blurred, deblurred {how} and scored", start, details)
 

@@ -266,7 +266,7 @@ def test_file_names_in_errors_are_escaped(app, tmp_path):
 
 def test_deblur_keeps_size_and_returns_8_bit(app, tmp_path):
     photo = np.asarray(Image.open(write_photo(tmp_path / "p.png", 33, 47)))
-    restored, _ = app.deblur(photo, kernels.gaussian_kernel(2.0, 1.0, 30.0))
+    restored, _, _ = app.deblur(photo, kernels.gaussian_kernel(2.0, 1.0, 30.0))
     assert restored.shape == (33, 47, 3) and restored.dtype == np.uint8
 
 
@@ -321,8 +321,8 @@ def test_noise_level_can_be_set_instead_of_measured(app, tmp_path, monkeypatch):
     monkeypatch.setattr(app.MODEL, "deblur_tiled", spy)
     photo = write_photo(tmp_path / "p.png")
     rgb, kernel = np.asarray(Image.open(photo)), kernels.gaussian_kernel(2.0, 1.0, 30.0)
-    measured_result, measured = app.deblur(rgb, kernel)
-    same_result, same = app.deblur(rgb, kernel, noise_level=measured)  # setting what it measured changes nothing
+    measured_result, measured, _ = app.deblur(rgb, kernel)
+    same_result, same, _ = app.deblur(rgb, kernel, noise_level=measured)  # setting what it measured changes nothing
     assert same == pytest.approx(measured, abs=1e-4) and given == pytest.approx([measured] * len(given), abs=1e-4)
     np.testing.assert_allclose(same_result.astype(int), measured_result.astype(int), atol=1)
 
@@ -400,6 +400,22 @@ def test_a_jpeg_upload_is_told_the_jpeg_noise_level(app, tmp_path):
     assert "σ = 0.5 grey levels, as you set it" in report  # a level the person sets wins
 
 
+def test_the_jpeg_check_is_asked_only_when_the_model_would_be_told_its_floor(app, tmp_path):
+    rgb, asked = np.asarray(Image.open(write_photo(tmp_path / "p.png"))), []
+
+    def shows_jpeg():
+        asked.append(True)
+        return True
+
+    soft, shake = kernels.gaussian_kernel(2.0, 1.0, 30.0), app.kernel_from_motion(9, 30)[0]
+    _, level, jpeg = app.deblur(rgb, soft, shows_jpeg=shows_jpeg)
+    assert len(asked) == 1 and jpeg and level >= app.JPEG_NOISE_LEVEL - 1e-3
+    _, level, jpeg = app.deblur(rgb, soft, noise_level=0.5, shows_jpeg=shows_jpeg)
+    assert len(asked) == 1 and not jpeg and level == pytest.approx(0.5, abs=1e-3)  # a level set: not asked
+    _, level, jpeg = app.deblur(rgb, shake, shows_jpeg=shows_jpeg)
+    assert len(asked) == 1 and not jpeg and level is None  # the camera-shake model reads no noise level
+
+
 def test_a_png_of_a_jpeg_s_pixels_is_told_the_jpeg_noise_level_and_a_lossless_one_is_not(app, tmp_path):
     from skimage import data as skdata
 
@@ -471,7 +487,7 @@ def test_large_photos_are_deblurred_in_tiles_with_progress(app, tmp_path, monkey
     monkeypatch.setattr(app, "TILE_OVERLAP", 8)
     photo = np.asarray(Image.open(write_photo(tmp_path / "p.png", 70, 90)))
     calls = []
-    restored, _ = app.deblur(photo, kernels.gaussian_kernel(2.0, 1.0, 30.0), lambda f, desc: calls.append(desc))
+    restored, _, _ = app.deblur(photo, kernels.gaussian_kernel(2.0, 1.0, 30.0), lambda f, desc: calls.append(desc))
     assert restored.shape == (70, 90, 3) and calls[-1] == "Deblurring, tile 12 of 12"
 
 
