@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .deblurring import BLUR_TYPES, DEFAULT_TILE_OVERLAP
+from .deblurring import BLUR_TYPES, DEFAULT_TILE_OVERLAP, JPEG_NOISE_LEVEL
 from .estimation import METHODS
 from .image_io import load_rgb
 from .kernels import (
@@ -385,8 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SIGMA",
         help="the photos' noise σ in grey levels (0-255), for the default model, which reads it: larger values smooth "
         "more, 0 keeps fine texture (fur, foliage, engraving lines) that the measurement takes for noise (default: "
-        "measured in each photo, at least 2 for a JPEG file or one whose pixels show a JPEG's 8x8 blocks, whose "
-        "compression artefacts the model would sharpen)",
+        f"measured in each photo, at least {JPEG_NOISE_LEVEL:g} for a JPEG file or one whose pixels show a JPEG's "
+        "8x8 blocks, whose compression artefacts the model would sharpen)",
     )
     p.add_argument(
         "--model",
