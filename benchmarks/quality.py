@@ -101,7 +101,7 @@ class Methods:
             method = "amortized" if name == "bikanet+blind" else "refine"
             kernel = estimate_kernel(pair.blurred, method, estimator=self.estimator)
             # What deblur() uses: the same estimate narrowed (KernelGAN is not trained twice for it).
-            used = narrow_kernel(kernel, self.estimator.config.deblur_covariance_scale)
+            used = narrow_kernel(kernel, self.estimator)
             return model_deblur(self.model, pair.blurred, used, estimated=True), kernel
         return model_deblur(self.variants[name], pair.blurred, pair.kernel), None
 

@@ -48,7 +48,12 @@ class BikanetKernelEstimatorConfig(PretrainedConfig):
         deblur_covariance_scale (`float`, *optional*, defaults to 1.0):
             Factor on the estimated covariance when the kernel is used for deblurring (``bikanet_hf.deblur``, the
             pipeline): deblurring with a kernel wider than the true one costs far more than with a narrower one, so a
-            slightly narrower kernel deblurs better on average. Calibrated on training images, not the benchmark.
+            slightly narrower kernel deblurs better on average. Calibrated by ``benchmarks/kernel_scale.py``, on
+            photos no model was trained on (wikiphotos10) and on the estimator's training photos, not the benchmark.
+        deblur_sigma_offset (`float`, *optional*, defaults to 0.0):
+            Pixels taken off the kernel's width along its major axis (after ``deblur_covariance_scale``; the minor axis
+            in proportion) when it is used for deblurring, never below ``sigma_min``: the estimator reads a photo's
+            own softness as a little blur, which weighs most for mild blur.
     """
 
     model_type = "bikanet_kernel_estimator"
@@ -68,6 +73,7 @@ class BikanetKernelEstimatorConfig(PretrainedConfig):
         max_crops: int = 8,
         average_symmetries: bool = False,
         deblur_covariance_scale: float = 1.0,
+        deblur_sigma_offset: float = 0.0,
         kernel_family: str = "gaussian",
         **kwargs,
     ):
@@ -90,7 +96,13 @@ class BikanetKernelEstimatorConfig(PretrainedConfig):
         self.crop_size = crop_size
         self.max_crops = max_crops
         self.average_symmetries = average_symmetries
+        if deblur_covariance_scale <= 0 or deblur_sigma_offset < 0:
+            raise ValueError(
+                "Need deblur_covariance_scale > 0 and deblur_sigma_offset >= 0, got "
+                f"{deblur_covariance_scale} and {deblur_sigma_offset}."
+            )
         self.deblur_covariance_scale = deblur_covariance_scale
+        self.deblur_sigma_offset = deblur_sigma_offset
         if kernel_family not in ("gaussian", "motion"):
             raise ValueError(f"kernel_family must be 'gaussian' or 'motion', got {kernel_family!r}.")
         self.kernel_family = kernel_family

@@ -96,12 +96,12 @@ def load_estimator(
     return _load_estimator(os.fspath(estimator))
 
 
-def narrow_kernel(kernel: np.ndarray, scale: float) -> np.ndarray:
-    """The Gaussian whose blur covariance is ``scale`` times that of the Gaussian ``kernel`` (truncation to the
-    square frame undone first, :func:`gaussian_covariance`), at the same size: how deblurring uses a KernelGAN
-    estimate, narrowed by the estimator's ``deblur_covariance_scale`` as the amortized one is."""
-    covariance = scale * gaussian_covariance(torch.from_numpy(np.asarray(kernel, dtype=np.float64)))
-    return gaussian_kernels(covariance[None], kernel.shape[-1])[0].numpy()
+def narrow_kernel(kernel: np.ndarray, estimator: BikanetKernelEstimator) -> np.ndarray:
+    """The Gaussian deblurring uses for the Gaussian ``kernel``: its blur covariance (truncation to the square frame
+    undone first, :func:`gaussian_covariance`) narrowed as ``estimator`` narrows its own estimates
+    (:meth:`~BikanetKernelEstimator.deblur_covariance`), at the same size: how deblurring uses a KernelGAN estimate."""
+    covariance = gaussian_covariance(torch.from_numpy(np.asarray(kernel, dtype=np.float64)))
+    return gaussian_kernels(estimator.deblur_covariance(covariance[None]), kernel.shape[-1])[0].numpy()
 
 
 def _as_tensor(image) -> torch.Tensor:
@@ -134,9 +134,9 @@ def estimate_kernel(
         gan: a :class:`KernelGAN` with non-default settings (default: ``KernelGAN(KernelGANConfig())``).
         steps: KernelGAN training steps (default: its config's); seed: makes KernelGAN deterministic.
         progress: ``progress(step, total)`` during KernelGAN training.
-        for_deblurring: a Gaussian kernel as deblurring uses it, its covariance scaled by the estimator's
-            ``deblur_covariance_scale`` (slightly narrower: an over-wide kernel harms deblurring more); for every
-            Gaussian method (KernelGAN's answer through :func:`narrow_kernel`).
+        for_deblurring: a Gaussian kernel as deblurring uses it, narrowed by the estimator's
+            ``deblur_covariance_scale`` and ``deblur_sigma_offset`` (an over-wide kernel harms deblurring more); for
+            every Gaussian method (KernelGAN's answer through :func:`narrow_kernel`).
         blur_type: ``"gaussian"`` (default) or ``"motion"``: a camera-shake kernel for the motion model — with
             ``"edges"``, the shake's path; with ``"amortized"``, the straight motion whose spread matches the motion
             estimator's covariance (one pass, but a straight motion is the wrong shape for most shakes:
@@ -178,14 +178,13 @@ def estimate_kernel(
             FlatImageWarning,
             stacklevel=2,
         )
-    scale = model.config.deblur_covariance_scale if for_deblurring and blur_type == "gaussian" else 1.0
+    narrowed = for_deblurring and blur_type == "gaussian"
     if method == "edges":
         return estimate_shake_kernel(x.permute(1, 2, 0).double().numpy(), MOTION_KERNEL_SIZE)
     if method == "spectral":
         return estimate_defocus(x.permute(1, 2, 0).mul(255).round().byte().numpy()).kernel()
-    narrowing = scale if method == "amortized" else 1.0  # KernelGAN's answer is narrowed at the end instead
-    estimate = model.estimate(x, narrowing)
-    sigma = float(estimate.sigma_major[0]) / narrowing**0.5
+    estimate = model.estimate(x)
+    sigma = float(estimate.sigma_major[0])
     if blur_type == "gaussian" and sigma < SLIGHT_BLUR_SIGMA and not flat:  # a flat photo has its own warning
         warnings.warn(
             f"The photo shows very little blur (σ ≈ {sigma:.2f} px, as sharp photos do): it may be sharp already, "
@@ -195,10 +194,12 @@ def estimate_kernel(
         )
     if blur_type == "motion":  # a motion estimator's own answer; from a Gaussian one, the motion of its spread
         return straight_motion_kernels(estimate.covariance.double(), MOTION_KERNEL_SIZE)[0].numpy()
-    kernel = estimate.kernel[0].double().numpy()
-    if method != "amortized":
+    if method == "amortized":
+        covariance = model.deblur_covariance(estimate.covariance) if narrowed else estimate.covariance
+        kernel = gaussian_kernels(covariance, model.config.kernel_size)[0].double().numpy()  # as estimate() renders
+    else:
         gan = gan if gan is not None else KernelGAN(KernelGANConfig())
-        init = kernel if method == "refine" else None
+        init = estimate.kernel[0].double().numpy() if method == "refine" else None
         kernel = gan.estimate(x, steps=steps, seed=seed, init_kernel=init, progress=progress).numpy()
-        kernel = narrow_kernel(kernel, scale) if scale != 1.0 else kernel
+        kernel = narrow_kernel(kernel, model) if narrowed else kernel
     return kernel / kernel.sum()

@@ -329,14 +329,17 @@ class BikanetKernelEstimator(PreTrainedModel):
         self,
         moments: torch.Tensor,
         labels: torch.Tensor | None = None,
-        covariance_scale: float = 1.0,
+        for_deblurring: bool = False,
         return_dict: bool | None = None,
     ) -> KernelEstimationOutput | tuple:
         """The output for B×F moments (:meth:`statistics` of crops, or :meth:`pooled_moments` of a photo): the
-        kernel of the predicted covariance times ``covariance_scale``, and ``loss`` against ``labels`` (B×k×k true
-        kernels) when given. Differentiable, so that a head can be trained on cached moments."""
+        kernel of the predicted covariance (with ``for_deblurring``, of :meth:`deblur_covariance`), and ``loss``
+        against ``labels`` (B×k×k true kernels) when given. Differentiable, so that a head can be trained on cached
+        moments."""
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        covariance = covariance_scale * self.covariance(moments)
+        covariance = self.covariance(moments)
+        if for_deblurring:
+            covariance = self.deblur_covariance(covariance)
         if self.config.kernel_family == "motion":  # the kernel to deblur with; training matches the covariance
             kernel = straight_motion_kernels(covariance.detach(), self.config.kernel_size)
         else:
@@ -350,6 +353,17 @@ class BikanetKernelEstimator(PreTrainedModel):
         if not return_dict:
             return tuple(v for v in (loss, kernel, covariance, sigma_major, sigma_minor, theta) if v is not None)
         return KernelEstimationOutput(loss, kernel, covariance, sigma_major, sigma_minor, theta)
+
+    def deblur_covariance(self, covariance: torch.Tensor) -> torch.Tensor:
+        """The B×2×2 covariances deblurring uses for estimated ones: each scaled by one factor, which makes the major
+        axis's width √``config.deblur_covariance_scale`` times as wide, less ``config.deblur_sigma_offset`` pixels
+        (the offset stops at ``sigma_min``; never wider). A kernel wider than the true one costs deblurring far more
+        than a narrower one, and the estimator reads some of a photo's own softness as blur, which weighs most for
+        mild blur."""
+        sigma = self.covariance_to_parameters(covariance)[0].clamp_min(1e-6)
+        scaled = self.config.deblur_covariance_scale**0.5 * sigma
+        narrowed = torch.minimum(scaled, (scaled - self.config.deblur_sigma_offset).clamp_min(self.config.sigma_min))
+        return covariance * (narrowed / sigma).square()[:, None, None]
 
     @torch.no_grad()
     def select_crops(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -381,11 +395,11 @@ class BikanetKernelEstimator(PreTrainedModel):
         return self.statistics(crops).mean(0, keepdim=True)
 
     @torch.no_grad()
-    def estimate(self, image: torch.Tensor, covariance_scale: float = 1.0) -> KernelEstimationOutput:
+    def estimate(self, image: torch.Tensor, for_deblurring: bool = False) -> KernelEstimationOutput:
         """The kernel of one 3×H×W image in [0, 1] of any size (at least 16×16): its pooled moments
-        (:meth:`pooled_moments`) mapped to one kernel, whose covariance is multiplied by ``covariance_scale``
-        (``config.deblur_covariance_scale`` when deblurring)."""
-        return self.from_moments(self.pooled_moments(image), covariance_scale=covariance_scale, return_dict=True)
+        (:meth:`pooled_moments`) mapped to one kernel; with ``for_deblurring``, the narrower one deblurring uses
+        (:meth:`deblur_covariance`)."""
+        return self.from_moments(self.pooled_moments(image), for_deblurring=for_deblurring, return_dict=True)
 
 
 def _grid(length: int, size: int) -> list[int]:

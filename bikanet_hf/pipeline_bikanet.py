@@ -123,8 +123,7 @@ class ImageDeblurringPipeline(Pipeline):
         size = self.model.config.kernel_size
         estimated = kernel is None
         if estimated:
-            scale = self.estimator.config.deblur_covariance_scale  # as bikanet_hf.deblur: see the config
-            estimate = self.estimator.estimate(pixel_values, scale).kernel[0].double().numpy()
+            estimate = self.estimator.estimate(pixel_values, for_deblurring=True).kernel[0].double().numpy()
             kernel = kernel_for_model(estimate, size)
         else:
             kernel = kernel_for_model(kernel, size)

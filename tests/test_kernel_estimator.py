@@ -206,22 +206,34 @@ def test_estimate_kernel_gan_and_refine_methods(tiny_folder, rng):
 
 
 def test_deblurring_uses_the_calibrated_narrower_kernel(tmp_path, rng):
-    config = BikanetKernelEstimatorConfig(head_hidden_size=8, head_layers=1, deblur_covariance_scale=0.81)
+    config = BikanetKernelEstimatorConfig(
+        head_hidden_size=8, head_layers=1, deblur_covariance_scale=0.81, deblur_sigma_offset=0.2
+    )
     BikanetKernelEstimator(config).save_pretrained(tmp_path)
     model = BikanetKernelEstimator.from_pretrained(tmp_path)
+    # one factor: the major axis 0.9 σ − 0.2 px, the same shape; never below sigma_min (0.3) through the offset
+    theta = torch.tensor([0.5, 0.0, 0.0])
+    covariance = covariance_from_parameters(torch.tensor([2.0, 0.35, 0.3]), torch.tensor([1.0, 0.35, 0.3]), theta)
+    narrowed = covariance_from_parameters(torch.tensor([1.6, 0.3, 0.27]), torch.tensor([0.8, 0.3, 0.27]), theta)
+    torch.testing.assert_close(model.deblur_covariance(covariance), narrowed)
+    identity = BikanetKernelEstimator(BikanetKernelEstimatorConfig(head_hidden_size=8, head_layers=1))
+    torch.testing.assert_close(identity.deblur_covariance(covariance), covariance)
+    with pytest.raises(ValueError, match="deblur_sigma_offset >= 0"):
+        BikanetKernelEstimatorConfig(deblur_sigma_offset=-0.1)
     image = torch.rand(3, 40, 40)
-    torch.testing.assert_close(model.estimate(image, 0.81).covariance, 0.81 * model.estimate(image).covariance)
+    used = model.estimate(image, for_deblurring=True).covariance
+    torch.testing.assert_close(used, model.deblur_covariance(model.estimate(image).covariance))
     blurred = degrade(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), gaussian_kernel(2.0, 2.0, 0))
     measured = estimate_kernel(blurred, estimator=tmp_path)
     used = estimate_kernel(blurred, estimator=tmp_path, for_deblurring=True)
     assert used.max() > measured.max()  # narrower: more of its mass at the centre
-    np.testing.assert_allclose(narrow_kernel(measured, 0.81), used, atol=1e-6)  # the same narrowing, from the kernel
+    np.testing.assert_allclose(narrow_kernel(measured, model), used, atol=1e-6)  # the same narrowing, from the kernel
     # KernelGAN's answer is narrowed alike (it was not: refine deblurred with a wider kernel than the amortized one)
     sized = np.kron(blurred, np.ones((2, 2, 1), dtype=np.uint8))  # KernelGAN needs 64×64
     for method in ("gan", "refine"):
         gan = estimate_kernel(sized, method, estimator=tmp_path, steps=2)
         gan_used = estimate_kernel(sized, method, estimator=tmp_path, steps=2, for_deblurring=True)
-        np.testing.assert_allclose(gan_used, narrow_kernel(gan, 0.81), atol=1e-9)
+        np.testing.assert_allclose(gan_used, narrow_kernel(gan, model), atol=1e-9)
         assert gan_used.max() > gan.max()
 
 

@@ -135,9 +135,9 @@ def evaluate(
                     estimate = output.kernel[0].double().numpy()
                     estimate_seconds.append(time.perf_counter() - start)
                     kernel_errors.append(kernel_l1(estimate, pair.kernel))
-                    # deblurring uses the kernel as bikanet_hf.deblur does (config.deblur_covariance_scale)
-                    scale = estimator.config.deblur_covariance_scale
-                    estimate = gaussian_kernels(scale * output.covariance, estimate.shape[0])[0].double().numpy()
+                    # deblurring uses the kernel as bikanet_hf.deblur does (narrowed: deblur_covariance)
+                    covariance = estimator.deblur_covariance(output.covariance)
+                    estimate = gaussian_kernels(covariance, estimate.shape[0])[0].double().numpy()
                 per_method["blurred"].append((psnr(pair.sharp, pair.blurred), ssim(pair.sharp, pair.blurred)))
                 if wiener_balance is not None:
                     out = wiener_deblur(pair.blurred, pair.kernel, wiener_balance)
