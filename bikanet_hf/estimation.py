@@ -183,8 +183,12 @@ def estimate_kernel(
         return estimate_shake_kernel(x.permute(1, 2, 0).double().numpy(), MOTION_KERNEL_SIZE)
     if method == "spectral":
         return estimate_defocus(x.permute(1, 2, 0).mul(255).round().byte().numpy()).kernel()
-    estimate = model.estimate(x)
-    sigma = float(estimate.sigma_major[0])
+    moments = model.pooled_moments(x)
+    with torch.no_grad():
+        estimate = model.from_moments(moments, return_dict=True)
+        sigma = float(estimate.sigma_major[0])
+        if narrowed and method == "amortized":  # KernelGAN's answer is narrowed at the end instead
+            estimate = model.from_moments(moments, for_deblurring=True, return_dict=True)
     if blur_type == "gaussian" and sigma < SLIGHT_BLUR_SIGMA and not flat:  # a flat photo has its own warning
         warnings.warn(
             f"The photo shows very little blur (σ ≈ {sigma:.2f} px, as sharp photos do): it may be sharp already, "
@@ -195,8 +199,7 @@ def estimate_kernel(
     if blur_type == "motion":  # a motion estimator's own answer; from a Gaussian one, the motion of its spread
         return straight_motion_kernels(estimate.covariance.double(), MOTION_KERNEL_SIZE)[0].numpy()
     if method == "amortized":
-        covariance = model.deblur_covariance(estimate.covariance) if narrowed else estimate.covariance
-        kernel = gaussian_kernels(covariance, model.config.kernel_size)[0].double().numpy()  # as estimate() renders
+        kernel = estimate.kernel[0].double().numpy()
     else:
         gan = gan if gan is not None else KernelGAN(KernelGANConfig())
         init = estimate.kernel[0].double().numpy() if method == "refine" else None
