@@ -34,7 +34,7 @@ from bikanet_hf.image_io import to_tensor
 from bikanet_hf.image_processing_bikanet import BikanetImageProcessor
 from bikanet_hf.metrics import kernel_l1, psnr, ssim
 from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring, wiener_deconvolution
-from bikanet_hf.modeling_kernel_estimator import BikanetKernelEstimator, gaussian_kernels
+from bikanet_hf.modeling_kernel_estimator import BikanetKernelEstimator
 from bikanet_hf.protocol import TRACKS, protocol_pairs
 
 WIENER_BALANCE_GRID = (2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
@@ -130,14 +130,14 @@ def evaluate(
             for pair in pairs:
                 if estimator is not None:
                     start = time.perf_counter()
-                    image = to_tensor(pair.blurred)
-                    output = estimator.estimate(image)
-                    estimate = output.kernel[0].double().numpy()
-                    estimate_seconds.append(time.perf_counter() - start)
-                    kernel_errors.append(kernel_l1(estimate, pair.kernel))
-                    # deblurring uses the kernel as bikanet_hf.deblur does (narrowed: deblur_covariance)
-                    covariance = estimator.deblur_covariance(output.covariance)
-                    estimate = gaussian_kernels(covariance, estimate.shape[0])[0].double().numpy()
+                    moments = estimator.pooled_moments(to_tensor(pair.blurred))
+                    with torch.no_grad():
+                        estimate = estimator.from_moments(moments, return_dict=True).kernel[0].double().numpy()
+                        estimate_seconds.append(time.perf_counter() - start)
+                        kernel_errors.append(kernel_l1(estimate, pair.kernel))
+                        # deblurring uses the narrowed kernel, as bikanet_hf.deblur does
+                        used = estimator.from_moments(moments, for_deblurring=True, return_dict=True)
+                    estimate = used.kernel[0].double().numpy()
                 per_method["blurred"].append((psnr(pair.sharp, pair.blurred), ssim(pair.sharp, pair.blurred)))
                 if wiener_balance is not None:
                     out = wiener_deblur(pair.blurred, pair.kernel, wiener_balance)
