@@ -67,14 +67,18 @@ def rule_factors(estimator, rows: list[dict], scale: float, offset: float) -> np
     return (estimator.deblur_covariance(covariance)[:, 0, 0] / covariance[:, 0, 0]).numpy()
 
 
-def measured_rows(estimator, model, spec: str, grid: list[float], seed: int, cache: Path | None) -> list[dict]:
-    """The measurements of every pair of ``spec`` (SET:TRACK[:LIMIT]), from ``cache`` where it has them."""
+def read_cache(cache: Path | None) -> dict:
+    """The pairs measured so far, by (set, track, image, kernel): the last line of each wins."""
+    if cache is None or not cache.is_file():
+        return {}
+    rows = (json.loads(line) for line in cache.read_text().splitlines())
+    return {(r["set"], r["track"], r["name"], r["kernel"]): r for r in rows}
+
+
+def measured_rows(estimator, model, spec: str, grid: list[float], seed: int, cache: Path | None, done: dict):
+    """The measurements of every pair of ``spec`` (SET:TRACK[:LIMIT]): from ``done`` (:func:`read_cache`) where it
+    has them at the same factors, else measured and appended to ``cache``."""
     name, track, *limit = spec.split(":")
-    done = {}
-    if cache is not None and cache.is_file():
-        for line in cache.read_text().splitlines():
-            row = json.loads(line)
-            done[(row["set"], row["track"], row["name"], row["kernel"])] = row
     rows = []
     pairs = protocol_pairs(corpus.default_data_dir() / name, track, seed=seed, limit=int(limit[0]) if limit else None)
     for pair in pairs:
@@ -108,7 +112,8 @@ def main() -> None:
     estimator, model = load_estimator(), load_model()
     bundled = (estimator.config.deblur_covariance_scale, estimator.config.deblur_sigma_offset)
     cache = Path(args.cache) if args.cache else None
-    per_set = {spec: measured_rows(estimator, model, spec, args.grid, args.seed, cache) for spec in args.sets}
+    done = read_cache(cache)
+    per_set = {spec: measured_rows(estimator, model, spec, args.grid, args.seed, cache, done) for spec in args.sets}
     rows = [row for spec_rows in per_set.values() for row in spec_rows]
     grid = np.array(args.grid)
     grid_gains = np.array([[r["gains"][str(a)] for a in args.grid] for r in rows])
