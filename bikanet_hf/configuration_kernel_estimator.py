@@ -52,8 +52,12 @@ class BikanetKernelEstimatorConfig(PretrainedConfig):
             photos no model was trained on (wikiphotos10) and on the estimator's training photos, not the benchmark.
         deblur_sigma_offset (`float`, *optional*, defaults to 0.0):
             Pixels taken off the kernel's width along its major axis (after ``deblur_covariance_scale``; the minor axis
-            in proportion) when it is used for deblurring, never below ``sigma_min``: the estimator reads a photo's
-            own softness as a little blur, which weighs most for mild blur.
+            in proportion) when it is used for deblurring, never below ``sigma_min`` nor ``deblur_offset_floor``: the
+            estimator reads a photo's own softness as a little blur, which weighs most for mild blur.
+        deblur_offset_floor (`float`, *optional*, defaults to 0.0):
+            Width (pixels) below which ``deblur_sigma_offset`` narrows no kernel: an estimate narrower than this
+            is only scaled, a wider one loses the offset but not below it. Blur milder than the protocol's
+            kernels (σ < 1) is deblurred best with less taken off.
     """
 
     model_type = "bikanet_kernel_estimator"
@@ -74,6 +78,7 @@ class BikanetKernelEstimatorConfig(PretrainedConfig):
         average_symmetries: bool = False,
         deblur_covariance_scale: float = 1.0,
         deblur_sigma_offset: float = 0.0,
+        deblur_offset_floor: float = 0.0,
         kernel_family: str = "gaussian",
         **kwargs,
     ):
@@ -96,13 +101,14 @@ class BikanetKernelEstimatorConfig(PretrainedConfig):
         self.crop_size = crop_size
         self.max_crops = max_crops
         self.average_symmetries = average_symmetries
-        if deblur_covariance_scale <= 0 or deblur_sigma_offset < 0:
+        if deblur_covariance_scale <= 0 or deblur_sigma_offset < 0 or deblur_offset_floor < 0:
             raise ValueError(
-                "Need deblur_covariance_scale > 0 and deblur_sigma_offset >= 0, got "
-                f"{deblur_covariance_scale} and {deblur_sigma_offset}."
+                "Need deblur_covariance_scale > 0, deblur_sigma_offset >= 0 and deblur_offset_floor >= 0, got "
+                f"{deblur_covariance_scale}, {deblur_sigma_offset} and {deblur_offset_floor}."
             )
         self.deblur_covariance_scale = deblur_covariance_scale
         self.deblur_sigma_offset = deblur_sigma_offset
+        self.deblur_offset_floor = deblur_offset_floor
         if kernel_family not in ("gaussian", "motion"):
             raise ValueError(f"kernel_family must be 'gaussian' or 'motion', got {kernel_family!r}.")
         self.kernel_family = kernel_family

@@ -357,12 +357,13 @@ class BikanetKernelEstimator(PreTrainedModel):
     def deblur_covariance(self, covariance: torch.Tensor) -> torch.Tensor:
         """The B×2×2 covariances deblurring uses for estimated ones: each scaled by one factor, which makes the major
         axis's width √``config.deblur_covariance_scale`` times as wide, less ``config.deblur_sigma_offset`` pixels
-        (the offset stops at ``sigma_min``; never wider). A kernel wider than the true one costs deblurring far more
-        than a narrower one, and the estimator reads some of a photo's own softness as blur, which weighs most for
-        mild blur."""
+        (the offset stops at ``sigma_min`` and at ``deblur_offset_floor``; never wider). A kernel wider than the true
+        one costs deblurring far more than a narrower one, and the estimator reads some of a photo's own softness as
+        blur, which weighs most for mild blur."""
         sigma = self.covariance_to_parameters(covariance)[0].clamp_min(1e-6)
         scaled = self.config.deblur_covariance_scale**0.5 * sigma
-        narrowed = torch.minimum(scaled, (scaled - self.config.deblur_sigma_offset).clamp_min(self.config.sigma_min))
+        floor = max(self.config.sigma_min, self.config.deblur_offset_floor)
+        narrowed = torch.minimum(scaled, (scaled - self.config.deblur_sigma_offset).clamp_min(floor))
         return covariance * (narrowed / sigma).square()[:, None, None]
 
     @torch.no_grad()

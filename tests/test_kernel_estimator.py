@@ -218,8 +218,17 @@ def test_deblurring_uses_the_calibrated_narrower_kernel(tmp_path, rng):
     torch.testing.assert_close(model.deblur_covariance(covariance), narrowed)
     identity = BikanetKernelEstimator(BikanetKernelEstimatorConfig(head_hidden_size=8, head_layers=1))
     torch.testing.assert_close(identity.deblur_covariance(covariance), covariance)
+    # with a floor of 1 px the offset narrows 2 px to 1.6 as before, 1.2 px (0.9 × 1.2 = 1.08) only to the floor,
+    # and 0.9 px not at all (only scaled: 0.81)
+    config.deblur_offset_floor = 1.0
+    floored = BikanetKernelEstimator(config)
+    covariance = covariance_from_parameters(torch.tensor([2.0, 1.2, 0.9]), torch.tensor([1.0, 0.6, 0.9]), theta)
+    narrowed = covariance_from_parameters(torch.tensor([1.6, 1.0, 0.81]), torch.tensor([0.8, 0.5, 0.81]), theta)
+    torch.testing.assert_close(floored.deblur_covariance(covariance), narrowed)
     with pytest.raises(ValueError, match="deblur_sigma_offset >= 0"):
         BikanetKernelEstimatorConfig(deblur_sigma_offset=-0.1)
+    with pytest.raises(ValueError, match="deblur_offset_floor >= 0"):
+        BikanetKernelEstimatorConfig(deblur_offset_floor=-1.0)
     image = torch.rand(3, 40, 40)
     used = model.estimate(image, for_deblurring=True).covariance
     torch.testing.assert_close(used, model.deblur_covariance(model.estimate(image).covariance))
