@@ -24,7 +24,9 @@ def to_rgb_uint8(image: Image.Image) -> np.ndarray:
     image = ImageOps.exif_transpose(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(image, dtype=np.float64)
-        arr = arr / 257.0 if arr.max() > 255 else arr  # 16-bit range to 8-bit
+        # 16-bit range to 8-bit: always for the 16-bit modes (a dark 16-bit scan may stay under 256), and for
+        # 32-bit integers ("I", which carry either range) where the values leave the 8-bit one
+        arr = arr / 257.0 if image.mode != "I" or arr.max() > 255 else arr
         arr = np.clip(np.round(arr), 0, 255).astype(np.uint8)
         return np.repeat(arr[..., None], 3, axis=-1)
     if image.mode == "F":

@@ -21,6 +21,7 @@ from bikanet_hf.cli import main
 from bikanet_hf.configuration_kernel_estimator import BikanetKernelEstimatorConfig
 from bikanet_hf.deblurring import DEFAULT_MODEL, JPEG_NOISE_LEVEL, load_model, prepare_kernel
 from bikanet_hf.estimation import LARGE_MODEL
+from bikanet_hf.image_io import read_image
 from bikanet_hf.kernels import degrade, gaussian_kernel, kernel_spread
 from bikanet_hf.metrics import psnr
 from bikanet_hf.modeling_kernel_estimator import BikanetKernelEstimator
@@ -163,6 +164,9 @@ def test_images_as_users_have_them(tmp_path, sharp, blurred):
     Image.fromarray(blurred[..., 1].astype(np.uint16) * 257).save(tmp_path / "gray16.png")
     gray16 = deblur(tmp_path / "gray16.png", KERNEL).image
     np.testing.assert_array_equal(np.asarray(gray16), np.asarray(deblur(blurred[..., 1], KERNEL).image))
+    # a dark 16-bit scan (every value under 256 of 65535) stays dark: it is not taken for 8-bit data
+    Image.fromarray((blurred[..., 1] // 2).astype(np.uint16)).save(tmp_path / "dark16.png")
+    assert np.asarray(read_image(tmp_path / "dark16.png")[0]).max() <= 1
 
 
 @pytest.mark.parametrize(
