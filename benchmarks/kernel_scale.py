@@ -50,9 +50,12 @@ GROUPS = {
 }
 MILD_SIGMAS = (0.6, 0.8)  # the mild track's isotropic Gaussians (px)
 SETS = [  # the default data: wikiphotos10 and the estimator's training photos, each blurred three ways
-    *("wikiphotos10:full", "bsds500_train:quick:48"),
-    *("wikiphotos10:mild", "bsds500_train:mild:24"),
-    *("wikiphotos10:sharp", "bsds500_train:sharp:24"),
+    "wikiphotos10:full",
+    "bsds500_train:quick:48",
+    "wikiphotos10:mild",
+    "bsds500_train:mild:24",
+    "wikiphotos10:sharp",
+    "bsds500_train:sharp:24",
 ]
 
 
