@@ -56,8 +56,10 @@ class BikanetKernelEstimatorConfig(PretrainedConfig):
             estimator reads a photo's own softness as a little blur, which weighs most for mild blur.
         deblur_offset_floor (`float`, *optional*, defaults to 0.0):
             Width (pixels) below which ``deblur_sigma_offset`` narrows no kernel: an estimate narrower than this
-            is only scaled, a wider one loses the offset but not below it. Blur milder than the protocol's
-            kernels (σ < 1) is deblurred best with less taken off.
+            is only scaled, a wider one loses the offset but not below it. Mild blur (σ 0.6–0.8) is deblurred
+            best with less taken off, sharp photos (which the estimator reads as about 0.35–0.55 px) with all of it:
+            0 (the bundled configs) spares sharp photos, 0.8 suits photos known to be blurred
+            (``benchmarks/kernel_scale.py``).
     """
 
     model_type = "bikanet_kernel_estimator"
