@@ -4,11 +4,12 @@ Outside the benchmark protocol (its kernels are Gaussians), but the commonest so
 steps otherwise: image ``i`` of ``--set`` (sorted by name) is blurred with the defocus disk of radius
 ``RADII[i mod 5]`` px (``bikanet_hf.kernels.defocus_kernel``, area-sampled in the 17×17 frame; the protocol's mirror
 padding and 8-bit quantisation). Columns: the blurred input; skimage's Wiener filter with the true disk (balance 1e-4,
-as Table 1); each ``--model`` with the true disk (non-blind), and blind three ways: ``+blind``, the amortized Gaussian
-estimate, narrowed as ``deblur()`` does; ``+defocus``, ``deblur(blur_type="defocus")``: the disk whose radius the
-photo's spectrum gives (:mod:`bikanet_hf.defocus_estimation`); ``+auto``, ``deblur(blur_type="auto")``: that disk
-when the spectrum shows one, else the Gaussian estimate. PSNR / SSIM on 8-bit images (one pass, float32), means per
-radius and over all images, gain over the input.
+as Table 1); each ``--model`` with the true disk (non-blind), and blind three ways: ``+blind``,
+``deblur(blur_type="gaussian")``: the amortized Gaussian estimate; ``+defocus``, ``deblur(blur_type="defocus")``: the
+disk whose radius the photo's spectrum gives (:mod:`bikanet_hf.defocus_estimation`); ``+auto``,
+``deblur(blur_type="auto")``: that disk when the spectrum shows one, else the Gaussian estimate. Every model column
+runs ``deblur()`` in one pass, float32, so each is told the same noise level (a JPEG's floor included). PSNR / SSIM on
+8-bit images, means per radius and over all images, gain over the input.
 
 With ``--noise``, the protocol's noise track (σ = 2.55, image i seeded with i) is added before quantisation; with
 ``--jpeg Q``, each blurred photo is saved as a JPEG of quality Q and read back (as users' photos come).
@@ -31,7 +32,7 @@ from timing import machine, write_results
 
 from bikanet_hf import corpus
 from bikanet_hf.deblurring import deblur
-from bikanet_hf.estimation import estimate_kernel, load_estimator
+from bikanet_hf.estimation import load_estimator
 from bikanet_hf.image_io import jpeg_roundtrip, list_images, load_rgb
 from bikanet_hf.kernels import defocus_kernel, degrade
 from bikanet_hf.metrics import psnr, ssim
@@ -39,7 +40,7 @@ from bikanet_hf.modeling_bikanet import BikanetForImageDeblurring
 from bikanet_hf.protocol import NOISE_SIGMA
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
-from evaluate import format_cell, model_deblur, score, wiener_deblur  # noqa: E402
+from evaluate import format_cell, score, wiener_deblur  # noqa: E402
 
 RADII = (1.5, 2.5, 3.5, 5.0, 7.0)
 WIENER_BALANCE = 1e-4
@@ -76,21 +77,14 @@ def main() -> None:
         blurred = blurred if args.jpeg is None else jpeg_roundtrip(blurred, args.jpeg)
         outputs = {"blurred": blurred, "wiener": wiener_deblur(blurred, kernel, WIENER_BALANCE)}
         for name, model in models.items():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # slight-blur warnings for the smallest disks
-                estimate = estimate_kernel(blurred, estimator=estimators[name], for_deblurring=True)
-            outputs[name] = model_deblur(model, blurred, kernel)
-            outputs[f"{name}+blind"] = model_deblur(model, blurred, estimate, estimated=True)
-            for blur_type in ("defocus", "auto"):
-                result = deblur(
-                    blurred,
-                    model=model,
-                    estimator=estimators[name],
-                    blur_type=blur_type,
-                    tile_size=None,
-                    precision="float32",
-                )
-                outputs[f"{name}+{blur_type}"] = np.asarray(result.image)
+            # every column through deblur(), one pass in float32: a JPEG's noise floor is told to each alike
+            common = {"model": model, "tile_size": None, "precision": "float32"}
+            outputs[name] = np.asarray(deblur(blurred, kernel, **common).image)
+            for suffix, blur_type in (("+blind", "gaussian"), ("+defocus", "defocus"), ("+auto", "auto")):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # slight-blur warnings for the smallest disks
+                    result = deblur(blurred, estimator=estimators[name], blur_type=blur_type, **common)
+                outputs[f"{name}{suffix}"] = np.asarray(result.image)
         for column, image in outputs.items():
             scores[column].append((psnr(sharp, image), ssim(sharp, image)))
         radii.append(radius)
