@@ -58,6 +58,10 @@ MIN_TEXTURE = 2e-3
 # with σ = 1 0.92–1.52. Since its fine-tuning on nearly sharp photos the estimator answers a sharp photo with a
 # near-delta kernel, so such a photo comes back little changed; the warning says so.
 SLIGHT_BLUR_SIGMA = 0.8
+# ``deblur_offset_floor`` for photos known to be blurred, none sharp (the CLI's ``--known-blurred``): the width offset
+# narrows no estimate below 0.8 px. Blur of σ = 0.6–0.8 px gains up to 1.5 dB more; a sharp photo, whose own softness
+# the estimator reads as 0.36–0.53 px, comes back 1.7–3.2 dB further from itself (benchmarks/results/kernel_scale.md).
+KNOWN_BLUR_OFFSET_FLOOR = 0.8
 
 
 class FlatImageWarning(UserWarning):

@@ -107,3 +107,27 @@ def test_blind_defocus_on_the_command_line(tmp_path, capsys):
     assert main(["deblur", str(blurred), "-o", str(out), "--blur-type", "auto", "--save-kernel"]) == 0
     assert "lens out of focus: a disk of radius ≈ 4.0 px" in capsys.readouterr().err  # the note, per photo
     np.testing.assert_allclose(np.load(out / "soft_kernel.npy"), np.load(tmp_path / "k.npy"))
+
+
+def test_known_blurred_narrows_mild_blur_less(tmp_path, capsys):
+    from pathlib import Path
+
+    from bikanet_hf.estimation import load_estimator
+
+    sharp = Path(__file__).resolve().parents[1] / "bikanet_hf" / "examples" / "chelsea_sharp.png"
+    blurred = tmp_path / "mild.png"
+    Image.fromarray(degrade(np.asarray(Image.open(sharp).convert("RGB")), gaussian_kernel(0.6, 0.6, 0.0))).save(
+        blurred
+    )
+    kernels = {}
+    for flags in ([], ["--known-blurred"]):
+        out = tmp_path / f"out{len(flags)}"
+        assert main(["deblur", str(blurred), "-o", str(out), "--blur-type", "gaussian", "--save-kernel", *flags]) == 0
+        kernels[len(flags)] = np.load(out / "mild_kernel.npy")
+    # the same estimate, narrowed less: a lower peak, the same sum
+    assert kernels[1].max() < kernels[0].max() - 0.01
+    np.testing.assert_allclose(kernels[1].sum(), 1.0, rtol=1e-6)
+    assert load_estimator().config.deblur_offset_floor == 0.0  # the shared default is left as it was
+    capsys.readouterr()
+    assert main(["deblur", str(blurred), "-o", str(tmp_path / "k"), "--sigma", "1", "--known-blurred"]) == 2
+    assert "--known-blurred is for blind Gaussian deblurring" in capsys.readouterr().err
