@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -148,9 +147,3 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     if not folder.is_dir():
         raise ValueError(f"{folder}: not a folder.")
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
-def iter_images(folder: str | os.PathLike) -> Iterator[tuple[Path, np.ndarray]]:
-    """``(path, rgb)`` for each image of :func:`list_images`."""
-    for path in list_images(folder):
-        yield path, load_rgb(path)

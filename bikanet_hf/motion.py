@@ -3,7 +3,6 @@
 * :func:`camera_shake_kernel` — a random camera-shake kernel: a trajectory with inertia, random acceleration and
   occasional jerks (after the trajectory model of Boracchi & Foi, "Modeling the performance of image restoration
   from motion blur", IEEE TIP 2012; our own implementation), rendered sub-pixel and centred;
-* :func:`sample_motion_kernels` — a batch of them with lengths spread over a range (the training family);
 * :func:`levin_kernels` — the 8 camera-shake kernels of Levin et al. (CVPR 2009), the protocol's motion track;
 * :func:`linear_motion_kernel` — a straight-line motion of a given length and direction (what the motion flow of
   :func:`bikanet_hf.modeling_bikanet.motion_flow_from_kernel` summarises a kernel as);
@@ -109,16 +108,6 @@ def camera_shake_kernel(
     if reach > limit:
         points *= limit / reach
     return _render(points, size)
-
-
-def sample_motion_kernels(
-    n: int, rng: np.random.Generator, size: int = MOTION_KERNEL_SIZE, length_range: tuple[float, float] | None = None
-) -> np.ndarray:
-    """``n`` camera-shake kernels (``n×size×size``) with lengths ~ U[``length_range``] (default
-    :data:`MOTION_LENGTH_RANGE`, clipped to the frame)."""
-    low, high = length_range or MOTION_LENGTH_RANGE
-    high = min(high, size - 3)
-    return np.stack([camera_shake_kernel(rng, rng.uniform(min(low, high), high), size) for _ in range(n)])
 
 
 def linear_motion_kernel(length: float, angle_deg: float, size: int = MOTION_KERNEL_SIZE) -> np.ndarray:

@@ -18,7 +18,6 @@ from bikanet_hf.motion import (
     levin_kernels,
     linear_motion_kernel,
     rotating_shake_kernels,
-    sample_motion_kernels,
     spatially_varying_degrade,
 )
 from bikanet_hf.protocol import protocol_pairs
@@ -88,8 +87,6 @@ def test_camera_shake_length_is_respected_and_checked():
         camera_shake_kernel(rng, length=40.0)
     with pytest.raises(ValueError, match="odd"):
         camera_shake_kernel(rng, size=30)
-    batch = sample_motion_kernels(5, rng, length_range=(4.0, 6.0))
-    assert batch.shape == (5, 31, 31) and np.allclose(batch.sum((1, 2)), 1.0)
 
 
 @pytest.mark.parametrize(("length", "angle"), [(10.0, 30.0), (16.0, 135.0), (6.0, 90.0), (12.0, 0.0)])
