@@ -18,7 +18,6 @@ Run ``bikanet COMMAND --help`` for the details of each.
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import sys
 import textwrap
@@ -173,7 +172,7 @@ def cmd_deblur(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from .deblurring import deblur, load_model, resolve_blur_type
-    from .estimation import KNOWN_BLUR_OFFSET_FLOOR, load_estimator
+    from .estimation import known_blur_estimator, load_estimator
     from .modeling_bikanet import user_noise_level
 
     given = args.kernel or args.sigma or args.motion is not None or args.defocus is not None
@@ -203,8 +202,7 @@ def cmd_deblur(args: argparse.Namespace) -> int:
             raise ValueError(
                 "--known-blurred is for blind Gaussian deblurring: no kernel, no --blur-type motion or defocus."
             )
-        estimator = copy.deepcopy(estimator)  # not the cached one that other callers share
-        estimator.config.deblur_offset_floor = KNOWN_BLUR_OFFSET_FLOOR
+        estimator = known_blur_estimator(estimator)
     failures = len(unmatched)
     for path in tqdm(files, desc="deblur", unit="image", disable=args.quiet or len(files) == 1):
         output = outdir / f"{path.stem}.png"

@@ -19,6 +19,7 @@ import functools
 import os
 import warnings
 from collections.abc import Callable
+from copy import deepcopy
 from pathlib import Path
 
 import numpy as np
@@ -58,9 +59,10 @@ MIN_TEXTURE = 2e-3
 # with σ = 1 0.92–1.52. Since its fine-tuning on nearly sharp photos the estimator answers a sharp photo with a
 # near-delta kernel, so such a photo comes back little changed; the warning says so.
 SLIGHT_BLUR_SIGMA = 0.8
-# ``deblur_offset_floor`` for photos known to be blurred, none sharp (the CLI's ``--known-blurred``): the width offset
-# narrows no estimate below 0.8 px. Blur of σ = 0.6–0.8 px gains up to 1.5 dB more; a sharp photo, whose own softness
-# the estimator reads as 0.36–0.53 px, comes back 1.7–3.2 dB further from itself (benchmarks/results/kernel_scale.md).
+# ``deblur_offset_floor`` for photos known to be blurred, none sharp (:func:`known_blur_estimator`, the CLI's
+# ``--known-blurred``, the app's "surely blurred"): the width offset narrows no estimate below 0.8 px. Blur of
+# σ = 0.6–0.8 px gains up to 1.5 dB more; a sharp photo, whose own softness the estimator reads as 0.36–0.53 px,
+# comes back 1.7–3.2 dB further from itself (benchmarks/results/kernel_scale.md).
 KNOWN_BLUR_OFFSET_FLOOR = 0.8
 
 
@@ -98,6 +100,14 @@ def load_estimator(
                 "and pass its folder as estimator=..."
             )
     return _load_estimator(os.fspath(estimator))
+
+
+def known_blur_estimator(estimator: BikanetKernelEstimator) -> BikanetKernelEstimator:
+    """A copy of ``estimator`` for photos known to be blurred: its width offset stops at ``KNOWN_BLUR_OFFSET_FLOOR``
+    (``deblur_offset_floor``). A copy, so that the loaded (cached, shared) estimator is left as it was."""
+    copy = deepcopy(estimator)
+    copy.config.deblur_offset_floor = KNOWN_BLUR_OFFSET_FLOOR
+    return copy
 
 
 def narrow_kernel(kernel: np.ndarray, estimator: BikanetKernelEstimator) -> np.ndarray:

@@ -27,7 +27,7 @@ from bikanet_hf import (
     kernels,
     spatially_varying_degrade,
 )
-from bikanet_hf.estimation import DEFAULT_ESTIMATOR
+from bikanet_hf.estimation import DEFAULT_ESTIMATOR, KNOWN_BLUR_OFFSET_FLOOR
 from bikanet_hf.image_io import load_rgb
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -480,6 +480,30 @@ def test_blur_that_changes_across_the_photo_gets_a_kernel_per_tile(app, tmp_path
     monkeypatch.setattr(app, "VARYING_TILE_SIZE", 64)
     _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, True)
     assert "fits in one 64-px tile, so one kernel was used" in report
+
+
+def test_a_surely_blurred_photo_is_estimated_with_the_offset_floor(app, tmp_path, monkeypatch):
+    floors = []  # the deblur_offset_floor of the estimator each estimate was made with
+
+    def spy(function):
+        def recorded(*args, estimator=None, **kwargs):
+            floors.append(estimator.config.deblur_offset_floor)
+            return function(*args, estimator=estimator, **kwargs)
+
+        return recorded
+
+    monkeypatch.setattr(app, "estimate_kernel", spy(app.estimate_kernel))
+    monkeypatch.setattr(app, "estimate_tile_kernels", spy(app.estimate_tile_kernels))
+    photo = write_photo(tmp_path / "p.png")
+    _, _, report, _ = app.run_blind(str(photo))
+    assert floors == [0.0] and "surely blurred" not in report
+    _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, False, 100, None, True)
+    assert floors[-1] == KNOWN_BLUR_OFFSET_FLOOR and "the photo is surely blurred" in report
+    app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, True, 100, None, True)  # and a kernel per tile
+    assert floors[-2:] == [KNOWN_BLUR_OFFSET_FLOOR] * 2
+    assert app.ESTIMATOR.config.deblur_offset_floor == 0.0  # the default estimator is left as it was
+    with pytest.raises(app.gr.Error, match="Surely blurred"):
+        app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SHAKE, False, 100, None, True)
 
 
 def test_large_photos_are_deblurred_in_tiles_with_progress(app, tmp_path, monkeypatch):
