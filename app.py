@@ -566,11 +566,12 @@ def _results(blurred, restored, picture, stem: str, what: str, start: float, det
 def estimate_per_tile(
     image: np.ndarray, kernel: np.ndarray, blur: str, progress: Any = None, known_blurred: bool = False
 ):
-    """One kernel per tile (``VARYING_TILE_SIZE``), the whole photo's ``kernel`` for tiles too flat to measure: the
-    kernels, a picture of them laid out like the tiles, and a sentence on what was done."""
+    """One kernel per tile (``VARYING_TILE_SIZE``), the whole photo's ``kernel`` for tiles too flat to measure (out
+    of focus: the disk a tile shows, else a delta): the kernels, a picture of them laid out like the tiles, and a
+    sentence on what was done."""
     windows = tile_windows(*image.shape[:2], VARYING_TILE_SIZE, VARYING_TILE_OVERLAP)
     rows = len({top for top, _, _, _ in windows})
-    blur_type = "motion" if blur == BLUR_SHAKE else "gaussian"
+    blur_type = BLUR_TYPE_OF[blur]
     estimator = gaussian_estimator(known_blurred) if blur_type != "motion" else MOTION_ESTIMATOR
 
     def tile_done(done: int, total: int) -> None:
@@ -584,8 +585,9 @@ def estimate_per_tile(
     text = f"one kernel per tile ({rows}×{len(windows) // rows} tiles of {VARYING_TILE_SIZE} px, in the picture)"
     if len(windows) == 1:
         text = f"the photo fits in one {VARYING_TILE_SIZE}-px tile, so one kernel was used"
-    elif len(notes) > 1:
-        text += "; " + notes[1][0].lower() + notes[1][1:].rstrip(".")
+    elif blur_type == "defocus" or len(notes) > 1:  # the disks found, or the tiles too flat to measure
+        note = notes[0 if blur_type == "defocus" else 1]
+        text += "; " + note[0].lower() + note[1:].rstrip(".")
     return tile_kernels, picture, text
 
 
@@ -613,12 +615,6 @@ def run_blind(
     if varying and how == ESTIMATE_REFINE:
         raise gr.Error(
             "A kernel per tile uses the fast estimator; turn off “blur changes across the photo” to use KernelGAN.",
-            print_exception=False,
-        )
-    if varying and blur == BLUR_DEFOCUS:
-        raise gr.Error(
-            "A kernel per tile is for soft blur and camera shake; turn off “blur changes across the photo” for a "
-            "photo out of focus.",
             print_exception=False,
         )
     if known_blurred and blur != BLUR_SOFT:

@@ -245,8 +245,10 @@ def estimate_tile_kernels(
     """One kernel per tile window ``(top, bottom, left, right)`` of ``rgb``: the tile's own estimate and
     ``whole_image_kernel`` mixed ``w : 1 − w``, w = ``TILE_KERNEL_WEIGHT[blur_type]``, at the size of
     ``whole_image_kernel``; a tile too flat to measure (:class:`FlatImageWarning`) or too small for the method takes
-    ``whole_image_kernel``. ``progress(done, total)`` is called after each tile. Returns the ``T×k×k`` kernels and
-    notes."""
+    ``whole_image_kernel``. For ``blur_type="defocus"``, :func:`tile_defocus_kernels` instead. ``progress(done,
+    total)`` is called after each tile. Returns the ``T×k×k`` kernels and notes."""
+    if blur_type == "defocus":
+        return tile_defocus_kernels(rgb, windows, whole_image_kernel.shape[0], progress)
     size, weight = whole_image_kernel.shape[0], TILE_KERNEL_WEIGHT[blur_type]
     kernels, fallbacks = [], 0
     for index, (top, bottom, left, right) in enumerate(windows):
@@ -274,6 +276,35 @@ def estimate_tile_kernels(
     notes = [f"One kernel estimated per tile ({len(windows)} tiles){mixed}."]
     if fallbacks:
         notes.append(f"{fallbacks} tile(s) too flat or small to measure took the whole image's kernel.")
+    return np.stack(kernels), notes
+
+
+def tile_defocus_kernels(
+    rgb: np.ndarray,
+    windows: list[tuple[int, int, int, int]],
+    size: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, list[str]]:
+    """A photo partly in focus: for each tile window of ``rgb``, the ``size×size`` defocus disk its spectrum shows
+    (:attr:`~bikanet_hf.defocus_estimation.DefocusEstimate.is_defocus`), else a delta, which leaves the tile about as
+    it is — a sharp subject, a tile too flat or too small to measure, or blur of another kind. Returns the ``T×k×k``
+    kernels and notes."""
+    delta = np.zeros((size, size))
+    delta[size // 2, size // 2] = 1.0
+    kernels, radii = [], []
+    for index, (top, bottom, left, right) in enumerate(windows):
+        tile = rgb[top:bottom, left:right]
+        estimate = estimate_defocus(tile) if min(tile.shape[:2]) >= MIN_TILE else None
+        radii.append(estimate.radius if estimate is not None and estimate.is_defocus else None)
+        kernels.append(delta if radii[-1] is None else defocus_kernel(radii[-1], size))
+        if progress is not None:
+            progress(index + 1, len(windows))
+    measured = [r for r in radii if r is not None]
+    notes = [f"A defocus disk measured per tile ({len(windows)} tiles): found in {len(measured)}"]
+    if measured:
+        low, high = f"{min(measured):.1f}", f"{max(measured):.1f}"
+        notes[0] += f" (radius {low} px)" if low == high else f" (radius {low}–{high} px)"
+    notes[0] += "; the others, which show none, are left about as they are."
     return np.stack(kernels), notes
 
 
@@ -408,7 +439,7 @@ def deblur(
             camera shake up to 31×31; blind, it traces the shake's path by edge prediction) or ``"defocus"`` (the
             main model; blind, the disk of a lens out of focus whose radius the photo's spectrum gives,
             :mod:`~bikanet_hf.defocus_estimation`, told to the model as a known kernel; with ``spatially_varying``
-            a ``ValueError``: one disk per photo).
+            a disk per tile where the tile shows one: a photo partly in focus).
         device: where to run BIKAnet (``"cpu"``, ``"cuda"``…); default: where the model already is.
         tile_size: side of the overlapping tiles large images are processed in (bounded memory); ``None``: one pass.
         tile_overlap: overlap of neighbouring tiles in pixels (seams are blended inside it).
@@ -421,7 +452,10 @@ def deblur(
             as a single tile's traced path is noisy) — for blur that changes
             across the photo (a camera that turned, or parts at different depths). Use a smaller ``tile_size`` (e.g.
             384) for finer changes; seconds per tile for camera shake. Measured in
-            ``benchmarks/results/motion_varying.md``. Flat tiles take the whole image's kernel.
+            ``benchmarks/results/motion_varying.md``. Flat tiles take the whole image's kernel. With
+            ``blur_type="defocus"``, a photo partly in focus: each tile gets the disk its spectrum shows, and tiles
+            that show none (a sharp subject, a flat sky) a delta, which leaves them about as they are
+            (:func:`tile_defocus_kernels`; ``benchmarks/results/partial_focus.md``).
         strength: how much of the correction to keep, from 0 (the input unchanged) to 1 (BIKAnet's result, the
             default): ``input + strength·(result − input)``, rounded to 8 bits — to tone down a result that looks
             over-sharpened, e.g. when the photo was barely blurred.
@@ -458,8 +492,6 @@ def deblur(
     detect_seconds = time.perf_counter() - detect_start  # blind "auto": looking for a defocus disk
     if blur_type == "auto":  # blind, spatially varying or with a Gaussian method: Gaussian
         blur_type = "gaussian"
-    if spatially_varying and blur_type == "defocus":
-        raise ValueError("spatially_varying is for Gaussian blur and camera shake; a defocus disk is one per photo.")
     bikanet = load_model(model, blur_type)
     noise_input = user_noise_level(noise_level, bikanet.config)
     jpeg = jpeg_evidence(image, rgb) if noise_input is None and bikanet.config.noise_level_input else None
@@ -468,7 +500,7 @@ def deblur(
         rgb, kernel, kernel_size=bikanet.config.kernel_size, estimator=estimator, method=method, blur_type=blur_type
     )
     estimate_seconds += detect_seconds
-    if blur_type == "defocus" and estimated:
+    if blur_type == "defocus" and estimated and not spatially_varying:
         how = "The photo shows a lens out of focus" if asked == "auto" else "Defocus"
         notes.append(f"{how}: a disk of radius ≈ {defocus_radius(k):.1f} px, measured from its spectrum.")
     notes = read_notes + notes + ([jpeg_note] if jpeg_note else [])

@@ -23,6 +23,7 @@ from bikanet_hf.defocus_estimation import REGION_MISFIT_LIMIT
 from bikanet_hf.estimation import estimate_kernel
 from bikanet_hf.image_io import jpeg_roundtrip, load_rgb
 from bikanet_hf.kernels import defocus_radius
+from bikanet_hf.modeling_bikanet import tile_windows
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "bikanet_hf" / "examples"
 
@@ -99,8 +100,6 @@ def test_deblur_auto_uses_the_measured_disk(sharp, monkeypatch):
     gaussian = deblur(blurred, blur_type="gaussian", precision="float32")  # a Gaussian estimate
     assert not any("out of focus" in note for note in gaussian.notes)
     assert psnr(sharp, np.asarray(auto.image)) > psnr(sharp, np.asarray(gaussian.image)) + 2.0
-    with pytest.raises(ValueError, match="a defocus disk is one per photo"):
-        deblur(blurred, blur_type="defocus", spatially_varying=True)
     for gaussian_only in ({"spatially_varying": True}, {"method": "amortized"}):  # auto then looks for no disk
         assert not any("out of focus" in note for note in deblur(blurred, **gaussian_only).notes)
 
@@ -114,6 +113,26 @@ def test_a_photo_partly_in_focus_is_not_one_disk(data_dir):
     assert estimate.misfit < 0.5 * estimate.gaussian_misfit and estimate.zero_measured  # the whole photo: a disk
     assert estimate.worst_quarter > REGION_MISFIT_LIMIT and not estimate.is_defocus  # but not its right quarters
     assert estimate_defocus(blurred).worst_quarter <= REGION_MISFIT_LIMIT and estimate_defocus(blurred).is_defocus
+
+
+def test_a_photo_partly_in_focus_gets_a_disk_per_tile(data_dir):
+    sharp = load_rgb(data_dir / "bsds500_val" / "101087.jpg")  # 481 × 321, portrait
+    partly = sharp.copy()
+    partly[:320] = degrade(sharp, defocus_kernel(5.0))[:320]  # the bottom third in focus
+    options = {"blur_type": "defocus", "tile_size": 160, "tile_overlap": 40, "precision": "float32"}
+    per_tile = deblur(partly, spatially_varying=True, **options)
+    windows = tile_windows(*sharp.shape[:2], 160, 40)
+    blurred_tiles = [k for k, (_, bottom, _, _) in zip(per_tile.tile_kernels, windows, strict=True) if bottom <= 320]
+    in_focus = [k for k, (top, _, _, _) in zip(per_tile.tile_kernels, windows, strict=True) if top >= 320]
+    assert blurred_tiles and in_focus
+    found = [k for k in blurred_tiles if k.max() < 1.0]  # the others show no disk: a delta
+    assert found and all(defocus_radius(k) == pytest.approx(5.0, rel=0.05) for k in found)  # a flat sky shows none
+    assert all(k.max() == 1.0 for k in in_focus)  # a delta: the part in focus left about as it is
+    assert any(f"found in {len(found)} (radius 5.0 px)" in note for note in per_tile.notes) and not any(
+        "lens out of focus" in n for n in per_tile.notes
+    )
+    one_disk = deblur(partly, **options)  # the whole photo's disk over-sharpens the part in focus
+    assert psnr(sharp, np.asarray(per_tile.image)) > max(psnr(sharp, partly), psnr(sharp, np.asarray(one_disk.image)))
 
 
 def test_a_jpeg_file_is_told_at_least_the_jpeg_noise_level(sharp, tmp_path):
