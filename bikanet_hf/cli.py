@@ -235,7 +235,9 @@ def cmd_deblur(args: argparse.Namespace) -> int:
                 tqdm.write(f"{path}: {note}", file=sys.stderr)
             if not args.quiet:
                 how = "given kernel"
-                if result.kernel_estimated:
+                if result.tile_kernels is not None:  # the note above says how they were found
+                    how = f"estimated kernels: one per tile ({len(result.tile_kernels)})"
+                elif result.kernel_estimated:
                     how = "estimated kernel: " + describe_kernel(result.kernel)
                 if result.noise_level is not None:
                     how += f"; noise σ {result.noise_level:.1f} grey levels"
