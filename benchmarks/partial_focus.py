@@ -34,7 +34,7 @@ import torch
 from bikanet_hf import corpus
 from bikanet_hf.deblurring import deblur, load_model, restore
 from bikanet_hf.image_io import list_images, load_rgb
-from bikanet_hf.kernels import KERNEL_SIZE, defocus_kernel, degrade
+from bikanet_hf.kernels import defocus_kernel, degrade, delta_kernel
 from bikanet_hf.metrics import psnr, ssim
 from bikanet_hf.modeling_bikanet import tile_windows
 
@@ -67,8 +67,7 @@ def subject_mask(rng: np.random.Generator, shape: tuple[int, int], edge: float =
 def true_tile_kernels(mask: np.ndarray, disk: np.ndarray) -> np.ndarray:
     """Per tile of ``tile_windows``: ``disk`` for a tile wholly in the background, a delta for one with any of the
     subject (the disk would over-sharpen the subject's part)."""
-    delta = np.zeros_like(disk)
-    delta[KERNEL_SIZE // 2, KERNEL_SIZE // 2] = 1.0
+    delta = delta_kernel(disk.shape[0])
     windows = tile_windows(*mask.shape, TILE, OVERLAP)
     return np.stack([disk if mask[t:b, l:r].max() < 0.5 else delta for t, b, l, r in windows])
 

@@ -35,6 +35,7 @@ from .kernels import (
     KERNEL_SIZE,
     defocus_kernel,
     defocus_radius,
+    delta_kernel,
     gaussian_kernel,
     kernel_spread,
     load_kernel,
@@ -289,8 +290,7 @@ def tile_defocus_kernels(
     (:attr:`~bikanet_hf.defocus_estimation.DefocusEstimate.is_defocus`), else a delta, which leaves the tile about as
     it is — a sharp subject, a tile too flat or too small to measure, or blur of another kind. Returns the ``T×k×k``
     kernels and notes."""
-    delta = np.zeros((size, size))
-    delta[size // 2, size // 2] = 1.0
+    delta = delta_kernel(size)
     kernels, radii = [], []
     for index, (top, bottom, left, right) in enumerate(windows):
         tile = rgb[top:bottom, left:right]

@@ -67,6 +67,13 @@ def gaussian_kernel(sigma_major: float, sigma_minor: float, theta_deg: float, si
     return kernel / kernel.sum()
 
 
+def delta_kernel(size: int = KERNEL_SIZE) -> np.ndarray:
+    """The ``size×size`` delta (an impulse at the centre): no blur."""
+    kernel = np.zeros((size, size))
+    kernel[size // 2, size // 2] = 1.0
+    return kernel
+
+
 def defocus_kernel(radius: float, size: int = KERNEL_SIZE, supersampling: int = 8) -> np.ndarray:
     """A defocus blur: the uniform disk of ``radius`` pixels around the centre, each tap weighted by the share of its
     pixel the disk covers (measured on a ``supersampling``² grid, so that radii between whole pixels differ).

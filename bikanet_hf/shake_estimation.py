@@ -24,6 +24,8 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from .kernels import delta_kernel
+
 LUMA = np.array([0.299, 0.587, 0.114])
 COARSEST_KERNEL = 5  # kernel frame (pixels) at the pyramid's coarsest level
 
@@ -83,7 +85,7 @@ def _kernel_from_edges(
     fpx, fpy, fbx, fby = (np.fft.fft2(g) for g in (px, py, bx, by))
     power = np.abs(fpx) ** 2 + np.abs(fpy) ** 2
     if power.mean() == 0:  # the predicted image is flat on the chosen pixels: no evidence of any blur
-        return _impulse(size)
+        return delta_kernel(size)
     spectrum = (np.conj(fpx) * fbx + np.conj(fpy) * fby) / (power + regularisation * power.mean())
     kernel = np.fft.fftshift(np.real(np.fft.ifft2(spectrum)))
     ch, cw = kernel.shape[0] // 2, kernel.shape[1] // 2
@@ -100,13 +102,7 @@ def _clean(kernel: np.ndarray, cut: float = 0.05) -> np.ndarray:
     if labels.max() > 1:
         kernel = np.where(labels == labels.flat[np.argmax(kernel)], kernel, 0.0)
     total = kernel.sum()
-    return kernel / total if total > 0 else _impulse(kernel.shape[0])
-
-
-def _impulse(size: int) -> np.ndarray:
-    kernel = np.zeros((size, size))
-    kernel[size // 2, size // 2] = 1.0
-    return kernel
+    return kernel / total if total > 0 else delta_kernel(kernel.shape[0])
 
 
 def _deconvolve(blurred: np.ndarray, kernel: np.ndarray, weight: float) -> np.ndarray:
@@ -205,7 +201,7 @@ def estimate_shake_kernel(
         shape = (max(round(gray.shape[0] * scale), 2 * size), max(round(gray.shape[1] * scale), 2 * size))
         blurred = _resize(gray, shape) if scale < 1 else gray
         latent = blurred if latent is None else _resize(latent, shape)
-        kernel = _clean(_resize(kernel, (size, size)).clip(0, None)) if kernel.shape[0] > 1 else _impulse(size)
+        kernel = _clean(_resize(kernel, (size, size)).clip(0, None)) if kernel.shape[0] > 1 else delta_kernel(size)
         usefulness = _usefulness(blurred, 5)
         for iteration in range(iterations):
             predicted = _shock_filter(ndimage.gaussian_filter(latent, 1.0))
