@@ -427,8 +427,11 @@ BLUR_SHAKE = "Camera shake (path traced from the photo's edges; experimental)"
 BLUR_TYPE_OF = {BLUR_SOFT: "gaussian", BLUR_DEFOCUS: "defocus", BLUR_SHAKE: "motion"}
 
 
-def gaussian_estimator(known_blurred: bool):
-    """The estimator of Gaussian-like blur: ``KNOWN_BLUR_ESTIMATOR`` for a photo the user marked as surely blurred."""
+def estimator_for(blur_type: str, known_blurred: bool = False):
+    """The amortized estimator for ``blur_type``: the motion one for camera shake, else the Gaussian one
+    (``KNOWN_BLUR_ESTIMATOR`` for a photo the user marked as surely blurred)."""
+    if blur_type == "motion":
+        return MOTION_ESTIMATOR
     return KNOWN_BLUR_ESTIMATOR if known_blurred else ESTIMATOR
 
 
@@ -493,7 +496,7 @@ def estimate(
         method, options = "refine", {"steps": steps, "progress": step_done}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        estimator = gaussian_estimator(known_blurred) if blur_type != "motion" else MOTION_ESTIMATOR
+        estimator = estimator_for(blur_type, known_blurred)
         kernel = estimate_kernel(
             image, method, estimator=estimator, for_deblurring=True, blur_type=blur_type, **options
         )
@@ -572,7 +575,7 @@ def estimate_per_tile(
     windows = tile_windows(*image.shape[:2], VARYING_TILE_SIZE, VARYING_TILE_OVERLAP)
     rows = len({top for top, _, _, _ in windows})
     blur_type = BLUR_TYPE_OF[blur]
-    estimator = gaussian_estimator(known_blurred) if blur_type != "motion" else MOTION_ESTIMATOR
+    estimator = estimator_for(blur_type, known_blurred)
 
     def tile_done(done: int, total: int) -> None:
         if progress is not None:
