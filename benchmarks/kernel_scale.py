@@ -35,7 +35,7 @@ from bikanet_hf import corpus
 from bikanet_hf.deblurring import load_model
 from bikanet_hf.estimation import load_estimator
 from bikanet_hf.image_io import list_images, load_rgb, to_tensor
-from bikanet_hf.kernels import degrade, gaussian_kernel
+from bikanet_hf.kernels import degrade, delta_kernel, gaussian_kernel
 from bikanet_hf.metrics import psnr
 from bikanet_hf.modeling_kernel_estimator import covariance_from_parameters, gaussian_kernels
 from bikanet_hf.protocol import ProtocolPair, protocol_pairs
@@ -70,7 +70,7 @@ def set_pairs(spec: str, seed: int):
     for path in list_images(folder)[:limit]:
         sharp = load_rgb(path)
         if track == "sharp":
-            delta = np.pad(np.ones((1, 1)), 8)
+            delta = delta_kernel(17)
             yield "σ 0", ProtocolPair(path.name, sharp, sharp, delta, -1, 0.0, 0.0, 0.0)
             continue
         for sigma in MILD_SIGMAS:
