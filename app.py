@@ -343,19 +343,20 @@ def deblur(
     image: np.ndarray,
     kernel: np.ndarray,
     progress: Any = None,
-    estimated: bool = False,
+    estimated: bool | np.ndarray = False,
     tile_kernels: np.ndarray | None = None,
     noise_level: float | None = None,
     shows_jpeg: Callable[[], bool] | None = None,
 ) -> tuple[np.ndarray, float | None, bool]:
-    """``H×W×3`` uint8 blurred photo and its kernel (``estimated``: a blind estimate) → restored uint8 by the model
-    that fits the kernel (:func:`model_for`), in tiles for large photos, and the noise σ (grey levels) that model
-    was given: ``noise_level`` if set (see :func:`noise_level_setting`), else what it measured in the photo
-    (``None`` for the motion model, which does not read one and ignores ``noise_level``) — at least
-    ``JPEG_NOISE_LEVEL`` when measured for an upload that ``shows_jpeg`` (a JPEG file, or pixels that show a JPEG's
-    blocks; asked only then, as the check takes time on large photos), as :func:`bikanet_hf.deblur` does — and
-    whether it was raised for a JPEG that way; ``progress`` is a ``gr.Progress`` (or ``None``). ``tile_kernels``:
-    one kernel per tile of ``tile_windows(H, W, VARYING_TILE_SIZE, VARYING_TILE_OVERLAP)``, for blur that varies
+    """``H×W×3`` uint8 blurred photo and its kernel (``estimated``: a blind estimate; with ``tile_kernels``, one bool
+    per tile) → restored uint8 by the model that fits the kernel (:func:`model_for`), in tiles for large photos,
+    and the noise σ (grey levels) that model was given: ``noise_level`` if set (see :func:`noise_level_setting`),
+    else what it measured in the photo (``None`` for the motion model, which does not read one and ignores
+    ``noise_level``) — at least ``JPEG_NOISE_LEVEL`` when measured for an upload that ``shows_jpeg`` (a JPEG file,
+    or pixels that show a JPEG's blocks; asked only then, as the check takes time on large photos), as
+    :func:`bikanet_hf.deblur` does — and whether it was raised for a JPEG that way; ``progress`` is a
+    ``gr.Progress`` (or ``None``). ``tile_kernels``: one kernel per tile of ``tile_windows(H, W, VARYING_TILE_SIZE,
+    VARYING_TILE_OVERLAP)``, for blur that varies
     across the photo."""
 
     def tile_done(done: int, total: int) -> None:
@@ -570,28 +571,30 @@ def estimate_per_tile(
     image: np.ndarray, kernel: np.ndarray, blur: str, progress: Any = None, known_blurred: bool = False
 ):
     """One kernel per tile (``VARYING_TILE_SIZE``), the whole photo's ``kernel`` for tiles too flat to measure (out
-    of focus: the disk a tile shows, else a delta): the kernels, a picture of them laid out like the tiles, and a
-    sentence on what was done."""
+    of focus: the disk a tile shows, else a delta; soft blur: the disk a tile shows, else its Gaussian estimate): the
+    kernels, whether each is an estimate, a picture of them laid out like the tiles, and a sentence on what was
+    done."""
     windows = tile_windows(*image.shape[:2], VARYING_TILE_SIZE, VARYING_TILE_OVERLAP)
     rows = len({top for top, _, _, _ in windows})
-    blur_type = BLUR_TYPE_OF[blur]
-    estimator = estimator_for(blur_type, known_blurred)
+    estimator = estimator_for(BLUR_TYPE_OF[blur], known_blurred)
+    blur_type = "auto" if blur == BLUR_SOFT else BLUR_TYPE_OF[blur]  # soft blur: a lens out of focus is detected
 
     def tile_done(done: int, total: int) -> None:
         if progress is not None:
             progress(done / total, desc=f"Estimating the blur of each tile ({done} of {total})")
 
-    tile_kernels, notes = estimate_tile_kernels(
+    tile_kernels, tile_estimates, notes = estimate_tile_kernels(
         image, windows, kernel, estimator=estimator, blur_type=blur_type, progress=tile_done
     )
     picture = kernels.kernel_grid_image(tile_kernels, rows, len(windows) // rows)
     text = f"one kernel per tile ({rows}×{len(windows) // rows} tiles of {VARYING_TILE_SIZE} px, in the picture)"
     if len(windows) == 1:
         text = f"the photo fits in one {VARYING_TILE_SIZE}-px tile, so one kernel was used"
-    elif blur_type == "defocus" or len(notes) > 1:  # the disks found, or the tiles too flat to measure
-        note = notes[0 if blur_type == "defocus" else 1]
-        text += "; " + note[0].lower() + note[1:].rstrip(".")
-    return tile_kernels, picture, text
+        return tile_kernels, tile_estimates, picture, text
+    # the disks found (out of focus, or soft blur where some tile shows one), the tiles too flat to measure
+    shown = notes if blur_type == "defocus" or not tile_estimates.all() else notes[1:]
+    text += "".join("; " + note[0].lower() + note[1:].rstrip(".") for note in shown)
+    return tile_kernels, tile_estimates, picture, text
 
 
 def _jpeg_check(photo: Any, rgb: np.ndarray) -> Callable[[], bool]:
@@ -632,12 +635,12 @@ def run_blind(
         blurred, how, steps, progress, blur, detect_defocus=not varying, known_blurred=known_blurred
     )
     picture, tile_kernels = kernels.kernel_to_image(kernel), None
-    if varying:
-        tile_kernels, picture, tile_text = estimate_per_tile(blurred, kernel, blur, progress, known_blurred)
-        kernel_text = f"{tile_text}; whole photo: {kernel_text}"
     if not 0 <= strength <= 100:
         raise gr.Error(f"Strength is a percentage from 0 to 100, got {strength}.", print_exception=False)
     estimated = reads_as_estimate(blur_type)
+    if varying:
+        tile_kernels, estimated, picture, tile_text = estimate_per_tile(blurred, kernel, blur, progress, known_blurred)
+        kernel_text = f"{tile_text}; whole photo: {kernel_text}"
     restored, used, jpeg = deblur(
         blurred,
         kernel,

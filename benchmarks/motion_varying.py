@@ -8,7 +8,8 @@ Rows (large photos, so that a photo spans several tiles):
   nodes, interpolated between them, :func:`bikanet_hf.motion.spatially_varying_degrade`), 8-bit; the motion model;
 * ``wikiphotos10/tilted focus`` — the same photos with Gaussian blur whose width grows across the photo (σ from
   U[0.6, 1.2] to U[2.5, 4.0] px along a random direction, σ₂ = 0.7 σ₁, one random angle: a tilted plane of focus),
-  same grid; the main (Gaussian) model;
+  same grid; the main (Gaussian) model, blind with the default ``blur_type="auto"`` (which also looks for defocus
+  disks: in the whole photo, or with ``spatially_varying`` in each tile; a false one would show here);
 * ``gopro/real`` — the two real GoPro pairs (their blur is whatever the scene had), motion model, blind only.
 
 Columns: the blurred input; with the true kernels (synthetic rows only), ``true, one kernel`` (the kernel at the
@@ -94,10 +95,13 @@ def main() -> None:
     start = time.time()
     data = corpus.default_data_dir()
     models = {"motion": load_model(blur_type="motion"), "gaussian": load_model()}
-    tracks = {"turning shake": ("motion", rotating_shake_kernels), "tilted focus": ("gaussian", tilted_focus_kernels)}
+    tracks = {  # the model, the blind blur type and the kernels
+        "turning shake": ("motion", "motion", rotating_shake_kernels),
+        "tilted focus": ("gaussian", "auto", tilted_focus_kernels),
+    }
     results, seconds = {}, {}
-    for track, (blur_type, make_kernels) in tracks.items():
-        model, rows = models[blur_type], {"blurred": []}
+    for track, (model_type, blur_type, make_kernels) in tracks.items():
+        model, rows = models[model_type], {"blurred": []}
         for i, path in enumerate(sorted((data / "wikiphotos10").glob("*.png"))[: args.limit]):
             sharp = load_rgb(path)
             shape = sharp.shape[:2]

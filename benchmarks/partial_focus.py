@@ -12,11 +12,13 @@ Outside the protocol (its blur is uniform); its steps otherwise (mirror padding,
 
 Columns: the blurred input; ``true, per tile``: each 384-px tile deblurred with the disk when it is wholly
 background, else with a delta; blind: ``auto, one kernel`` (``deblur(image)``, the default), ``defocus, one disk``
-(``blur_type="defocus"``), ``gaussian, per tile`` (``spatially_varying=True``) and ``defocus, per tile``
-(``blur_type="defocus", spatially_varying=True``), 384-px tiles overlapping by 96 as the app uses them. PSNR / SSIM
-against the sharp photo; for the ``sharp`` row, against the photo itself.
+(``blur_type="defocus"``), and per tile (``spatially_varying=True``): ``auto`` (a disk where a tile shows one, else a
+Gaussian estimate; the default blur type), ``gaussian`` and ``defocus`` (a disk where a tile shows one, else a
+delta), 384-px tiles overlapping by 96 as the app uses them. PSNR / SSIM against the sharp photo; for the ``sharp``
+row, against the photo itself. With ``--jpeg Q``, each input is saved as a JPEG of quality Q and read back (as
+users' photos come; the ``sharp`` row is then scored against the photo before compression).
 
-Usage: ``python benchmarks/partial_focus.py [--limit N]`` (default: the first 6 of the 10); writes
+Usage: ``python benchmarks/partial_focus.py [--limit N] [--jpeg Q]`` (default: the first 6 of the 10); writes
 ``benchmarks/results/partial_focus.{json,md}``.
 """
 
@@ -33,7 +35,7 @@ import torch
 
 from bikanet_hf import corpus
 from bikanet_hf.deblurring import deblur, load_model, restore
-from bikanet_hf.image_io import list_images, load_rgb
+from bikanet_hf.image_io import jpeg_roundtrip, list_images, load_rgb
 from bikanet_hf.kernels import defocus_kernel, degrade, delta_kernel
 from bikanet_hf.metrics import psnr, ssim
 from bikanet_hf.modeling_bikanet import tile_windows
@@ -48,6 +50,7 @@ TILE, OVERLAP = 384, 96
 BLIND = {
     "auto, one kernel": {},
     "defocus, one disk": {"blur_type": "defocus"},
+    "auto, per tile": {"spatially_varying": True},
     "gaussian, per tile": {"blur_type": "gaussian", "spatially_varying": True},
     "defocus, per tile": {"blur_type": "defocus", "spatially_varying": True},
 }
@@ -93,6 +96,9 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=6, help="wikiphotos10 photos per row (default: 6)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    p.add_argument(
+        "--jpeg", type=int, default=None, metavar="Q", help="save each input as a JPEG of quality Q and read it back"
+    )
     p.add_argument("--out", default="benchmarks/results/partial_focus", help="output path prefix")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -111,6 +117,7 @@ def main() -> None:
                 blurred = degrade(sharp, disk)
                 if mask is not None:
                     blurred = np.round(mask[..., None] * sharp + (1 - mask[..., None]) * blurred).astype(np.uint8)
+            blurred = blurred if args.jpeg is None else jpeg_roundtrip(blurred, args.jpeg)
             outputs = {}
             if track == "partly in focus":
                 tiles = true_tile_kernels(mask, disk)
@@ -127,7 +134,7 @@ def main() -> None:
                 rows.setdefault(name, []).append((psnr(sharp, out), ssim(sharp, out)))
             print(f"{track} {i + 1}/{args.limit} {path.name}", flush=True)
         results[track] = {name: score(values, rows["blurred"]) for name, values in rows.items()}
-        if track == "sharp":  # the input is the photo itself: no finite PSNR, no gain over it
+        if track == "sharp" and args.jpeg is None:  # the input is the photo itself: no finite PSNR, no gain over it
             results[track] = {
                 name: {**v, "delta_psnr": None} for name, v in results[track].items() if name != "blurred"
             }
@@ -139,6 +146,7 @@ def main() -> None:
         "radii": RADII,
         "tile": [TILE, OVERLAP],
         "seed": args.seed,
+        "jpeg_quality": args.jpeg,
         "machine": machine(args.threads),
         "seconds": time.time() - start,
     }
@@ -148,8 +156,11 @@ def main() -> None:
         "photo i mod 3); `out of focus`, all of it blurred by that disk; `sharp`, the photo as it is (scored "
         f"against itself). `true, per tile`: each {TILE}-px tile deblurred with the disk when it is wholly "
         "background, else a delta. Blind: `auto, one kernel` is `deblur(image)`; `defocus, one disk` "
-        '`blur_type="defocus"`; `gaussian, per tile` and `defocus, per tile` `spatially_varying=True` with that '
-        f"blur type ({TILE}-px tiles, overlap {OVERLAP}). `benchmarks/partial_focus.py`."
+        '`blur_type="defocus"`; `auto, per tile`, `gaussian, per tile` and `defocus, per tile` '
+        "`spatially_varying=True` with that blur type (auto: a disk where a tile shows one, else a Gaussian "
+        f"estimate; defocus: else a delta; {TILE}-px tiles, overlap {OVERLAP})"
+        + (f". Every input saved as a JPEG of quality {args.jpeg} and read back" if args.jpeg else "")
+        + ". `benchmarks/partial_focus.py`."
     )
     timing = f"Blind, seconds per photo (CPU, {args.threads} threads, float32): " + ", ".join(
         f"{name} {value:.1f}" for name, value in mean_seconds.items()

@@ -242,70 +242,73 @@ def estimate_tile_kernels(
     method: str | None = None,
     blur_type: str = "gaussian",
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[np.ndarray, list[str]]:
-    """One kernel per tile window ``(top, bottom, left, right)`` of ``rgb``: the tile's own estimate and
-    ``whole_image_kernel`` mixed ``w : 1 − w``, w = ``TILE_KERNEL_WEIGHT[blur_type]``, at the size of
-    ``whole_image_kernel``; a tile too flat to measure (:class:`FlatImageWarning`) or too small for the method takes
-    ``whole_image_kernel``. For ``blur_type="defocus"``, :func:`tile_defocus_kernels` instead. ``progress(done,
-    total)`` is called after each tile. Returns the ``T×k×k`` kernels and notes."""
-    if blur_type == "defocus":
-        return tile_defocus_kernels(rgb, windows, whole_image_kernel.shape[0], progress)
-    size, weight = whole_image_kernel.shape[0], TILE_KERNEL_WEIGHT[blur_type]
-    kernels, fallbacks = [], 0
-    for index, (top, bottom, left, right) in enumerate(windows):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                k = estimate_kernel(
-                    rgb[top:bottom, left:right],
-                    method=method,
-                    estimator=estimator,
-                    for_deblurring=True,
-                    blur_type=blur_type,
-                )
-            except ValueError:  # smaller than the method needs
-                k = None
-        if k is None or any(issubclass(w.category, FlatImageWarning) for w in caught):
-            kernels.append(whole_image_kernel)
-            fallbacks += 1
-        else:
-            own = prepare_kernel(k, size)[0]
-            kernels.append(weight * own + (1 - weight) * whole_image_kernel)
-        if progress is not None:
-            progress(index + 1, len(windows))
-    mixed = f", each {weight:.0%} its own estimate and {1 - weight:.0%} the photo's" if weight < 1 else ""
-    notes = [f"One kernel estimated per tile ({len(windows)} tiles){mixed}."]
-    if fallbacks:
-        notes.append(f"{fallbacks} tile(s) too flat or small to measure took the whole image's kernel.")
-    return np.stack(kernels), notes
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """One kernel per tile window ``(top, bottom, left, right)`` of ``rgb``, at the size of ``whole_image_kernel``.
 
-
-def tile_defocus_kernels(
-    rgb: np.ndarray,
-    windows: list[tuple[int, int, int, int]],
-    size: int,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[np.ndarray, list[str]]:
-    """A photo partly in focus: for each tile window of ``rgb``, the ``size×size`` defocus disk its spectrum shows
-    (:attr:`~bikanet_hf.defocus_estimation.DefocusEstimate.is_defocus`), else a delta, which leaves the tile about as
-    it is — a sharp subject, a tile too flat or too small to measure, or blur of another kind. Returns the ``T×k×k``
-    kernels and notes."""
-    delta = delta_kernel(size)
-    kernels, radii = [], []
+    ``blur_type="gaussian"`` or ``"motion"``: the tile's own estimate and ``whole_image_kernel`` mixed ``w : 1 − w``,
+    w = ``TILE_KERNEL_WEIGHT[blur_type]``; a tile too flat to measure (:class:`FlatImageWarning`) or too small for the
+    method takes ``whole_image_kernel``. ``"defocus"`` (a photo partly in focus): the defocus disk the tile's spectrum
+    shows (:attr:`~bikanet_hf.defocus_estimation.DefocusEstimate.is_defocus`), else a delta, which leaves the tile
+    about as it is — a sharp subject, a tile too flat or too small to measure, or blur of another kind. ``"auto"``:
+    the disk where a tile shows one, else its Gaussian estimate as for ``"gaussian"``. ``progress(done, total)`` is
+    called after each tile. Returns the ``T×k×k`` kernels, whether each is an estimate (``T`` bools: BIKAnet's
+    ``kernel_is_estimate``; a measured disk or a delta is told as a known kernel, see :func:`reads_as_estimate`) and
+    notes."""
+    size = whole_image_kernel.shape[0]
+    own_type = "gaussian" if blur_type == "auto" else blur_type
+    weight = TILE_KERNEL_WEIGHT.get(own_type, 1.0)
+    kernels, estimates, radii, fallbacks = [], [], [], 0
     for index, (top, bottom, left, right) in enumerate(windows):
         tile = rgb[top:bottom, left:right]
-        estimate = estimate_defocus(tile) if min(tile.shape[:2]) >= MIN_TILE else None
-        radii.append(estimate.radius if estimate is not None and estimate.is_defocus else None)
-        kernels.append(delta if radii[-1] is None else defocus_kernel(radii[-1], size))
+        radii.append(tile_defocus_radius(tile) if blur_type in ("defocus", "auto") else None)
+        if radii[-1] is not None or blur_type == "defocus":
+            kernels.append(delta_kernel(size) if radii[-1] is None else defocus_kernel(radii[-1], size))
+            estimates.append(False)
+        else:
+            own = _own_estimate(tile, estimator=estimator, method=method, blur_type=own_type)
+            fallbacks += own is None
+            own = whole_image_kernel if own is None else prepare_kernel(own, size)[0]
+            kernels.append(weight * own + (1 - weight) * whole_image_kernel)
+            estimates.append(True)
         if progress is not None:
             progress(index + 1, len(windows))
-    measured = [r for r in radii if r is not None]
-    notes = [f"A defocus disk measured per tile ({len(windows)} tiles): found in {len(measured)}"]
-    if measured:
-        low, high = f"{min(measured):.1f}", f"{max(measured):.1f}"
-        notes[0] += f" (radius {low} px)" if low == high else f" (radius {low}–{high} px)"
-    notes[0] += "; the others, which show none, are left about as they are."
-    return np.stack(kernels), notes
+    notes = [_tile_note(blur_type, len(windows), [r for r in radii if r is not None], weight)]
+    if fallbacks:
+        notes.append(f"{fallbacks} tile(s) too flat or small to measure took the whole image's kernel.")
+    return np.stack(kernels), np.array(estimates), notes
+
+
+def tile_defocus_radius(tile: np.ndarray) -> float | None:
+    """The radius of the defocus disk a tile's spectrum shows (:func:`estimate_defocus`), or ``None`` when it shows
+    none or is smaller than ``MIN_TILE``."""
+    estimate = estimate_defocus(tile) if min(tile.shape[:2]) >= MIN_TILE else None
+    return estimate.radius if estimate is not None and estimate.is_defocus else None
+
+
+def _own_estimate(tile: np.ndarray, **options) -> np.ndarray | None:
+    """A tile's own kernel estimate, or ``None`` when it is too flat to measure or smaller than the method needs."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            k = estimate_kernel(tile, for_deblurring=True, **options)
+        except ValueError:  # smaller than the method needs
+            return None
+    return None if any(issubclass(w.category, FlatImageWarning) for w in caught) else k
+
+
+def _tile_note(blur_type: str, num_tiles: int, radii: list[float], weight: float) -> str:
+    """The note on a kernel per tile: the disks found (defocus, auto) and what the other tiles took."""
+    if blur_type in ("gaussian", "motion") or (blur_type == "auto" and not radii):
+        mixed = f", each {weight:.0%} its own estimate and {1 - weight:.0%} the photo's" if weight < 1 else ""
+        none = "; none shows a defocus disk" if blur_type == "auto" else ""
+        return f"One kernel estimated per tile ({num_tiles} tiles){mixed}{none}."
+    note = f"A defocus disk measured per tile ({num_tiles} tiles): found in {len(radii)}"
+    if radii:
+        low, high = f"{min(radii):.1f}", f"{max(radii):.1f}"
+        note += f" (radius {low} px)" if low == high else f" (radius {low}–{high} px)"
+    if blur_type == "defocus":
+        return note + "; the others, which show none, are left about as they are."
+    return note + "; the others took a Gaussian estimate each."
 
 
 def restore(
@@ -316,14 +319,15 @@ def restore(
     tile_size: int | None = DEFAULT_TILE_SIZE,
     tile_overlap: int = DEFAULT_TILE_OVERLAP,
     progress: Callable[[int, int], None] | None = None,
-    kernel_is_estimate: bool = False,
+    kernel_is_estimate: bool | np.ndarray = False,
     motion_flow: torch.Tensor | None = None,
     self_ensemble: bool = False,
     precision: str = "float32",
     noise_level: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, int, float | None]:
     """Deblur an ``H×W×3`` uint8 image with a kernel (``k×k``, or ``T×k×k``: one per tile of ``tile_windows``;
-    ``kernel_is_estimate``: a blind estimate, for models that read it; ``motion_flow``: a ``1×2×H×W`` flow for
+    ``kernel_is_estimate``: a blind estimate, for models that read it, or ``T`` bools, one per tile kernel;
+    ``motion_flow``: a ``1×2×H×W`` flow for
     motion-flow models instead of the kernel's own; ``self_ensemble``, ``precision``, ``noise_level``: see
     ``deblur_tiled``); returns the uint8 result, the number of tiles used (per pass) and, for models that read it,
     the noise σ the model was given in grey levels (measured once on the whole image unless ``noise_level`` is
@@ -332,6 +336,8 @@ def restore(
     processor = BikanetImageProcessor()
     pixel_values = torch.from_numpy(processor.to_array(rgb)).permute(2, 0, 1)[None].to(device)
     kernel_tensor = torch.from_numpy(np.ascontiguousarray(kernel)).float()[None].to(device)
+    if isinstance(kernel_is_estimate, np.ndarray):
+        kernel_is_estimate = torch.from_numpy(kernel_is_estimate)[None].to(device)
     if noise_level is not None:
         noise_level = noise_level.to(device)
     elif model.config.noise_level_input:
@@ -434,7 +440,8 @@ def deblur(
             photo's spectrum shows a disk's zeros in every textured quarter
             (:attr:`~bikanet_hf.defocus_estimation.DefocusEstimate.is_defocus`; on 2,940 sharp, Gaussian-blurred,
             shaken or partly sharp test photos, clean, noisy or JPEG, it never did), else Gaussian — camera shake needs
-            ``"motion"``; with ``spatially_varying`` or a Gaussian ``method`` (amortized, gan, refine), Gaussian.
+            ``"motion"``; with a Gaussian ``method`` (amortized, gan, refine), Gaussian; with ``spatially_varying``,
+            decided per tile: a disk where the tile's spectrum shows one, else a Gaussian estimate.
             Or one kind: ``"gaussian"`` (the main model, 17×17 kernels), ``"motion"`` (the motion-blur extension:
             camera shake up to 31×31; blind, it traces the shake's path by edge prediction) or ``"defocus"`` (the
             main model; blind, the disk of a lens out of focus whose radius the photo's spectrum gives,
@@ -454,8 +461,9 @@ def deblur(
             384) for finer changes; seconds per tile for camera shake. Measured in
             ``benchmarks/results/motion_varying.md``. Flat tiles take the whole image's kernel. With
             ``blur_type="defocus"``, a photo partly in focus: each tile gets the disk its spectrum shows, and tiles
-            that show none (a sharp subject, a flat sky) a delta, which leaves them about as they are
-            (:func:`tile_defocus_kernels`; ``benchmarks/results/partial_focus.md``).
+            that show none (a sharp subject, a flat sky) a delta, which leaves them about as they are; with
+            ``"auto"``, tiles that show a disk get it and the others their Gaussian estimate
+            (:func:`estimate_tile_kernels`; ``benchmarks/results/partial_focus.md``).
         strength: how much of the correction to keep, from 0 (the input unchanged) to 1 (BIKAnet's result, the
             default): ``input + strength·(result − input)``, rounded to 8 bits — to tone down a result that looks
             over-sharpened, e.g. when the photo was barely blurred.
@@ -487,10 +495,10 @@ def deblur(
         read_notes = []
     rgb, alpha = read_image(image)
     asked, detect_start = blur_type, time.perf_counter()
-    look = not spatially_varying and method in (None, *METHODS_FOR["defocus"])
-    blur_type = resolve_blur_type(blur_type, kernel, model, rgb if look else None)
+    look_for_disks = method in (None, *METHODS_FOR["defocus"])
+    blur_type = resolve_blur_type(blur_type, kernel, model, rgb if look_for_disks and not spatially_varying else None)
     detect_seconds = time.perf_counter() - detect_start  # blind "auto": looking for a defocus disk
-    if blur_type == "auto":  # blind, spatially varying or with a Gaussian method: Gaussian
+    if blur_type == "auto":  # blind, spatially varying or with a Gaussian method: the photo's kernel is Gaussian
         blur_type = "gaussian"
     bikanet = load_model(model, blur_type)
     noise_input = user_noise_level(noise_level, bikanet.config)
@@ -504,7 +512,7 @@ def deblur(
         how = "The photo shows a lens out of focus" if asked == "auto" else "Defocus"
         notes.append(f"{how}: a disk of radius ≈ {defocus_radius(k):.1f} px, measured from its spectrum.")
     notes = read_notes + notes + ([jpeg_note] if jpeg_note else [])
-    tile_kernels = None
+    tile_kernels, tile_estimates = None, None
     if spatially_varying:
         tile_start = time.perf_counter()
         windows = tile_windows(*rgb.shape[:2], tile_size, tile_overlap)
@@ -513,8 +521,10 @@ def deblur(
             if progress is not None:
                 progress(done / total, f"estimating the blur of each tile ({done} of {total})")
 
-        tile_kernels, tile_notes = estimate_tile_kernels(
-            rgb, windows, k, estimator=estimator, method=method, blur_type=blur_type, progress=estimate_progress
+        # Blind "auto" (not camera shake, no Gaussian method): a disk where a tile shows one, else a Gaussian.
+        tile_type = "auto" if asked == "auto" and blur_type == "gaussian" and look_for_disks else blur_type
+        tile_kernels, tile_estimates, tile_notes = estimate_tile_kernels(
+            rgb, windows, k, estimator=estimator, method=method, blur_type=tile_type, progress=estimate_progress
         )
         notes += tile_notes
         estimate_seconds += time.perf_counter() - tile_start
@@ -533,7 +543,7 @@ def deblur(
         tile_size=tile_size,
         tile_overlap=tile_overlap,
         progress=tile_progress,
-        kernel_is_estimate=estimated and reads_as_estimate(blur_type),
+        kernel_is_estimate=estimated and reads_as_estimate(blur_type) if tile_estimates is None else tile_estimates,
         self_ensemble=self_ensemble,
         precision=precision,
         noise_level=noise_input,

@@ -526,7 +526,7 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         tile_overlap: int = 64,
         progress: Callable[[int, int], None] | None = None,
         motion_flow: torch.Tensor | None = None,
-        kernel_is_estimate: bool = False,
+        kernel_is_estimate: bool | torch.Tensor = False,
         self_ensemble: bool = False,
         precision: str = "float32",
         noise_level: float | torch.Tensor | None = None,
@@ -541,7 +541,8 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         weights that ignore the outer quarter of each overlap, where a tile's own border effects live, and ramp
         linearly across the middle half. ``tile_size=None`` or an image no larger than one
         tile runs in one pass. ``progress(done, total)`` is called after each tile. ``motion_flow`` (motion-flow
-        models only, B×2×H×W as in ``forward``) is cut into the same tiles; ``kernel_is_estimate`` as in ``forward``.
+        models only, B×2×H×W as in ``forward``) is cut into the same tiles; ``kernel_is_estimate`` as in ``forward``,
+        or with tile kernels B×T: one per tile (a photo may mix measured and estimated kernels).
         ``self_ensemble`` averages the results for the image and kernel flipped and turned together in all 8 ways
         (the "geometric self-ensemble" of Timofte et al., CVPR 2016, and EDSR+): 8× the time, for +0.13 dB on
         bsds500_val quick (true kernel; +0.10 blind). ``precision`` (see :func:`autocast_dtype`): ``"bfloat16"`` runs
@@ -593,15 +594,22 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
                 f"Expected one kernel per tile ({len(windows)} tiles of this image), got {kernel.shape[1]} kernels."
             )
 
+        per_tile_flags = torch.is_tensor(kernel_is_estimate) and kernel_is_estimate.ndim == 2
+        if per_tile_flags and (kernel.ndim != 4 or kernel_is_estimate.shape[1] != kernel.shape[1]):
+            raise ValueError("kernel_is_estimate per tile (B×T) needs one kernel per tile (B×T×k×k) to match.")
+
         def tile_kernel(index: int) -> torch.Tensor:
             return kernel[:, index] if kernel.ndim == 4 else kernel
+
+        def tile_flag(index: int) -> bool | torch.Tensor:
+            return kernel_is_estimate[:, index] if per_tile_flags else kernel_is_estimate
 
         if len(windows) == 1:
             output = self(
                 pixel_values,
                 tile_kernel(0),
                 motion_flow=motion_flow,
-                kernel_is_estimate=kernel_is_estimate,
+                kernel_is_estimate=tile_flag(0),
                 noise_level=noise_level,
             )
             if progress is not None:
@@ -616,7 +624,7 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
                 window,
                 tile_kernel(index),
                 motion_flow=flow,
-                kernel_is_estimate=kernel_is_estimate,
+                kernel_is_estimate=tile_flag(index),
                 noise_level=noise_level,
             )
             device = pixel_values.device

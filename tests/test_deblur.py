@@ -345,13 +345,14 @@ def test_tile_kernels_mix_a_traced_shake_with_the_photos(monkeypatch):
     rgb[:, 40:] = 40
     windows = [(0, 40, 0, 40), (0, 40, 40, 80)]
     photo = linear_motion_kernel(8, 45)
-    kernels, notes = deblurring.estimate_tile_kernels(rgb, windows, photo, blur_type="motion")
+    kernels, estimates, notes = deblurring.estimate_tile_kernels(rgb, windows, photo, blur_type="motion")
     np.testing.assert_allclose(kernels, [0.5 * own[0] + 0.5 * photo, 0.5 * own[40] + 0.5 * photo])
     assert "each 50% its own estimate and 50% the photo's" in notes[0]
     small = {0: gaussian_kernel(1.0, 1.0, 0), 40: gaussian_kernel(3.0, 1.0, 0)}
     monkeypatch.setattr(deblurring, "estimate_kernel", lambda tile, **options: small[int(tile[0, 0, 0])])
-    kernels, notes = deblurring.estimate_tile_kernels(rgb, windows, gaussian_kernel(2.0, 2.0, 0))
+    kernels, estimates, notes = deblurring.estimate_tile_kernels(rgb, windows, gaussian_kernel(2.0, 2.0, 0))
     np.testing.assert_allclose(kernels, [small[0], small[40]])
+    assert estimates.tolist() == [True, True]  # told to the model as estimates
     assert notes == ["One kernel estimated per tile (2 tiles)."]
 
 

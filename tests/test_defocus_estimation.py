@@ -11,6 +11,7 @@ import torch
 from bikanet_hf import (
     DefocusEstimate,
     deblur,
+    deblurring,
     defocus_estimation,
     defocus_kernel,
     degrade,
@@ -115,7 +116,7 @@ def test_a_photo_partly_in_focus_is_not_one_disk(data_dir):
     assert estimate_defocus(blurred).worst_quarter <= REGION_MISFIT_LIMIT and estimate_defocus(blurred).is_defocus
 
 
-def test_a_photo_partly_in_focus_gets_a_disk_per_tile(data_dir):
+def test_a_photo_partly_in_focus_gets_a_disk_per_tile(data_dir, monkeypatch):
     sharp = load_rgb(data_dir / "bsds500_val" / "101087.jpg")  # 481 × 321, portrait
     partly = sharp.copy()
     partly[:320] = degrade(sharp, defocus_kernel(5.0))[:320]  # the bottom third in focus
@@ -133,6 +134,23 @@ def test_a_photo_partly_in_focus_gets_a_disk_per_tile(data_dir):
     )
     one_disk = deblur(partly, **options)  # the whole photo's disk over-sharpens the part in focus
     assert psnr(sharp, np.asarray(per_tile.image)) > max(psnr(sharp, partly), psnr(sharp, np.asarray(one_disk.image)))
+    # blur_type="auto": the same disks where tiles show one, the others their Gaussian estimate (the flat sky too),
+    # and the model told which kernels are estimates
+    told, original = [], deblurring.restore  # the kernel_is_estimate that reaches the model
+
+    def restore(*args, kernel_is_estimate=False, **kwargs):
+        told.append(kernel_is_estimate)
+        return original(*args, kernel_is_estimate=kernel_is_estimate, **kwargs)
+
+    monkeypatch.setattr(deblurring, "restore", restore)
+    auto = deblur(partly, spatially_varying=True, **(options | {"blur_type": "auto"}))
+    is_disk = per_tile.tile_kernels.max(axis=(1, 2)) < 1.0
+    np.testing.assert_array_equal(auto.tile_kernels[is_disk], per_tile.tile_kernels[is_disk])
+    np.testing.assert_array_equal(told[-1], ~is_disk)
+    gaussian = deblur(partly, spatially_varying=True, **(options | {"blur_type": "gaussian"}))
+    np.testing.assert_allclose(auto.tile_kernels[~is_disk], gaussian.tile_kernels[~is_disk])
+    assert any(f"found in {len(found)} (radius 5.0 px); the others took a Gaussian" in n for n in auto.notes)
+    assert psnr(sharp, np.asarray(auto.image)) > psnr(sharp, np.asarray(gaussian.image)) + 0.5
 
 
 def test_a_jpeg_file_is_told_at_least_the_jpeg_noise_level(sharp, tmp_path):

@@ -305,3 +305,18 @@ def test_deblur_tiled_takes_one_kernel_per_tile():
         model.deblur_tiled(x, same[:, :2], 24, 8)
     with pytest.raises(ValueError, match="tile kernel"):
         model.deblur_tiled(x, same, 24, 8, self_ensemble=True)
+
+
+def test_deblur_tiled_tells_each_tile_whether_its_kernel_is_an_estimate():
+    """With tile kernels, ``kernel_is_estimate`` may be B×T: a photo may mix measured disks and Gaussian estimates."""
+    model = tiny_model(kernel_estimate_input=True)
+    x, k = smooth_image(48, 40), torch.from_numpy(gaussian_kernel(1.5, 1.0, 20)).float()[None]
+    same = k[:, None].expand(1, len(tile_windows(48, 40, 24, 8)), 17, 17)
+    flags = torch.ones(same.shape[:2], dtype=torch.bool)
+    estimate = model.deblur_tiled(x, same, 24, 8, kernel_is_estimate=True)
+    torch.testing.assert_close(model.deblur_tiled(x, same, 24, 8, kernel_is_estimate=flags), estimate)
+    flags[:, 0] = False  # the first tile's kernel is known: only its part of the result changes
+    changed = (model.deblur_tiled(x, same, 24, 8, kernel_is_estimate=flags) - estimate).abs()
+    assert changed[..., :10, :10].max() > 1e-4 and changed[..., 30:, 30:].max() == 0
+    with pytest.raises(ValueError, match="per tile"):
+        model.deblur_tiled(x, k, 24, 8, kernel_is_estimate=flags)
