@@ -380,8 +380,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="blind only: estimate a kernel for each tile (--tile-size, e.g. 384) and deblur each tile with its own, "
         "for blur that changes across the photo (a camera that turned, a tilted plane of focus; measured in "
-        "benchmarks/results/motion_varying.md); with --blur-type defocus, a photo partly in focus: the disk each "
-        "tile shows, tiles that show none left about as they are (benchmarks/results/partial_focus.md)",
+        "benchmarks/results/motion_varying.md); with the default --blur-type auto, a tile whose spectrum shows a "
+        "lens's defocus disk gets it and the others their Gaussian estimate; with --blur-type defocus, a photo partly "
+        "in focus: the disk each tile shows, tiles that show none left about as they are "
+        "(benchmarks/results/partial_focus.md)",
     )
     p.add_argument(
         "--strength",

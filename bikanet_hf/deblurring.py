@@ -26,6 +26,7 @@ from .estimation import (
     DEFAULT_MOTION_MODEL,
     METHODS_FOR,
     FlatImageWarning,
+    SlightBlurWarning,
     bundled_model_path,
     estimate_kernel,
 )
@@ -257,7 +258,7 @@ def estimate_tile_kernels(
     size = whole_image_kernel.shape[0]
     own_type = "gaussian" if blur_type == "auto" else blur_type
     weight = TILE_KERNEL_WEIGHT.get(own_type, 1.0)
-    kernels, estimates, radii, fallbacks = [], [], [], 0
+    kernels, estimates, radii, fallbacks, slight = [], [], [], 0, 0
     for index, (top, bottom, left, right) in enumerate(windows):
         tile = rgb[top:bottom, left:right]
         radii.append(tile_defocus_radius(tile) if blur_type in ("defocus", "auto") else None)
@@ -265,8 +266,8 @@ def estimate_tile_kernels(
             kernels.append(delta_kernel(size) if radii[-1] is None else defocus_kernel(radii[-1], size))
             estimates.append(False)
         else:
-            own = _own_estimate(tile, estimator=estimator, method=method, blur_type=own_type)
-            fallbacks += own is None
+            own, own_slight = _own_estimate(tile, estimator=estimator, method=method, blur_type=own_type)
+            fallbacks, slight = fallbacks + (own is None), slight + own_slight
             own = whole_image_kernel if own is None else prepare_kernel(own, size)[0]
             kernels.append(weight * own + (1 - weight) * whole_image_kernel)
             estimates.append(True)
@@ -275,6 +276,11 @@ def estimate_tile_kernels(
     notes = [_tile_note(blur_type, len(windows), [r for r in radii if r is not None], weight)]
     if fallbacks:
         notes.append(f"{fallbacks} tile(s) too flat or small to measure took the whole image's kernel.")
+    if slight:
+        notes.append(
+            f"{slight} of {len(windows)} tiles show very little blur (as sharp parts of a photo do): deblurring "
+            "changes them little."
+        )
     return np.stack(kernels), np.array(estimates), notes
 
 
@@ -285,15 +291,18 @@ def tile_defocus_radius(tile: np.ndarray) -> float | None:
     return estimate.radius if estimate is not None and estimate.is_defocus else None
 
 
-def _own_estimate(tile: np.ndarray, **options) -> np.ndarray | None:
-    """A tile's own kernel estimate, or ``None`` when it is too flat to measure or smaller than the method needs."""
+def _own_estimate(tile: np.ndarray, **options) -> tuple[np.ndarray | None, bool]:
+    """A tile's own kernel estimate, or ``None`` when it is too flat to measure or smaller than the method needs, and
+    whether it shows very little blur (:class:`SlightBlurWarning`)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             k = estimate_kernel(tile, for_deblurring=True, **options)
         except ValueError:  # smaller than the method needs
-            return None
-    return None if any(issubclass(w.category, FlatImageWarning) for w in caught) else k
+            return None, False
+    if any(issubclass(w.category, FlatImageWarning) for w in caught):
+        return None, False
+    return k, any(issubclass(w.category, SlightBlurWarning) for w in caught)
 
 
 def _tile_note(blur_type: str, num_tiles: int, radii: list[float], weight: float) -> str:
@@ -504,9 +513,17 @@ def deblur(
     noise_input = user_noise_level(noise_level, bikanet.config)
     jpeg = jpeg_evidence(image, rgb) if noise_input is None and bikanet.config.noise_level_input else None
     noise_input, jpeg_note = jpeg_noise_level(rgb, jpeg) if jpeg else (noise_input, None)
-    rgb, _, k, estimated, notes, estimate_seconds = prepare_inputs(
-        rgb, kernel, kernel_size=bikanet.config.kernel_size, estimator=estimator, method=method, blur_type=blur_type
-    )
+    with warnings.catch_warnings():
+        if spatially_varying:  # the photo's kernel only stands in for flat tiles; a note says which tiles are slight
+            warnings.simplefilter("ignore", SlightBlurWarning)
+        rgb, _, k, estimated, notes, estimate_seconds = prepare_inputs(
+            rgb,
+            kernel,
+            kernel_size=bikanet.config.kernel_size,
+            estimator=estimator,
+            method=method,
+            blur_type=blur_type,
+        )
     estimate_seconds += detect_seconds
     if blur_type == "defocus" and estimated and not spatially_varying:
         how = "The photo shows a lens out of focus" if asked == "auto" else "Defocus"

@@ -1,5 +1,7 @@
 """The public deblurring API: ``deblur``, the ``image-deblurring`` pipeline, tiling, and the CLI commands."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -402,3 +404,9 @@ def test_a_sharp_photo_comes_back_nearly_unchanged(photo):
         result = deblur(np.ascontiguousarray(photo))
     assert result.kernel.max() > 0.7
     assert psnr(photo, np.asarray(result.image)) > 35
+    # per tile, the photo's kernel only stands in for flat tiles: no warning about it, a note on the slight tiles
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SlightBlurWarning)
+        per_tile = deblur(np.ascontiguousarray(photo), spatially_varying=True, tile_size=128, tile_overlap=32)
+    tiles = len(per_tile.tile_kernels)
+    assert any(f"of {tiles} tiles show very little blur" in note for note in per_tile.notes)
