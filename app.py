@@ -442,16 +442,17 @@ def estimate(
     steps: int = 600,
     progress: Any = None,
     blur: str = BLUR_SOFT,
-    detect_defocus: bool = True,
+    per_tile: bool = False,
     known_blurred: bool = False,
 ):
     """The blur kernel of a blurred photo, a description of it (with a caveat when the photo is nearly flat) and the
     kind of blur it is (``"gaussian"``, ``"defocus"`` or ``"motion"``); ``known_blurred``: the photo is surely
-    blurred, so a Gaussian estimate is narrowed less (``KNOWN_BLUR_ESTIMATOR``).
+    blurred, so a Gaussian estimate is narrowed less (``KNOWN_BLUR_ESTIMATOR``); ``per_tile``: the photo's kernel
+    only stands in for tiles too flat to measure (:func:`estimate_per_tile` looks for disks and slight blur per tile).
 
     ``how``: the fast amortized estimator, or KernelGAN refining its answer for ``steps`` steps (``progress`` is a
-    ``gr.Progress`` that shows them). ``blur``: a Gaussian-like kernel — or, with the fast estimator and
-    ``detect_defocus``, the disk of a lens out of focus when the photo's spectrum shows one
+    ``gr.Progress`` that shows them). ``blur``: a Gaussian-like kernel — or, with the fast estimator and not
+    ``per_tile``, the disk of a lens out of focus when the photo's spectrum shows one
     (:func:`~bikanet_hf.deblurring.resolve_blur_type`) —, a defocus disk in any case (its radius from the photo's
     spectrum), or camera shake (its path, by edge prediction, for the motion model; a few seconds)."""
     if how not in (ESTIMATE_FAST, ESTIMATE_REFINE):
@@ -467,7 +468,7 @@ def estimate(
             f"KernelGAN estimates Gaussian-like blur only; use the fast estimator for {what}.", print_exception=False
         )
     blur_type = BLUR_TYPE_OF[blur]
-    if blur_type == "gaussian" and how == ESTIMATE_FAST and detect_defocus:
+    if blur_type == "gaussian" and how == ESTIMATE_FAST and not per_tile:
         blur_type = resolve_blur_type("auto", None, None, image)
     if blur_type == "defocus" and min(image.shape[:2]) < MIN_TILE:
         raise gr.Error(
@@ -516,7 +517,7 @@ def estimate(
         text += " (the photo is surely blurred: a slight estimate is narrowed less)" if known_blurred else ""
     if any(issubclass(w.category, FlatImageWarning) for w in caught):
         text += " (the photo has almost no edges, so this estimate is a guess)"
-    elif any(issubclass(w.category, SlightBlurWarning) for w in caught):
+    elif any(issubclass(w.category, SlightBlurWarning) for w in caught) and not per_tile:
         text += " (very little blur: the photo may be sharp already, and the result changes it little)"
     return kernel, text, blur_type
 
@@ -632,7 +633,7 @@ def run_blind(
     blurred, stem = read_photo(photo, "blurred photo")
     progress(0.0, desc="Estimating the blur kernel")
     kernel, kernel_text, blur_type = estimate(
-        blurred, how, steps, progress, blur, detect_defocus=not varying, known_blurred=known_blurred
+        blurred, how, steps, progress, blur, per_tile=varying, known_blurred=known_blurred
     )
     picture, tile_kernels = kernels.kernel_to_image(kernel), None
     if not 0 <= strength <= 100:

@@ -277,6 +277,12 @@ def test_blind_estimate_says_when_the_photo_may_be_sharp_already(app, data_dir, 
     assert "very little blur" in text
     _, text, _ = app.estimate(kernels.degrade(sharp, kernels.gaussian_kernel(2.0, 1.5, 30.0)))
     assert text.startswith("estimated, σ_major") and "very little blur" not in text
+    # per tile, the whole photo's kernel only stands in for flat tiles: the tiles that show little blur are counted
+    _, text, _ = app.estimate(sharp, per_tile=True)
+    assert "very little blur" not in text
+    monkeypatch.setattr(app, "VARYING_TILE_SIZE", 256)
+    _, _, _, text = app.estimate_per_tile(sharp, app.estimate(sharp)[0], app.BLUR_SOFT)
+    assert "tiles show very little blur" in text
 
 
 def test_handlers_return_slider_pair_kernel_picture_report_and_download(app, tmp_path):
