@@ -66,10 +66,10 @@ MOTION_KERNEL_DISTANCE = 0.2
 DEFOCUS_KERNEL_DISTANCE = 0.2
 DEFAULT_TILE_SIZE = 512
 # spatially_varying: how much of each tile's kernel is its own estimate, the rest being the photo's (shrinkage towards
-# the photo's kernel, for estimates made from fewer edges). Measured (benchmarks/results/motion_varying.md, 6 photos
-# per synthetic row): the Gaussian estimator is accurate on a tile alone (tilted focus +2.84 dB at 1, +2.39 at 0.5);
-# the shake's traced path is not (turning shake +0.92 at 1, +1.03 at 0.5; the two GoPro pairs +0.64 at 1, +1.00 at
-# 0.5).
+# the photo's kernel, for estimates made from fewer edges). Measured (benchmarks/motion_varying.py, 6 photos per
+# synthetic row, with the main model of 2026-12-04): the Gaussian estimator is accurate on a tile alone
+# (tilted focus +2.84 dB at 1, +2.39 at 0.5); the shake's traced path is not (turning shake +0.92 at 1, +1.03 at 0.5;
+# the two GoPro pairs +0.64 at 1, +1.00 at 0.5).
 TILE_KERNEL_WEIGHT = {"gaussian": 1.0, "motion": 0.5}
 DEFAULT_TILE_OVERLAP = 64
 # `progress(fraction, stage)`: fraction of the work done in [0, 1] and a few words on what is being done.
