@@ -356,8 +356,7 @@ def deblur(
     or pixels that show a JPEG's blocks; asked only then, as the check takes time on large photos), as
     :func:`bikanet_hf.deblur` does — and whether it was raised for a JPEG that way; ``progress`` is a
     ``gr.Progress`` (or ``None``). ``tile_kernels``: one kernel per tile of ``tile_windows(H, W, VARYING_TILE_SIZE,
-    VARYING_TILE_OVERLAP)``, for blur that varies
-    across the photo."""
+    VARYING_TILE_OVERLAP)``, for blur that varies across the photo."""
 
     def tile_done(done: int, total: int) -> None:
         if progress is not None:

@@ -336,11 +336,10 @@ def restore(
 ) -> tuple[np.ndarray, int, float | None]:
     """Deblur an ``H×W×3`` uint8 image with a kernel (``k×k``, or ``T×k×k``: one per tile of ``tile_windows``;
     ``kernel_is_estimate``: a blind estimate, for models that read it, or ``T`` bools, one per tile kernel;
-    ``motion_flow``: a ``1×2×H×W`` flow for
-    motion-flow models instead of the kernel's own; ``self_ensemble``, ``precision``, ``noise_level``: see
-    ``deblur_tiled``); returns the uint8 result, the number of tiles used (per pass) and, for models that read it,
-    the noise σ the model was given in grey levels (measured once on the whole image unless ``noise_level`` is
-    given), else ``None``."""
+    ``motion_flow``: a ``1×2×H×W`` flow for motion-flow models instead of the kernel's own; ``self_ensemble``,
+    ``precision``, ``noise_level``: see ``deblur_tiled``); returns the uint8 result, the number of tiles used (per
+    pass) and, for models that read it, the noise σ the model was given in grey levels (measured once on the whole
+    image unless ``noise_level`` is given), else ``None``."""
     device = next(model.parameters()).device
     processor = BikanetImageProcessor()
     pixel_values = torch.from_numpy(processor.to_array(rgb)).permute(2, 0, 1)[None].to(device)
