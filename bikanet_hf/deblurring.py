@@ -278,8 +278,8 @@ def estimate_tile_kernels(
         notes.append(f"{fallbacks} tile(s) too flat or small to measure took the whole image's kernel.")
     if slight:
         notes.append(
-            f"{slight} of {len(windows)} tiles show very little blur (as sharp parts of a photo do): deblurring "
-            "changes them little."
+            f"{slight} of {_tiles(len(windows))} {'shows' if slight == 1 else 'show'} very little blur (as sharp "
+            f"parts of a photo do): deblurring changes {'it' if slight == 1 else 'them'} little."
         )
     return np.stack(kernels), np.array(estimates), notes
 
@@ -305,13 +305,17 @@ def _own_estimate(tile: np.ndarray, **options) -> tuple[np.ndarray | None, bool]
     return k, any(issubclass(w.category, SlightBlurWarning) for w in caught)
 
 
+def _tiles(count: int) -> str:
+    return f"{count} tile" if count == 1 else f"{count} tiles"
+
+
 def _tile_note(blur_type: str, num_tiles: int, radii: list[float], weight: float) -> str:
     """The note on a kernel per tile: the disks found (defocus, auto) and what the other tiles took."""
     if blur_type in ("gaussian", "motion") or (blur_type == "auto" and not radii):
         mixed = f", each {weight:.0%} its own estimate and {1 - weight:.0%} the photo's" if weight < 1 else ""
         none = "; none shows a defocus disk" if blur_type == "auto" else ""
-        return f"One kernel estimated per tile ({num_tiles} tiles){mixed}{none}."
-    note = f"A defocus disk measured per tile ({num_tiles} tiles): found in {len(radii)}"
+        return f"One kernel estimated per tile ({_tiles(num_tiles)}){mixed}{none}."
+    note = f"A defocus disk measured per tile ({_tiles(num_tiles)}): found in {len(radii)}"
     if radii:
         low, high = f"{min(radii):.1f}", f"{max(radii):.1f}"
         note += f" (radius {low} px)" if low == high else f" (radius {low}–{high} px)"
