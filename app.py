@@ -42,6 +42,7 @@ from bikanet_hf import BikanetForImageDeblurring, image_io, kernels, metrics, mo
 from bikanet_hf.deblurring import (
     JPEG_NOISE_LEVEL,
     apply_strength,
+    defocused_tiles,
     estimate_tile_kernels,
     is_motion_kernel,
     jpeg_evidence,
@@ -467,8 +468,10 @@ def estimate(
             f"KernelGAN estimates Gaussian-like blur only; use the fast estimator for {what}.", print_exception=False
         )
     blur_type = BLUR_TYPE_OF[blur]
+    partly = 0  # soft blur, no one disk: tiles that show one (a photo partly out of focus?)
     if blur_type == "gaussian" and how == ESTIMATE_FAST and not per_tile:
         blur_type = resolve_blur_type("auto", None, None, image)
+        partly = defocused_tiles(image)[0] if blur_type == "gaussian" else 0
     if blur_type == "defocus" and min(image.shape[:2]) < MIN_TILE:
         raise gr.Error(
             f"Measuring a lens's defocus needs a photo of at least {MIN_TILE}×{MIN_TILE} pixels.",
@@ -518,6 +521,11 @@ def estimate(
         text += " (the photo has almost no edges, so this estimate is a guess)"
     elif any(issubclass(w.category, SlightBlurWarning) for w in caught) and not per_tile:
         text += " (very little blur: the photo may be sharp already, and the result changes it little)"
+    if partly:
+        text += (
+            f" — {partly} of its tiles show a lens out of focus and others not: if the photo is partly out of focus, "
+            "tick “blur changes across the photo”"
+        )
     return kernel, text, blur_type
 
 

@@ -376,6 +376,11 @@ def test_blind_soft_blur_detects_a_lens_out_of_focus(app, tmp_path):
     assert "a lens out of focus: a disk of radius ≈ 3.5 px" in report and "(detected" in report
     _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_DEFOCUS)
     assert "disk of radius ≈ 3.5 px" in report and "(detected" not in report  # asked for, not detected
+    partly = load_rgb(app.EXAMPLES_DIR / "chelsea_sharp.png")
+    partly[:, :300] = kernels.degrade(partly, kernels.defocus_kernel(3.5))[:, :300]  # the right third in focus
+    _, text, _ = app.estimate(partly)
+    assert "of its tiles show a lens out of focus" in text and "tick “blur changes across the photo”" in text
+    assert "of its tiles show" not in app.estimate(partly, per_tile=True)[1]
     _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, True)
     assert "a defocus disk measured per tile (2 tiles): found in 2 (radius 3.5 px)" in report  # detected per tile
     assert "out of focus" not in report  # the whole photo's kernel is a Gaussian estimate (for flat tiles)

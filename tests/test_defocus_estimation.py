@@ -153,6 +153,21 @@ def test_a_photo_partly_in_focus_gets_a_disk_per_tile(data_dir, monkeypatch):
     assert psnr(sharp, np.asarray(auto.image)) > psnr(sharp, np.asarray(gaussian.image)) + 0.5
 
 
+def test_blind_auto_says_when_parts_of_a_photo_show_a_lens_out_of_focus(data_dir):
+    sharp = load_rgb(data_dir / "bsds500_val" / "101087.jpg")  # 481 × 321: 6 tiles of 256 px
+    partly = sharp.copy()
+    partly[:320] = degrade(sharp, defocus_kernel(5.0))[:320]
+    found, looked = deblurring.defocused_tiles(partly)
+    assert looked == 6 and 0 < found < looked
+    for other in (sharp, degrade(sharp, gaussian_kernel(2.0, 1.5, 30.0)), degrade(sharp, defocus_kernel(5.0))):
+        assert deblurring.defocused_tiles(other)[0] in (0, 6)  # none, or all: one disk for the whole photo
+    notes = deblur(partly, precision="float32").notes
+    hint = f"{found} of 6 tiles looked at show a lens out of focus"
+    assert any(hint in note and "spatially_varying" in note for note in notes)
+    assert not any("tiles looked at" in n for n in deblur(partly, method="amortized", precision="float32").notes)
+    assert deblurring.defocused_tiles(sharp[:200, :200]) == (0, 0)  # one tile: the whole-photo test says it all
+
+
 def test_a_jpeg_file_is_told_at_least_the_jpeg_noise_level(sharp, tmp_path):
     from PIL import Image
 
