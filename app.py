@@ -976,7 +976,8 @@ def _blind_tab(results: Results) -> None:
         value=BLUR_SOFT,
         label="Kind of blur",
         info="Soft blur: soft optics, a filtered picture — and a lens out of focus when the photo's spectrum shows "
-        "the rings a defocus disk leaves (then its radius is measured). Out of focus: measure the disk's radius "
+        "the rings a defocus disk leaves (then its radius is measured; when only parts of the photo show them, the "
+        "report says so). Out of focus: measure the disk's radius "
         "even when those rings are faint (noisy photos, small disks). Camera shake: the shake's path is traced from "
         "the photo's strongest edges (a few seconds), then the motion model deblurs with it. Experimental: it helps "
         "on average, but a wrong trace can make a photo worse.",
