@@ -534,8 +534,12 @@ def deblur(
     asked, detect_start = blur_type, time.perf_counter()
     look_for_disks = method in (None, *METHODS_FOR["defocus"])
     blur_type = resolve_blur_type(blur_type, kernel, model, rgb if look_for_disks and not spatially_varying else None)
-    partly = []  # blind "auto" found no one disk: do some tiles show one?
-    if kernel is None and asked == "auto" and blur_type == "gaussian" and look_for_disks and not spatially_varying:
+    if blur_type == "auto":  # blind, spatially varying or with a Gaussian method: the photo's kernel is Gaussian
+        blur_type = "gaussian"
+    # Blind "auto" that found no one disk (or did not look: per tile) and no Gaussian method: disks may show in tiles.
+    disks_in_tiles = kernel is None and asked == "auto" and blur_type == "gaussian" and look_for_disks
+    partly = []  # one kernel: do some tiles show a disk?
+    if disks_in_tiles and not spatially_varying:
         found, looked = defocused_tiles(rgb)
         if found:
             partly.append(
@@ -544,8 +548,6 @@ def deblur(
                 "part with its own."
             )
     detect_seconds = time.perf_counter() - detect_start  # blind "auto": looking for a defocus disk
-    if blur_type == "auto":  # blind, spatially varying or with a Gaussian method: the photo's kernel is Gaussian
-        blur_type = "gaussian"
     bikanet = load_model(model, blur_type)
     noise_input = user_noise_level(noise_level, bikanet.config)
     jpeg = jpeg_evidence(image, rgb) if noise_input is None and bikanet.config.noise_level_input else None
@@ -575,8 +577,7 @@ def deblur(
             if progress is not None:
                 progress(done / total, f"estimating the blur of each tile ({done} of {total})")
 
-        # Blind "auto" (not camera shake, no Gaussian method): a disk where a tile shows one, else a Gaussian.
-        tile_type = "auto" if asked == "auto" and blur_type == "gaussian" and look_for_disks else blur_type
+        tile_type = "auto" if disks_in_tiles else blur_type  # a disk where a tile shows one, else a Gaussian
         tile_kernels, tile_estimates, tile_notes = estimate_tile_kernels(
             rgb, windows, k, estimator=estimator, method=method, blur_type=tile_type, progress=estimate_progress
         )
