@@ -71,7 +71,7 @@ def test_spatially_varying_blur_interpolates_the_kernels():
     assert np.abs(uniform.astype(int) - kernels.degrade(sharp, k)).max() <= 1
     np.testing.assert_array_equal(spatially_varying_degrade(sharp, k[None, None]), kernels.degrade(sharp, k))
     # different kernels: each side of the photo is blurred by its own
-    sides = np.stack([np.pad(np.ones((1, 1)), 8), k])[None]  # 1×2 nodes: sharp on the left, blurred on the right
+    sides = np.stack([kernels.delta_kernel(17), k])[None]  # 1×2 nodes: sharp on the left, blurred on the right
     out = spatially_varying_degrade(sharp, sides).astype(int)
     blurred, sharp = kernels.degrade(sharp, k).astype(int), sharp.astype(int)
     for column, near, far in ((0, sharp, blurred), (-1, blurred, sharp)):
