@@ -343,6 +343,8 @@ def _tile_note(blur_type: str, num_tiles: int, radii: list[float], weight: float
     if radii:
         low, high = f"{min(radii):.1f}", f"{max(radii):.1f}"
         note += f" (radius {low} px)" if low == high else f" (radius {low}–{high} px)"
+    if len(radii) == num_tiles:
+        return note + ", every one."
     if blur_type == "defocus":
         return note + "; the others, which show none, are left about as they are."
     return note + "; the others took a Gaussian estimate each."
@@ -541,11 +543,12 @@ def deblur(
     partly = []  # one kernel: do some tiles show a disk?
     if disks_in_tiles and not spatially_varying:
         found, looked = defocused_tiles(rgb)
+        side = PARTLY_DEFOCUSED_TILE  # per tile with these tiles finds the same disks (and small photos get several)
         if found:
             partly.append(
-                f"{found} of {looked} tiles looked at show a lens out of focus and the others not: if the photo is "
-                "partly out of focus, a kernel per tile (spatially_varying=True, --spatially-varying) deblurs each "
-                "part with its own."
+                f"{found} of {looked} {side}-px tiles looked at show a lens out of focus and the others not: if the "
+                f"photo is partly out of focus, a kernel per tile (spatially_varying=True, tile_size={side}, "
+                f"tile_overlap={side // 4}; --spatially-varying --tile-size {side}) deblurs each part with its own."
             )
     detect_seconds = time.perf_counter() - detect_start  # blind "auto": looking for a defocus disk
     bikanet = load_model(model, blur_type)
