@@ -41,6 +41,7 @@ import bikanet_hf
 from bikanet_hf import BikanetForImageDeblurring, image_io, kernels, metrics, motion
 from bikanet_hf.deblurring import (
     JPEG_NOISE_LEVEL,
+    PARTLY_DEFOCUSED_TILE,
     apply_strength,
     defocused_tiles,
     estimate_tile_kernels,
@@ -135,6 +136,11 @@ TILE_SIZE, TILE_OVERLAP = 512, 64  # large photos are deblurred in overlapping t
 # "Blur changes across the photo": one kernel per tile of this size (smaller tiles follow finer changes but have
 # less to estimate from; benchmarks/results/motion_varying.md).
 VARYING_TILE_SIZE, VARYING_TILE_OVERLAP = 384, 96
+# ... but for a lens's disk (soft blur, out of focus) on a photo whose shorter side is under VARYING_TILE_SIZE, the
+# PARTLY_DEFOCUSED_TILE-px tiles that the "parts show a lens out of focus" hint looks at: 384-px tiles split such a
+# photo along its long side only, seldom where the focus changes (30 bsds500_val photos with their top two thirds out
+# of focus, soft blur per tile: +0.57 dB with 256-px tiles, +0.03 with 384-px ones; 2026-12-07).
+SMALL_PHOTO_TILE_SIZE, SMALL_PHOTO_TILE_OVERLAP = PARTLY_DEFOCUSED_TILE, PARTLY_DEFOCUSED_TILE // 4
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -348,6 +354,7 @@ def deblur(
     tile_kernels: np.ndarray | None = None,
     noise_level: float | None = None,
     shows_jpeg: Callable[[], bool] | None = None,
+    tiles: tuple[int, int] = (VARYING_TILE_SIZE, VARYING_TILE_OVERLAP),
 ) -> tuple[np.ndarray, float | None, bool]:
     """``H×W×3`` uint8 blurred photo and its kernel (``estimated``: a blind estimate; with ``tile_kernels``, one bool
     per tile) → restored uint8 by the model that fits the kernel (:func:`model_for`), in tiles for large photos,
@@ -356,8 +363,8 @@ def deblur(
     ``noise_level``) — at least ``JPEG_NOISE_LEVEL`` when measured for an upload that ``shows_jpeg`` (a JPEG file,
     or pixels that show a JPEG's blocks; asked only then, as the check takes time on large photos), as
     :func:`bikanet_hf.deblur` does — and whether it was raised for a JPEG that way; ``progress`` is a
-    ``gr.Progress`` (or ``None``). ``tile_kernels``: one kernel per tile of ``tile_windows(H, W, VARYING_TILE_SIZE,
-    VARYING_TILE_OVERLAP)``, for blur that varies across the photo."""
+    ``gr.Progress`` (or ``None``). ``tile_kernels``: one kernel per tile of ``tile_windows(H, W, *tiles)`` (see
+    :func:`varying_tiles`), for blur that varies across the photo."""
 
     def tile_done(done: int, total: int) -> None:
         if progress is not None:
@@ -371,7 +378,7 @@ def deblur(
     tile_size, tile_overlap = TILE_SIZE, TILE_OVERLAP
     if tile_kernels is not None:
         kernel = np.stack([kernel_for_model(k, model.config.kernel_size) for k in tile_kernels])
-        tile_size, tile_overlap = VARYING_TILE_SIZE, VARYING_TILE_OVERLAP
+        tile_size, tile_overlap = tiles
     with torch.inference_mode():
         restored, _, noise_level = restore(
             model,
@@ -575,14 +582,23 @@ def _results(blurred, restored, picture, stem: str, what: str, start: float, det
     return (blurred, restored), picture, report, save_restored(restored, stem)
 
 
+def varying_tiles(image: np.ndarray, blur: str) -> tuple[int, int]:
+    """Side and overlap of the tiles that get a kernel each: ``VARYING_TILE_SIZE``, or ``SMALL_PHOTO_TILE_SIZE`` for
+    a lens's disk (any blur but camera shake) on a photo whose shorter side is under ``VARYING_TILE_SIZE``."""
+    if blur != BLUR_SHAKE and min(image.shape[:2]) < VARYING_TILE_SIZE:
+        return SMALL_PHOTO_TILE_SIZE, SMALL_PHOTO_TILE_OVERLAP
+    return VARYING_TILE_SIZE, VARYING_TILE_OVERLAP
+
+
 def estimate_per_tile(
     image: np.ndarray, kernel: np.ndarray, blur: str, progress: Any = None, known_blurred: bool = False
 ):
-    """One kernel per tile (``VARYING_TILE_SIZE``), the whole photo's ``kernel`` for tiles too flat to measure (out
+    """One kernel per tile (:func:`varying_tiles`), the whole photo's ``kernel`` for tiles too flat to measure (out
     of focus: the disk a tile shows, else a delta; soft blur: the disk a tile shows, else its Gaussian estimate): the
     kernels, whether each is an estimate, a picture of them laid out like the tiles, and a sentence on what was
     done."""
-    windows = tile_windows(*image.shape[:2], VARYING_TILE_SIZE, VARYING_TILE_OVERLAP)
+    side, overlap = varying_tiles(image, blur)
+    windows = tile_windows(*image.shape[:2], side, overlap)
     rows = len({top for top, _, _, _ in windows})
     estimator = estimator_for(BLUR_TYPE_OF[blur], known_blurred)
     blur_type = "auto" if blur == BLUR_SOFT else BLUR_TYPE_OF[blur]  # soft blur: a lens out of focus is detected
@@ -595,9 +611,9 @@ def estimate_per_tile(
         image, windows, kernel, estimator=estimator, blur_type=blur_type, progress=tile_done
     )
     picture = kernels.kernel_grid_image(tile_kernels, rows, len(windows) // rows)
-    text = f"one kernel per tile ({rows}×{len(windows) // rows} tiles of {VARYING_TILE_SIZE} px, in the picture)"
+    text = f"one kernel per tile ({rows}×{len(windows) // rows} tiles of {side} px, in the picture)"
     if len(windows) == 1:
-        text = f"the photo fits in one {VARYING_TILE_SIZE}-px tile, so one kernel was used"
+        text = f"the photo fits in one {side}-px tile, so one kernel was used"
         return tile_kernels, tile_estimates, picture, text
     # the disks found (out of focus, or soft blur where some tile shows one), the tiles too flat to measure
     shown = notes if blur_type == "defocus" or not tile_estimates.all() else notes[1:]
@@ -656,6 +672,7 @@ def run_blind(
         estimated,
         tile_kernels=tile_kernels,
         noise_level=asked,
+        tiles=varying_tiles(blurred, blur),
         shows_jpeg=_jpeg_check(photo, blurred),
     )
     restored = apply_strength(blurred, restored, strength / 100)
@@ -986,12 +1003,13 @@ def _blind_tab(results: Results) -> None:
     varying = gr.Checkbox(
         value=False,
         label="Blur changes across the photo (one kernel per tile)",
-        info=f"Estimates a kernel for each {VARYING_TILE_SIZE}-px tile and deblurs each tile with its own: for a "
-        "camera that turned, or parts of the scene at different depths. Experimental: it helps on our synthetic "
-        "tests (+0.5 dB for a turning camera, +1.3 dB for a tilted plane of focus) and a little on two real GoPro "
-        "photos; for camera shake it takes a few seconds per tile. For a photo partly out of focus, each tile whose "
-        "spectrum shows a lens's disk is deblurred with it (+1.8 to 2.0 dB on our test); the others get a Gaussian "
-        "estimate with “Soft blur”, and are left as they are with “Out of focus” (best when the rest is sharp).",
+        info=f"Estimates a kernel for each {VARYING_TILE_SIZE}-px tile ({SMALL_PHOTO_TILE_SIZE} px for a lens's "
+        "disk on smaller photos) and deblurs each tile with its own: for a camera that turned, or parts of "
+        "the scene at different depths. Experimental: it helps on our synthetic tests (+0.5 dB for a turning "
+        "camera, +1.3 dB for a tilted plane of focus) and a little on two real GoPro photos; for camera shake"
+        " it takes a few seconds per tile. For a photo partly out of focus, each tile whose spectrum shows a "
+        "lens's disk is deblurred with it (+1.8 to 2.0 dB on our test); the others get a Gaussian estimate "
+        "with “Soft blur”, and are left as they are with “Out of focus” (best when the rest is sharp).",
         elem_id="blind-varying",
     )
     strength = gr.Slider(

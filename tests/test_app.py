@@ -25,6 +25,7 @@ from bikanet_hf import (
     BikanetKernelEstimator,
     BikanetKernelEstimatorConfig,
     kernels,
+    psnr,
     spatially_varying_degrade,
 )
 from bikanet_hf.estimation import DEFAULT_ESTIMATOR, KNOWN_BLUR_OFFSET_FLOOR
@@ -381,11 +382,19 @@ def test_blind_soft_blur_detects_a_lens_out_of_focus(app, tmp_path):
     _, text, _ = app.estimate(partly)
     assert "of its tiles show a lens out of focus" in text and "tick “blur changes across the photo”" in text
     assert "of its tiles show" not in app.estimate(partly, per_tile=True)[1]
+    # 451×300: a lens's disk per tile takes 256-px tiles (2×3), not 384-px ones (1×2, which split it where its focus
+    # does not change)
     _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, True)
-    assert "a defocus disk measured per tile (2 tiles): found in 2 (radius 3.5 px)" in report  # detected per tile
+    assert "2×3 tiles of 256 px" in report
+    assert "a defocus disk measured per tile (6 tiles): found in 6 (radius 3.5 px), every one" in report
     assert "out of focus" not in report  # the whole photo's kernel is a Gaussian estimate (for flat tiles)
     _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_DEFOCUS, True)
-    assert "a defocus disk measured per tile (2 tiles): found in 2 (radius 3.5 px)" in report  # both tiles blurred
+    assert "a defocus disk measured per tile (6 tiles): found in 6 (radius 3.5 px), every one" in report
+    # the hint's advice pays on the photo partly in focus (one kernel 28.8 dB, per 384-px tile 29.0, per 256-px 31.7)
+    Image.fromarray(partly).save(tmp_path / "partly.png")
+    one_kernel = app.run_blind(str(tmp_path / "partly.png"), app.ESTIMATE_FAST, 300, app.BLUR_SOFT)[0][1]
+    per_tile = app.run_blind(str(tmp_path / "partly.png"), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, True)[0][1]
+    assert psnr(sharp, per_tile) > psnr(sharp, one_kernel) + 1.0
     with pytest.raises(app.gr.Error, match="use the fast estimator for a photo out of focus"):
         app.run_blind(str(photo), app.ESTIMATE_REFINE, 50, app.BLUR_DEFOCUS)
     with pytest.raises(app.gr.Error, match="at least 64×64 pixels"):
@@ -489,9 +498,11 @@ def test_blur_that_changes_across_the_photo_gets_a_kernel_per_tile(app, tmp_path
     assert "deblurred at 0% strength in" in report
     with pytest.raises(app.gr.Error, match="percentage from 0 to 100"):
         app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, False, 150)
+    # a lens's disk on a photo whose shorter side is under VARYING_TILE_SIZE: SMALL_PHOTO_TILE_SIZE tiles
     monkeypatch.setattr(app, "VARYING_TILE_SIZE", 64)
     _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, True)
-    assert "fits in one 64-px tile, so one kernel was used" in report
+    assert f"fits in one {app.SMALL_PHOTO_TILE_SIZE}-px tile, so one kernel was used" in report
+    assert app.varying_tiles(np.zeros((48, 64, 3)), app.BLUR_SHAKE) == (64, app.VARYING_TILE_OVERLAP)
 
 
 def test_a_surely_blurred_photo_is_estimated_with_the_offset_floor(app, tmp_path, monkeypatch):
