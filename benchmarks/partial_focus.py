@@ -10,16 +10,17 @@ Outside the protocol (its blur is uniform); its steps otherwise (mirror padding,
 * ``out of focus`` — the whole photo blurred with that disk (the per-tile method should lose little to one disk);
 * ``sharp`` — the photo as it is (a method that finds disks where there are none makes it worse).
 
-Columns: the blurred input; ``true, per tile``: each 384-px tile deblurred with the disk when it is wholly
-background, else with a delta; blind: ``auto, one kernel`` (``deblur(image)``, the default), ``defocus, one disk``
+Columns: the blurred input; ``true, per tile``: each 384-px tile deblurred with the disk when it is wholly background,
+else with a delta; blind: ``auto, one kernel`` (``deblur(image)``, the default), ``defocus, one disk``
 (``blur_type="defocus"``), and per tile (``spatially_varying=True``): ``auto`` (a disk where a tile shows one, else a
-Gaussian estimate; the default blur type), ``gaussian`` and ``defocus`` (a disk where a tile shows one, else a
-delta), 384-px tiles overlapping by 96 as the app uses them. PSNR / SSIM against the sharp photo; for the ``sharp``
-row, against the photo itself. With ``--jpeg Q``, each input is saved as a JPEG of quality Q and read back (as
-users' photos come; the ``sharp`` row is then scored against the photo before compression).
+Gaussian estimate; the default blur type), ``gaussian`` and ``defocus`` (a disk where a tile shows one, else a delta),
+384-px tiles overlapping by 96 as the app uses them (``--tile``: another side, overlapping by a quarter). PSNR / SSIM
+against the sharp photo; for the ``sharp`` row, against the photo itself. With ``--jpeg Q``, each input is saved as a
+JPEG of quality Q and read back (as users' photos come; the ``sharp`` row is then scored against the photo before
+compression).
 
-Usage: ``python benchmarks/partial_focus.py [--limit N] [--jpeg Q]`` (default: the first 6 of the 10); writes
-``benchmarks/results/partial_focus.{json,md}``.
+Usage: ``python benchmarks/partial_focus.py [--limit N] [--jpeg Q] [--tile T]`` (default: the first 6 of the 10);
+writes ``benchmarks/results/partial_focus.{json,md}``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from evaluate import score  # noqa: E402
 from timing import machine, write_results  # noqa: E402
 
 RADII = (2.5, 3.5, 5.0)
-TILE, OVERLAP = 384, 96
+DEFAULT_TILE = 384  # as the app's tiles for blur that varies across the photo (overlapping by a quarter)
 BLIND = {
     "auto, one kernel": {},
     "defocus, one disk": {"blur_type": "defocus"},
@@ -67,11 +68,11 @@ def subject_mask(rng: np.random.Generator, shape: tuple[int, int], edge: float =
     return np.clip(distance / edge + 0.5, 0.0, 1.0)
 
 
-def true_tile_kernels(mask: np.ndarray, disk: np.ndarray) -> np.ndarray:
-    """Per tile of ``tile_windows``: ``disk`` for a tile wholly in the background, a delta for one with any of the
-    subject (the disk would over-sharpen the subject's part)."""
+def true_tile_kernels(mask: np.ndarray, disk: np.ndarray, tile: int) -> np.ndarray:
+    """Per tile of ``tile_windows`` (``tile`` px, overlapping by a quarter): ``disk`` for a tile wholly in the
+    background, a delta for one with any of the subject (the disk would over-sharpen the subject's part)."""
     delta = delta_kernel(disk.shape[0])
-    windows = tile_windows(*mask.shape, TILE, OVERLAP)
+    windows = tile_windows(*mask.shape, tile, tile // 4)
     return np.stack([disk if mask[t:b, l:r].max() < 0.5 else delta for t, b, l, r in windows])
 
 
@@ -99,8 +100,12 @@ def main() -> None:
     p.add_argument(
         "--jpeg", type=int, default=None, metavar="Q", help="save each input as a JPEG of quality Q and read it back"
     )
+    p.add_argument(
+        "--tile", type=int, default=DEFAULT_TILE, help="tile side, overlapping by a quarter (default: 384, as the app)"
+    )
     p.add_argument("--out", default="benchmarks/results/partial_focus", help="output path prefix")
     args = p.parse_args()
+    tile, overlap = args.tile, args.tile // 4
     torch.set_num_threads(args.threads)
     start, model = time.time(), load_model()
     results, seconds = {}, {}
@@ -120,13 +125,13 @@ def main() -> None:
             blurred = blurred if args.jpeg is None else jpeg_roundtrip(blurred, args.jpeg)
             outputs = {}
             if track == "partly in focus":
-                tiles = true_tile_kernels(mask, disk)
-                outputs["true, per tile"] = restore(model, blurred, tiles, tile_size=TILE, tile_overlap=OVERLAP)[0]
+                tiles = true_tile_kernels(mask, disk, tile)
+                outputs["true, per tile"] = restore(model, blurred, tiles, tile_size=tile, tile_overlap=overlap)[0]
             for name, options in BLIND.items():
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # slight-blur warnings on the sharp row
                     result = deblur(
-                        blurred, model=model, tile_size=TILE, tile_overlap=OVERLAP, precision="float32", **options
+                        blurred, model=model, tile_size=tile, tile_overlap=overlap, precision="float32", **options
                     )
                 outputs[name] = np.asarray(result.image)
                 seconds.setdefault(name, []).append(result.seconds["total"])
@@ -144,7 +149,7 @@ def main() -> None:
         "results": results,
         "blind_seconds_per_photo": mean_seconds,
         "radii": RADII,
-        "tile": [TILE, OVERLAP],
+        "tile": [tile, overlap],
         "seed": args.seed,
         "jpeg_quality": args.jpeg,
         "machine": machine(args.threads),
@@ -154,11 +159,11 @@ def main() -> None:
         "PSNR (dB) / SSIM (ΔPSNR over the input). The photos of wikiphotos10: `partly in focus`, an elliptical sharp "
         f"subject before a background blurred by a defocus disk (radius {', '.join(f'{r:g}' for r in RADII)} px, "
         "photo i mod 3); `out of focus`, all of it blurred by that disk; `sharp`, the photo as it is (scored "
-        f"against itself). `true, per tile`: each {TILE}-px tile deblurred with the disk when it is wholly "
+        f"against itself). `true, per tile`: each {tile}-px tile deblurred with the disk when it is wholly "
         "background, else a delta. Blind: `auto, one kernel` is `deblur(image)`; `defocus, one disk` "
         '`blur_type="defocus"`; `auto, per tile`, `gaussian, per tile` and `defocus, per tile` '
         "`spatially_varying=True` with that blur type (auto: a disk where a tile shows one, else a Gaussian "
-        f"estimate; defocus: else a delta; {TILE}-px tiles, overlap {OVERLAP})"
+        f"estimate; defocus: else a delta; {tile}-px tiles, overlap {overlap})"
         + (f". Every input saved as a JPEG of quality {args.jpeg} and read back" if args.jpeg else "")
         + ". `benchmarks/partial_focus.py`."
     )
