@@ -25,7 +25,6 @@ from bikanet_hf import (
     BikanetKernelEstimator,
     BikanetKernelEstimatorConfig,
     kernels,
-    psnr,
     spatially_varying_degrade,
 )
 from bikanet_hf.estimation import DEFAULT_ESTIMATOR, KNOWN_BLUR_OFFSET_FLOOR
@@ -390,11 +389,14 @@ def test_blind_soft_blur_detects_a_lens_out_of_focus(app, tmp_path):
     assert "out of focus" not in report  # the whole photo's kernel is a Gaussian estimate (for flat tiles)
     _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_DEFOCUS, True)
     assert "a defocus disk measured per tile (6 tiles): found in 6 (radius 3.5 px), every one" in report
-    # the hint's advice pays on the photo partly in focus (one kernel 28.8 dB, per 384-px tile 29.0, per 256-px 31.7)
+    # the photo partly in focus, as the hint suggests: its 256-px tiles tell the parts apart (with the shipped model,
+    # one kernel 28.8 dB, per 384-px tile 29.0, per 256-px tile 31.7; these tests run a tiny random model)
     Image.fromarray(partly).save(tmp_path / "partly.png")
-    one_kernel = app.run_blind(str(tmp_path / "partly.png"), app.ESTIMATE_FAST, 300, app.BLUR_SOFT)[0][1]
-    per_tile = app.run_blind(str(tmp_path / "partly.png"), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, True)[0][1]
-    assert psnr(sharp, per_tile) > psnr(sharp, one_kernel) + 1.0
+    _, _, report, _ = app.run_blind(str(tmp_path / "partly.png"), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, True)
+    found = re.search(
+        r"2×3 tiles of 256 px.*per tile \(6 tiles\): found in (\d) \(radius 3\.5 px\); the others", report
+    )
+    assert found and 0 < int(found.group(1)) < 6
     with pytest.raises(app.gr.Error, match="use the fast estimator for a photo out of focus"):
         app.run_blind(str(photo), app.ESTIMATE_REFINE, 50, app.BLUR_DEFOCUS)
     with pytest.raises(app.gr.Error, match="at least 64×64 pixels"):
