@@ -41,6 +41,7 @@ import bikanet_hf
 from bikanet_hf import BikanetForImageDeblurring, image_io, kernels, metrics, motion
 from bikanet_hf.deblurring import (
     JPEG_NOISE_LEVEL,
+    PARTLY_DEFOCUSED_OVERLAP,
     PARTLY_DEFOCUSED_TILE,
     apply_strength,
     defocused_tiles,
@@ -140,7 +141,7 @@ VARYING_TILE_SIZE, VARYING_TILE_OVERLAP = 384, 96
 # PARTLY_DEFOCUSED_TILE-px tiles that the "parts show a lens out of focus" hint looks at: 384-px tiles split such a
 # photo along its long side only, seldom where the focus changes (30 bsds500_val photos with their top two thirds out
 # of focus, soft blur per tile: +0.57 dB with 256-px tiles, +0.03 with 384-px ones; 2026-12-07).
-SMALL_PHOTO_TILE_SIZE, SMALL_PHOTO_TILE_OVERLAP = PARTLY_DEFOCUSED_TILE, PARTLY_DEFOCUSED_TILE // 4
+SMALL_PHOTO_TILE_SIZE, SMALL_PHOTO_TILE_OVERLAP = PARTLY_DEFOCUSED_TILE, PARTLY_DEFOCUSED_OVERLAP
 
 
 # ---------------------------------------------------------------------------------------------------------------

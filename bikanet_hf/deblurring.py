@@ -81,6 +81,7 @@ DEFAULT_TILE_OVERLAP = 64
 # bsds500_train, set14, mcmaster18, wikiphotos10 with a tilted plane of focus — but for 1 of the 10 sharp
 # wikiphotos10 photos: 2 tiles of 001.png's background, a wall that the photo itself has out of focus.
 PARTLY_DEFOCUSED_TILE = 256
+PARTLY_DEFOCUSED_OVERLAP = PARTLY_DEFOCUSED_TILE // 4
 PARTLY_DEFOCUSED_TILES = 32
 # `progress(fraction, stage)`: fraction of the work done in [0, 1] and a few words on what is being done.
 Progress = Callable[[float, str], None]
@@ -298,7 +299,7 @@ def defocused_tiles(rgb: np.ndarray) -> tuple[int, int]:
     """How many of a photo's ``PARTLY_DEFOCUSED_TILE``-px tiles show a lens's disk (:func:`tile_defocus_radius`),
     and how many were looked at (at most ``PARTLY_DEFOCUSED_TILES``, evenly spread; none for a photo of one tile,
     whose whole-photo test says it all)."""
-    windows = tile_windows(*rgb.shape[:2], PARTLY_DEFOCUSED_TILE, PARTLY_DEFOCUSED_TILE // 4)
+    windows = tile_windows(*rgb.shape[:2], PARTLY_DEFOCUSED_TILE, PARTLY_DEFOCUSED_OVERLAP)
     if len(windows) < 2:
         return 0, 0
     if len(windows) > PARTLY_DEFOCUSED_TILES:
@@ -548,7 +549,8 @@ def deblur(
             partly.append(
                 f"{found} of {looked} {side}-px tiles looked at show a lens out of focus and the others not: if the "
                 f"photo is partly out of focus, a kernel per tile (spatially_varying=True, tile_size={side}, "
-                f"tile_overlap={side // 4}; --spatially-varying --tile-size {side}) deblurs each part with its own."
+                f"tile_overlap={PARTLY_DEFOCUSED_OVERLAP}; --spatially-varying --tile-size {side}) deblurs each part "
+                "with its own."
             )
     detect_seconds = time.perf_counter() - detect_start  # blind "auto": looking for a defocus disk
     bikanet = load_model(model, blur_type)
