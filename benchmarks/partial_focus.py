@@ -14,12 +14,13 @@ Columns: the blurred input; ``true, per tile``: each 384-px tile deblurred with 
 else with a delta; blind: ``auto, one kernel`` (``deblur(image)``, the default), ``defocus, one disk``
 (``blur_type="defocus"``), and per tile (``spatially_varying=True``): ``auto`` (a disk where a tile shows one, else a
 Gaussian estimate; the default blur type), ``gaussian`` and ``defocus`` (a disk where a tile shows one, else a delta),
-384-px tiles overlapping by 96 as the app uses them (``--tile``: another side, overlapping by a quarter). PSNR / SSIM
-against the sharp photo; for the ``sharp`` row, against the photo itself. With ``--jpeg Q``, each input is saved as a
-JPEG of quality Q and read back (as users' photos come; the ``sharp`` row is then scored against the photo before
-compression).
+384-px tiles overlapping by 96 as the app uses them on large photos (``--tile``, ``--overlap``: others; the
+one-kernel columns keep ``deblur``'s default tiles). PSNR / SSIM against the sharp photo; for the ``sharp`` row,
+against the photo itself. With ``--jpeg Q``, each input is saved as a JPEG of quality Q and read back (as users'
+photos come; the ``sharp`` row is then scored against the photo before compression).
 
-Usage: ``python benchmarks/partial_focus.py [--limit N] [--jpeg Q] [--tile T]`` (default: the first 6 of the 10);
+Usage: ``python benchmarks/partial_focus.py [--limit N] [--jpeg Q] [--tile T] [--overlap O]`` (default: the first 6
+of the 10);
 writes ``benchmarks/results/partial_focus.{json,md}``.
 """
 
@@ -68,11 +69,11 @@ def subject_mask(rng: np.random.Generator, shape: tuple[int, int], edge: float =
     return np.clip(distance / edge + 0.5, 0.0, 1.0)
 
 
-def true_tile_kernels(mask: np.ndarray, disk: np.ndarray, tile: int) -> np.ndarray:
-    """Per tile of ``tile_windows`` (``tile`` px, overlapping by a quarter): ``disk`` for a tile wholly in the
+def true_tile_kernels(mask: np.ndarray, disk: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+    """Per tile of ``tile_windows`` (``tile`` px, overlapping by ``overlap``): ``disk`` for a tile wholly in the
     background, a delta for one with any of the subject (the disk would over-sharpen the subject's part)."""
     delta = delta_kernel(disk.shape[0])
-    windows = tile_windows(*mask.shape, tile, tile // 4)
+    windows = tile_windows(*mask.shape, tile, overlap)
     return np.stack([disk if mask[t:b, l:r].max() < 0.5 else delta for t, b, l, r in windows])
 
 
@@ -101,11 +102,13 @@ def main() -> None:
         "--jpeg", type=int, default=None, metavar="Q", help="save each input as a JPEG of quality Q and read it back"
     )
     p.add_argument(
-        "--tile", type=int, default=DEFAULT_TILE, help="tile side, overlapping by a quarter (default: 384, as the app)"
+        "--tile", type=int, default=DEFAULT_TILE, help="side of the per-tile columns' tiles (default: 384, as the app)"
     )
+    p.add_argument("--overlap", type=int, default=None, help="their overlap (default: a quarter of the side)")
     p.add_argument("--out", default="benchmarks/results/partial_focus", help="output path prefix")
     args = p.parse_args()
-    tile, overlap = args.tile, args.tile // 4
+    tile = args.tile
+    overlap = tile // 4 if args.overlap is None else args.overlap
     torch.set_num_threads(args.threads)
     start, model = time.time(), load_model()
     results, seconds = {}, {}
@@ -125,14 +128,13 @@ def main() -> None:
             blurred = blurred if args.jpeg is None else jpeg_roundtrip(blurred, args.jpeg)
             outputs = {}
             if track == "partly in focus":
-                tiles = true_tile_kernels(mask, disk, tile)
+                tiles = true_tile_kernels(mask, disk, tile, overlap)
                 outputs["true, per tile"] = restore(model, blurred, tiles, tile_size=tile, tile_overlap=overlap)[0]
             for name, options in BLIND.items():
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # slight-blur warnings on the sharp row
-                    result = deblur(
-                        blurred, model=model, tile_size=tile, tile_overlap=overlap, precision="float32", **options
-                    )
+                    tiles = {"tile_size": tile, "tile_overlap": overlap} if "spatially_varying" in options else {}
+                    result = deblur(blurred, model=model, precision="float32", **tiles, **options)
                 outputs[name] = np.asarray(result.image)
                 seconds.setdefault(name, []).append(result.seconds["total"])
             for name, out in {"blurred": blurred, **outputs}.items():
