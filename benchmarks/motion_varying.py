@@ -17,7 +17,7 @@ photo's centre for the whole photo) and ``true, per tile`` (the kernel at each t
 ``blind, one kernel`` (``deblur(image)``, the default) and ``blind, per tile N`` (``spatially_varying=True`` with
 ``tile_size=N``, overlap N/4). PSNR / SSIM on the 8-bit RGB result, full frame.
 
-Usage: ``python benchmarks/motion_varying.py [--limit 6]``
+Usage: ``python benchmarks/motion_varying.py [--limit 6] [--tiles 512 384] [--rows ...]``
 Writes ``benchmarks/results/motion_varying.{json,md}``.
 """
 
@@ -46,6 +46,7 @@ from timing import machine, write_results  # noqa: E402
 GRID = (3, 4)
 TRUE_TILE = 384
 BLIND_TILES = (512, 384)
+ROWS = ("turning shake", "tilted focus", "gopro")
 
 
 def tilted_focus_kernels(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
@@ -70,12 +71,13 @@ def true_tile_kernels(kernels: np.ndarray, shape: tuple[int, int], tile: int) ->
     return np.stack([kernel_at(kernels, shape, (t + b - 1) / 2, (l + r - 1) / 2) for t, b, l, r in windows])
 
 
-def blind_columns(model, blurred: np.ndarray, blur_type: str, seconds: dict[str, list]) -> dict[str, np.ndarray]:
-    """The blind results, one kernel and per tile; each one's estimate + deblur time appended to ``seconds``."""
+def blind_columns(
+    model, blurred: np.ndarray, blur_type: str, tiles: list[int], seconds: dict[str, list]
+) -> dict[str, np.ndarray]:
+    """The blind results, one kernel and per tile of each side in ``tiles``; each one's estimate + deblur time
+    appended to ``seconds``."""
     options = {"one kernel": {}}
-    options |= {
-        f"per tile {t}": {"spatially_varying": True, "tile_size": t, "tile_overlap": t // 4} for t in BLIND_TILES
-    }
+    options |= {f"per tile {t}": {"spatially_varying": True, "tile_size": t, "tile_overlap": t // 4} for t in tiles}
     outputs = {}
     for name, extra in options.items():
         result = deblur(blurred, model=model, blur_type=blur_type, **extra)
@@ -89,6 +91,10 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=6, help="wikiphotos10 photos per synthetic row (default: 6)")
     p.add_argument("--seed", type=int, default=0, help="photo i's blur is drawn from default_rng([seed, i])")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    p.add_argument(
+        "--tiles", type=int, nargs="+", default=list(BLIND_TILES), help="tile sides of the blind per-tile columns"
+    )
+    p.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS), help="which rows to run (default: all)")
     p.add_argument("--out", default="benchmarks/results/motion_varying", help="output path prefix")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -101,6 +107,8 @@ def main() -> None:
     }
     results, seconds = {}, {}
     for track, (model_type, blur_type, make_kernels) in tracks.items():
+        if track not in args.rows:
+            continue
         model, rows = models[model_type], {"blurred": []}
         for i, path in enumerate(sorted((data / "wikiphotos10").glob("*.png"))[: args.limit]):
             sharp = load_rgb(path)
@@ -117,20 +125,23 @@ def main() -> None:
                     tile_size=TRUE_TILE,
                     tile_overlap=TRUE_TILE // 4,
                 )[0],
-                **blind_columns(model, blurred, blur_type, seconds.setdefault(track, {})),
+                **blind_columns(model, blurred, blur_type, args.tiles, seconds.setdefault(track, {})),
             }
             rows["blurred"].append(measure(sharp, blurred))
             for name, out in outputs.items():
                 rows.setdefault(name, []).append(measure(sharp, out))
             print(f"{track} {i + 1}/{args.limit} {path.name}", flush=True)
         results[f"wikiphotos10/{track}"] = scores(rows)
-    real_seconds = seconds.setdefault("gopro", {})
-    results["gopro/real"] = scores(
-        gopro_rows(data, lambda blurred: blind_columns(models["motion"], blurred, "motion", real_seconds))
-    )
+    if "gopro" in args.rows:
+        real_seconds = seconds.setdefault("gopro", {})
+        results["gopro/real"] = scores(
+            gopro_rows(
+                data, lambda blurred: blind_columns(models["motion"], blurred, "motion", args.tiles, real_seconds)
+            )
+        )
     mean_seconds = {track: {name: float(np.mean(v)) for name, v in rows.items()} for track, rows in seconds.items()}
     columns = ["true, one kernel", "true, per tile", "blind, one kernel"]
-    columns += [f"blind, per tile {t}" for t in BLIND_TILES]
+    columns += [f"blind, per tile {t}" for t in args.tiles]
     report = {
         "what": "one kernel per photo vs one per tile, on blur that varies across the photo (see the script)",
         "results": results,
