@@ -134,14 +134,15 @@ MOTION_ESTIMATOR = load_estimator(
 )
 KNOWN_BLUR_ESTIMATOR = known_blur_estimator(ESTIMATOR)  # "surely blurred": estimates under 0.8 px narrowed less
 TILE_SIZE, TILE_OVERLAP = 512, 64  # large photos are deblurred in overlapping tiles (bounded memory)
-# "Blur changes across the photo": one kernel per tile of this size (smaller tiles follow finer changes but have
-# less to estimate from; benchmarks/results/motion_varying.md).
+# "Blur changes across the photo": one kernel per tile of this size for camera shake (smaller tiles follow finer
+# changes but have less to estimate from; benchmarks/results/motion_varying.md) ...
 VARYING_TILE_SIZE, VARYING_TILE_OVERLAP = 384, 96
-# ... but for a lens's disk (soft blur, out of focus) on a photo whose shorter side is under VARYING_TILE_SIZE, the
-# PARTLY_DEFOCUSED_TILE-px tiles that the "parts show a lens out of focus" hint looks at: 384-px tiles split such a
-# photo along its long side only, seldom where the focus changes (30 bsds500_val photos with their top two thirds out
-# of focus, soft blur per tile: +0.57 dB with 256-px tiles, +0.03 with 384-px ones; 2026-12-07).
-SMALL_PHOTO_TILE_SIZE, SMALL_PHOTO_TILE_OVERLAP = PARTLY_DEFOCUSED_TILE, PARTLY_DEFOCUSED_OVERLAP
+# ... and for a lens's disk (soft blur, out of focus), the PARTLY_DEFOCUSED_TILE-px tiles that the "parts show a lens
+# out of focus" hint looks at, which follow where the focus changes (soft blur per tile against 384-px tiles, ΔPSNR:
+# wikiphotos10 partly in focus +3.57 against +1.80 dB, benchmarks/results/partial_focus.md; a tilted plane of focus
+# +2.78 against +2.95; all of the photo out of focus +8.00 against +8.51; 30 small bsds500_val photos with their top
+# two thirds out of focus, which 384-px tiles split along their long side only: +0.57 against +0.03; 2026-12-07).
+LENS_TILE_SIZE, LENS_TILE_OVERLAP = PARTLY_DEFOCUSED_TILE, PARTLY_DEFOCUSED_OVERLAP
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -583,11 +584,11 @@ def _results(blurred, restored, picture, stem: str, what: str, start: float, det
     return (blurred, restored), picture, report, save_restored(restored, stem)
 
 
-def varying_tiles(image: np.ndarray, blur: str) -> tuple[int, int]:
-    """Side and overlap of the tiles that get a kernel each: ``VARYING_TILE_SIZE``, or ``SMALL_PHOTO_TILE_SIZE`` for
-    a lens's disk (any blur but camera shake) on a photo whose shorter side is under ``VARYING_TILE_SIZE``."""
-    if blur != BLUR_SHAKE and min(image.shape[:2]) < VARYING_TILE_SIZE:
-        return SMALL_PHOTO_TILE_SIZE, SMALL_PHOTO_TILE_OVERLAP
+def varying_tiles(blur: str) -> tuple[int, int]:
+    """Side and overlap of the tiles that get a kernel each: ``VARYING_TILE_SIZE`` for camera shake, else (a lens's
+    disk) ``LENS_TILE_SIZE``."""
+    if blur != BLUR_SHAKE:
+        return LENS_TILE_SIZE, LENS_TILE_OVERLAP
     return VARYING_TILE_SIZE, VARYING_TILE_OVERLAP
 
 
@@ -598,7 +599,7 @@ def estimate_per_tile(
     of focus: the disk a tile shows, else a delta; soft blur: the disk a tile shows, else its Gaussian estimate): the
     kernels, whether each is an estimate, a picture of them laid out like the tiles, and a sentence on what was
     done."""
-    side, overlap = varying_tiles(image, blur)
+    side, overlap = varying_tiles(blur)
     windows = tile_windows(*image.shape[:2], side, overlap)
     rows = len({top for top, _, _, _ in windows})
     estimator = estimator_for(BLUR_TYPE_OF[blur], known_blurred)
@@ -673,7 +674,7 @@ def run_blind(
         estimated,
         tile_kernels=tile_kernels,
         noise_level=asked,
-        tiles=varying_tiles(blurred, blur),
+        tiles=varying_tiles(blur),
         shows_jpeg=_jpeg_check(photo, blurred),
     )
     restored = apply_strength(blurred, restored, strength / 100)
@@ -1004,13 +1005,13 @@ def _blind_tab(results: Results) -> None:
     varying = gr.Checkbox(
         value=False,
         label="Blur changes across the photo (one kernel per tile)",
-        info=f"Estimates a kernel for each {VARYING_TILE_SIZE}-px tile ({SMALL_PHOTO_TILE_SIZE} px for a lens's "
-        "disk on smaller photos) and deblurs each tile with its own: for a camera that turned, or parts of "
-        "the scene at different depths. Experimental: it helps on our synthetic tests (+0.5 dB for a turning "
-        "camera, +1.3 dB for a tilted plane of focus) and a little on two real GoPro photos; for camera shake"
-        " it takes a few seconds per tile. For a photo partly out of focus, each tile whose spectrum shows a "
-        "lens's disk is deblurred with it (+1.8 to 2.0 dB on our test); the others get a Gaussian estimate "
-        "with “Soft blur”, and are left as they are with “Out of focus” (best when the rest is sharp).",
+        info=f"Estimates a kernel for each {LENS_TILE_SIZE}-px tile ({VARYING_TILE_SIZE} px for camera shake) "
+        "and deblurs each tile with its own: for a camera that turned, or parts of the scene at different "
+        "depths. Experimental: it helps on our synthetic tests (+0.5 dB for a turning camera, +1.1 dB for a "
+        "tilted plane of focus) and a little on two real GoPro photos; for camera shake it takes a few seconds "
+        "per tile. For a photo partly out of focus, each tile whose spectrum shows a lens's disk is deblurred "
+        "with it (+3.6 to 3.9 dB on our test); the others get a Gaussian estimate with “Soft blur”, and are "
+        "left as they are with “Out of focus” (best when the rest is sharp).",
         elem_id="blind-varying",
     )
     strength = gr.Slider(

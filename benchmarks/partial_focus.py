@@ -10,11 +10,11 @@ Outside the protocol (its blur is uniform); its steps otherwise (mirror padding,
 * ``out of focus`` — the whole photo blurred with that disk (the per-tile method should lose little to one disk);
 * ``sharp`` — the photo as it is (a method that finds disks where there are none makes it worse).
 
-Columns: the blurred input; ``true, per tile``: each 384-px tile deblurred with the disk when it is wholly background,
+Columns: the blurred input; ``true, per tile``: each 256-px tile deblurred with the disk when it is wholly background,
 else with a delta; blind: ``auto, one kernel`` (``deblur(image)``, the default), ``defocus, one disk``
 (``blur_type="defocus"``), and per tile (``spatially_varying=True``): ``auto`` (a disk where a tile shows one, else a
 Gaussian estimate; the default blur type), ``gaussian`` and ``defocus`` (a disk where a tile shows one, else a delta),
-384-px tiles overlapping by 96 as the app uses them on large photos (``--tile``, ``--overlap``: others; the
+256-px tiles overlapping by 64 as the app uses them for a lens's disk (``--tile``, ``--overlap``: others; the
 one-kernel columns keep ``deblur``'s default tiles). PSNR / SSIM against the sharp photo; for the ``sharp`` row,
 against the photo itself. With ``--jpeg Q``, each input is saved as a JPEG of quality Q and read back (as users'
 photos come; the ``sharp`` row is then scored against the photo before compression).
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from bikanet_hf import corpus
-from bikanet_hf.deblurring import deblur, load_model, restore
+from bikanet_hf.deblurring import PARTLY_DEFOCUSED_TILE, deblur, load_model, restore
 from bikanet_hf.image_io import jpeg_roundtrip, list_images, load_rgb
 from bikanet_hf.kernels import defocus_kernel, degrade, delta_kernel
 from bikanet_hf.metrics import psnr, ssim
@@ -48,7 +48,7 @@ from evaluate import score  # noqa: E402
 from timing import machine, write_results  # noqa: E402
 
 RADII = (2.5, 3.5, 5.0)
-DEFAULT_TILE = 384  # as the app's tiles for blur that varies across the photo (overlapping by a quarter)
+DEFAULT_TILE = PARTLY_DEFOCUSED_TILE  # as the app's tiles for a lens's disk per tile (overlapping by a quarter)
 BLIND = {
     "auto, one kernel": {},
     "defocus, one disk": {"blur_type": "defocus"},
@@ -102,7 +102,10 @@ def main() -> None:
         "--jpeg", type=int, default=None, metavar="Q", help="save each input as a JPEG of quality Q and read it back"
     )
     p.add_argument(
-        "--tile", type=int, default=DEFAULT_TILE, help="side of the per-tile columns' tiles (default: 384, as the app)"
+        "--tile",
+        type=int,
+        default=DEFAULT_TILE,
+        help=f"side of the per-tile columns' tiles (default: {DEFAULT_TILE}, as the app)",
     )
     p.add_argument("--overlap", type=int, default=None, help="their overlap (default: a quarter of the side)")
     p.add_argument("--out", default="benchmarks/results/partial_focus", help="output path prefix")

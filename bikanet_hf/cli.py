@@ -334,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  bikanet deblur shaky.jpg -o sharp/ --kernel levin_k4.png --blur-type auto     camera shake, known kernel\n"
         "  bikanet deblur shaky.jpg -o sharp/ --blur-type motion    blind camera shake (path by edge prediction)\n"
         "  bikanet deblur turned.jpg -o sharp/ --blur-type motion --spatially-varying --tile-size 384\n"
-        "  bikanet deblur missed.jpg -o sharp/ --blur-type defocus --spatially-varying --tile-size 384\n"
+        "  bikanet deblur missed.jpg -o sharp/ --blur-type defocus --spatially-varying --tile-size 256\n"
         "                                                          partly out of focus (focus missed the subject):\n"
         "                                                          only the parts that show a disk are deblurred\n"
         "  bikanet deblur soft.jpg -o sharp/ --strength 0.6           keep 60% of the correction\n"
@@ -378,12 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--spatially-varying",
         action="store_true",
-        help="blind only: estimate a kernel for each tile (--tile-size, e.g. 384) and deblur each tile with its own, "
-        "for blur that changes across the photo (a camera that turned, a tilted plane of focus; measured in "
-        "benchmarks/results/motion_varying.md); with the default --blur-type auto, a tile whose spectrum shows a "
-        "lens's defocus disk gets it and the others their Gaussian estimate; with --blur-type defocus, a photo partly "
-        "in focus: the disk each tile shows, tiles that show none left about as they are "
-        "(benchmarks/results/partial_focus.md)",
+        help="blind only: estimate a kernel for each tile (--tile-size: 384 for camera shake, 256 for a lens's disk, "
+        "as the app does) and deblur each tile with its own, for blur that changes across the photo (a camera that "
+        "turned, a tilted plane of focus; measured in benchmarks/results/motion_varying.md); with the default "
+        "--blur-type auto, a tile whose spectrum shows a lens's defocus disk gets it and the others their Gaussian "
+        "estimate; with --blur-type defocus, a photo partly in focus: the disk each tile shows, tiles that show none "
+        "left about as they are (benchmarks/results/partial_focus.md)",
     )
     p.add_argument(
         "--strength",

@@ -496,9 +496,9 @@ def deblur(
             (``benchmarks/results/self_ensemble.md``), for 8× the deblurring time.
         spatially_varying: blind only: estimate a kernel for each tile (from that tile) as well as the whole
             image's, and deblur each tile with its own (camera shake: the mean of the two, ``TILE_KERNEL_WEIGHT``,
-            as a single tile's traced path is noisy) — for blur that changes
-            across the photo (a camera that turned, or parts at different depths). Use a smaller ``tile_size`` (e.g.
-            384) for finer changes; seconds per tile for camera shake. Measured in
+            as a single tile's traced path is noisy) — for blur that changes across the photo (a camera that
+            turned, or parts at different depths). Use a smaller ``tile_size`` for finer changes (the app: 384 for
+            camera shake, 256 for a lens's disk); seconds per tile for camera shake. Measured in
             ``benchmarks/results/motion_varying.md``. Flat tiles take the whole image's kernel. With
             ``blur_type="defocus"``, a photo partly in focus: each tile gets the disk its spectrum shows, and tiles
             that show none (a sharp subject, a flat sky) a delta, which leaves them about as they are; with

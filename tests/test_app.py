@@ -280,7 +280,6 @@ def test_blind_estimate_says_when_the_photo_may_be_sharp_already(app, data_dir, 
     # per tile, the whole photo's kernel only stands in for flat tiles: the tiles that show little blur are counted
     _, text, _ = app.estimate(sharp, per_tile=True)
     assert "very little blur" not in text
-    monkeypatch.setattr(app, "VARYING_TILE_SIZE", 256)
     _, _, _, text = app.estimate_per_tile(sharp, app.estimate(sharp)[0], app.BLUR_SOFT)
     assert "tiles show very little blur" in text
 
@@ -476,8 +475,8 @@ def test_camera_shake_runs_through_the_motion_model(app, tmp_path):
 
 
 def test_blur_that_changes_across_the_photo_gets_a_kernel_per_tile(app, tmp_path, monkeypatch):
-    monkeypatch.setattr(app, "VARYING_TILE_SIZE", 32)
-    monkeypatch.setattr(app, "VARYING_TILE_OVERLAP", 8)
+    monkeypatch.setattr(app, "LENS_TILE_SIZE", 32)
+    monkeypatch.setattr(app, "LENS_TILE_OVERLAP", 8)
     sharp = np.asarray(Image.open(write_photo(tmp_path / "sharp.png", 48, 64)))
     kernels_ = np.stack([kernels.gaussian_kernel(0.8, 0.8, 0), kernels.gaussian_kernel(3.0, 2.0, 0)])[None]
     photo = tmp_path / "varying.png"
@@ -500,11 +499,12 @@ def test_blur_that_changes_across_the_photo_gets_a_kernel_per_tile(app, tmp_path
     assert "deblurred at 0% strength in" in report
     with pytest.raises(app.gr.Error, match="percentage from 0 to 100"):
         app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, False, 150)
-    # a lens's disk on a photo whose shorter side is under VARYING_TILE_SIZE: SMALL_PHOTO_TILE_SIZE tiles
-    monkeypatch.setattr(app, "VARYING_TILE_SIZE", 64)
+    # a lens's disk (soft blur, out of focus) takes LENS_TILE_SIZE tiles, camera shake VARYING_TILE_SIZE ones
+    monkeypatch.setattr(app, "LENS_TILE_SIZE", 64)
     _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, True)
-    assert f"fits in one {app.SMALL_PHOTO_TILE_SIZE}-px tile, so one kernel was used" in report
-    assert app.varying_tiles(np.zeros((48, 64, 3)), app.BLUR_SHAKE) == (64, app.VARYING_TILE_OVERLAP)
+    assert "fits in one 64-px tile, so one kernel was used" in report
+    assert app.varying_tiles(app.BLUR_SOFT) == (64, 8)
+    assert app.varying_tiles(app.BLUR_SHAKE) == (app.VARYING_TILE_SIZE, app.VARYING_TILE_OVERLAP)
 
 
 def test_a_surely_blurred_photo_is_estimated_with_the_offset_floor(app, tmp_path, monkeypatch):

@@ -222,7 +222,7 @@ def test_blur_that_changes_across_the_photo_is_an_option_of_the_blind_tab(browse
     page.locator("#blind-photo input[type=file]").set_input_files(write_photo(tmp_path / "varying.png", 96, 128))
     page.locator("#blind-photo img").first.wait_for(state="visible")
     page.locator("#blind-run").click()
-    # a photo smaller than one tile (256 px for soft blur on a small photo): the report says one kernel was used (the
+    # a photo smaller than one tile (256 px for soft blur, a lens's disk): the report says one kernel was used (the
     # checkbox reached the handler)
     page.locator("#report").get_by_text("fits in one 256-px tile").wait_for(state="visible")
     page.context.close()
