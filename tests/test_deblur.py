@@ -19,7 +19,7 @@ from bikanet_hf import (
     modeling_bikanet,
     spatially_varying_degrade,
 )
-from bikanet_hf.cli import main
+from bikanet_hf.cli import main, tile_overlap
 from bikanet_hf.configuration_kernel_estimator import BikanetKernelEstimatorConfig
 from bikanet_hf.deblurring import DEFAULT_MODEL, JPEG_NOISE_LEVEL, load_model, prepare_kernel
 from bikanet_hf.estimation import LARGE_MODEL
@@ -269,6 +269,8 @@ def test_cli_deblur_folders_globs_failures(tmp_path, blurred, tiny_estimator, ca
     assert (
         "One kernel estimated per tile (6 tiles)" in report.err and "estimated kernels: one per tile (6)" in report.out
     )
+    # tiles with a kernel each overlap by a quarter, as measured (384 px by 96); memory tiles by a quarter up to 64
+    assert [tile_overlap(384, varying) for varying in (True, False)] == [96, 64]
     assert main(["deblur", str(inputs / "a.png"), "-o", str(out), "--sigma", "1", "--force", "--strength", "0"]) == 0
     np.testing.assert_array_equal(np.asarray(Image.open(out / "a.png")), blurred)
     assert main(["deblur", str(inputs / "a.png"), "-o", str(out), "--sigma", "1", "--force", "--strength", "2"]) != 0
