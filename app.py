@@ -41,8 +41,7 @@ import bikanet_hf
 from bikanet_hf import BikanetForImageDeblurring, image_io, kernels, metrics, motion
 from bikanet_hf.deblurring import (
     JPEG_NOISE_LEVEL,
-    PARTLY_DEFOCUSED_OVERLAP,
-    PARTLY_DEFOCUSED_TILE,
+    VARYING_TILE_SIZE,
     apply_strength,
     defocused_tiles,
     estimate_tile_kernels,
@@ -134,15 +133,6 @@ MOTION_ESTIMATOR = load_estimator(
 )
 KNOWN_BLUR_ESTIMATOR = known_blur_estimator(ESTIMATOR)  # "surely blurred": estimates under 0.8 px narrowed less
 TILE_SIZE, TILE_OVERLAP = 512, 64  # large photos are deblurred in overlapping tiles (bounded memory)
-# "Blur changes across the photo": one kernel per tile of this size for camera shake (smaller tiles follow finer
-# changes but have less to estimate from; benchmarks/results/motion_varying.md) ...
-VARYING_TILE_SIZE, VARYING_TILE_OVERLAP = 384, 96
-# ... and for a lens's disk (soft blur, out of focus), the PARTLY_DEFOCUSED_TILE-px tiles that the "parts show a lens
-# out of focus" hint looks at, which follow where the focus changes (soft blur per tile against 384-px tiles, ΔPSNR:
-# wikiphotos10 partly in focus +3.57 against +1.80 dB, benchmarks/results/partial_focus.md; a tilted plane of focus
-# +2.78 against +2.95; all of the photo out of focus +8.00 against +8.51; 30 small bsds500_val photos with their top
-# two thirds out of focus, which 384-px tiles split along their long side only: +0.57 against +0.03; 2026-12-07).
-LENS_TILE_SIZE, LENS_TILE_OVERLAP = PARTLY_DEFOCUSED_TILE, PARTLY_DEFOCUSED_OVERLAP
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -356,7 +346,7 @@ def deblur(
     tile_kernels: np.ndarray | None = None,
     noise_level: float | None = None,
     shows_jpeg: Callable[[], bool] | None = None,
-    tiles: tuple[int, int] = (VARYING_TILE_SIZE, VARYING_TILE_OVERLAP),
+    tiles: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, float | None, bool]:
     """``H×W×3`` uint8 blurred photo and its kernel (``estimated``: a blind estimate; with ``tile_kernels``, one bool
     per tile) → restored uint8 by the model that fits the kernel (:func:`model_for`), in tiles for large photos,
@@ -365,8 +355,8 @@ def deblur(
     ``noise_level``) — at least ``JPEG_NOISE_LEVEL`` when measured for an upload that ``shows_jpeg`` (a JPEG file,
     or pixels that show a JPEG's blocks; asked only then, as the check takes time on large photos), as
     :func:`bikanet_hf.deblur` does — and whether it was raised for a JPEG that way; ``progress`` is a
-    ``gr.Progress`` (or ``None``). ``tile_kernels``: one kernel per tile of ``tile_windows(H, W, *tiles)`` (see
-    :func:`varying_tiles`), for blur that varies across the photo."""
+    ``gr.Progress`` (or ``None``). ``tile_kernels``: one kernel per tile of ``tile_windows(H, W, *tiles)`` (``tiles``
+    from :func:`varying_tiles`), for blur that varies across the photo."""
 
     def tile_done(done: int, total: int) -> None:
         if progress is not None:
@@ -585,11 +575,10 @@ def _results(blurred, restored, picture, stem: str, what: str, start: float, det
 
 
 def varying_tiles(blur: str) -> tuple[int, int]:
-    """Side and overlap of the tiles that get a kernel each: ``VARYING_TILE_SIZE`` for camera shake, else (a lens's
-    disk) ``LENS_TILE_SIZE``."""
-    if blur != BLUR_SHAKE:
-        return LENS_TILE_SIZE, LENS_TILE_OVERLAP
-    return VARYING_TILE_SIZE, VARYING_TILE_OVERLAP
+    """Side and overlap of the tiles that get a kernel each, as :func:`bikanet_hf.deblur` takes them by default
+    (:func:`bikanet_hf.deblurring.varying_tiles`): 384 px for camera shake, 256 px for a lens's disk (soft blur, out
+    of focus)."""
+    return bikanet_hf.deblurring.varying_tiles(BLUR_TYPE_OF[blur])
 
 
 def estimate_per_tile(
@@ -1005,7 +994,8 @@ def _blind_tab(results: Results) -> None:
     varying = gr.Checkbox(
         value=False,
         label="Blur changes across the photo (one kernel per tile)",
-        info=f"Estimates a kernel for each {LENS_TILE_SIZE}-px tile ({VARYING_TILE_SIZE} px for camera shake) "
+        info=f"Estimates a kernel for each {VARYING_TILE_SIZE['gaussian']}-px tile "
+        f"({VARYING_TILE_SIZE['motion']} px for camera shake) "
         "and deblurs each tile with its own: for a camera that turned, or parts of the scene at different "
         "depths. Experimental: it helps on our synthetic tests (+0.5 dB for a turning camera, +1.1 dB for a "
         "tilted plane of focus) and a little on two real GoPro photos; for camera shake it takes a few seconds "

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .deblurring import BLUR_TYPES, DEFAULT_TILE_OVERLAP, JPEG_NOISE_LEVEL
+from .deblurring import BLUR_TYPES, JPEG_NOISE_LEVEL
 from .estimation import METHODS
 from .image_io import load_rgb
 from .kernels import (
@@ -168,13 +168,6 @@ def _save_kernel(kernel: np.ndarray, stem: Path) -> list[Path]:
     return paths
 
 
-def tile_overlap(tile_size: int, spatially_varying: bool) -> int:
-    """The overlap of ``--tile-size`` tiles: a quarter of their side, up to ``DEFAULT_TILE_OVERLAP`` (64 px) for
-    tiles that only bound memory; a quarter for tiles with a kernel each, as the app and the per-tile benchmarks
-    use them (384-px tiles overlapping by 96)."""
-    return tile_size // 4 if spatially_varying else min(DEFAULT_TILE_OVERLAP, tile_size // 4)
-
-
 def cmd_deblur(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -223,8 +216,7 @@ def cmd_deblur(args: argparse.Namespace) -> int:
                 method=args.method,
                 blur_type=blur_type,
                 device=args.device,
-                tile_size=args.tile_size or None,
-                tile_overlap=tile_overlap(args.tile_size, args.spatially_varying),
+                tile_size="auto" if args.tile_size is None else args.tile_size or None,
                 self_ensemble=args.self_ensemble,
                 spatially_varying=args.spatially_varying,
                 strength=args.strength,
@@ -340,8 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  bikanet deblur photo.jpg -o sharp/ --sigma 2.5 1.0 --angle 30\n"
         "  bikanet deblur shaky.jpg -o sharp/ --kernel levin_k4.png --blur-type auto     camera shake, known kernel\n"
         "  bikanet deblur shaky.jpg -o sharp/ --blur-type motion    blind camera shake (path by edge prediction)\n"
-        "  bikanet deblur turned.jpg -o sharp/ --blur-type motion --spatially-varying --tile-size 384\n"
-        "  bikanet deblur missed.jpg -o sharp/ --blur-type defocus --spatially-varying --tile-size 256\n"
+        "  bikanet deblur turned.jpg -o sharp/ --blur-type motion --spatially-varying\n"
+        "  bikanet deblur missed.jpg -o sharp/ --blur-type defocus --spatially-varying\n"
         "                                                          partly out of focus (focus missed the subject):\n"
         "                                                          only the parts that show a disk are deblurred\n"
         "  bikanet deblur soft.jpg -o sharp/ --strength 0.6           keep 60% of the correction\n"
@@ -366,9 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tile-size",
         type=int,
-        default=512,
+        default=None,
         help="tile side for large images, overlapping by a quarter of it up to 64 px (by a quarter with "
-        "--spatially-varying); 0: one pass (default 512)",
+        "--spatially-varying); 0: one pass (default 512; with --spatially-varying 384 for camera shake, else 256, "
+        "as the app)",
     )
     p.add_argument(
         "--precision",
@@ -386,12 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--spatially-varying",
         action="store_true",
-        help="blind only: estimate a kernel for each tile (--tile-size: 384 for camera shake, 256 for a lens's disk, "
-        "as the app does) and deblur each tile with its own, for blur that changes across the photo (a camera that "
-        "turned, a tilted plane of focus; measured in benchmarks/results/motion_varying.md); with the default "
-        "--blur-type auto, a tile whose spectrum shows a lens's defocus disk gets it and the others their Gaussian "
-        "estimate; with --blur-type defocus, a photo partly in focus: the disk each tile shows, tiles that show none "
-        "left about as they are (benchmarks/results/partial_focus.md)",
+        help="blind only: estimate a kernel for each tile (see --tile-size) and deblur each tile with its own, for "
+        "blur that changes across the photo (a camera that turned, a tilted plane of focus; measured in "
+        "benchmarks/results/motion_varying.md); with the default --blur-type auto, a tile whose spectrum shows a "
+        "lens's defocus disk gets it and the others their Gaussian estimate; with --blur-type defocus, a photo partly "
+        "in focus: the disk each tile shows, tiles that show none left about as they are "
+        "(benchmarks/results/partial_focus.md)",
     )
     p.add_argument(
         "--strength",

@@ -83,6 +83,34 @@ DEFAULT_TILE_OVERLAP = 64
 PARTLY_DEFOCUSED_TILE = 256
 PARTLY_DEFOCUSED_OVERLAP = PARTLY_DEFOCUSED_TILE // 4
 PARTLY_DEFOCUSED_TILES = 32
+# spatially_varying with tile_size="auto": the side of the tiles that get a kernel each (overlapping by a quarter of
+# it). Camera shake: 384 px — smaller tiles follow finer changes but give the traced path fewer edges
+# (benchmarks/results/motion_varying.md). Anything else (a lens's disk, a Gaussian): the PARTLY_DEFOCUSED_TILE-px
+# tiles that the partly-out-of-focus note looks at, which follow where the focus changes — soft blur per tile against
+# 384-px tiles, ΔPSNR on wikiphotos10 (2026-12-07): partly in focus +3.57 against +1.80 dB
+# (benchmarks/results/partial_focus.md, partial_focus_384.md); a tilted plane of focus +2.78 against +2.95
+# (motion_varying_tilted_tiles.md); all of the photo out of focus +8.00 against +8.51; 30 small bsds500_val photos
+# with their top two thirds out of focus, which 384-px tiles split along their long side only, +0.57 against +0.03.
+VARYING_TILE_SIZE = {"motion": 384, "gaussian": PARTLY_DEFOCUSED_TILE, "defocus": PARTLY_DEFOCUSED_TILE}
+
+
+def varying_tiles(blur_type: str) -> tuple[int, int]:
+    """Side and overlap of the tiles that get a kernel each with ``spatially_varying=True`` and ``tile_size="auto"``
+    for a resolved ``blur_type`` (``"gaussian"``, ``"motion"`` or ``"defocus"``): ``VARYING_TILE_SIZE``, overlapping
+    by a quarter of it."""
+    side = VARYING_TILE_SIZE[blur_type]
+    return side, side // 4
+
+
+def tile_overlap_for(tile_size: int | None, spatially_varying: bool) -> int:
+    """The default overlap of ``tile_size`` tiles: a quarter of their side for tiles that get a kernel each (as the
+    per-tile benchmarks measured them), else a quarter up to ``DEFAULT_TILE_OVERLAP`` (tiles that only bound memory;
+    ``0`` for one pass)."""
+    if tile_size is None:
+        return 0
+    return tile_size // 4 if spatially_varying else min(DEFAULT_TILE_OVERLAP, tile_size // 4)
+
+
 # `progress(fraction, stage)`: fraction of the work done in [0, 1] and a few words on what is being done.
 Progress = Callable[[float, str], None]
 
@@ -451,8 +479,8 @@ def deblur(
     method: str | None = None,
     blur_type: str = "auto",
     device: str | torch.device | None = None,
-    tile_size: int | None = DEFAULT_TILE_SIZE,
-    tile_overlap: int = DEFAULT_TILE_OVERLAP,
+    tile_size: int | str | None = "auto",
+    tile_overlap: int | None = None,
     progress: Progress | None = None,
     self_ensemble: bool = False,
     spatially_varying: bool = False,
@@ -488,8 +516,11 @@ def deblur(
             :mod:`~bikanet_hf.defocus_estimation`, told to the model as a known kernel; with ``spatially_varying``
             a disk per tile where the tile shows one: a photo partly in focus).
         device: where to run BIKAnet (``"cpu"``, ``"cuda"``…); default: where the model already is.
-        tile_size: side of the overlapping tiles large images are processed in (bounded memory); ``None``: one pass.
-        tile_overlap: overlap of neighbouring tiles in pixels (seams are blended inside it).
+        tile_size: side of the overlapping tiles large images are processed in (bounded memory); ``None``: one pass;
+            ``"auto"`` (default): ``DEFAULT_TILE_SIZE`` (512 px), or with ``spatially_varying`` the tiles measured best
+            for a kernel each (:func:`varying_tiles`: 384 px for camera shake, else 256 px).
+        tile_overlap: overlap of neighbouring tiles in pixels (seams are blended inside it); default: a quarter of
+            ``tile_size``, up to 64 px unless ``spatially_varying`` (:func:`tile_overlap_for`).
         progress: ``progress(fraction, stage)`` called as the work advances.
         self_ensemble: average BIKAnet's results for the image and kernel flipped and turned together in all 8
             ways: +0.13 dB with a known kernel, +0.10 dB blind on bsds500_val quick
@@ -497,8 +528,8 @@ def deblur(
         spatially_varying: blind only: estimate a kernel for each tile (from that tile) as well as the whole
             image's, and deblur each tile with its own (camera shake: the mean of the two, ``TILE_KERNEL_WEIGHT``,
             as a single tile's traced path is noisy) — for blur that changes across the photo (a camera that
-            turned, or parts at different depths). Use a smaller ``tile_size`` for finer changes (the app: 384 for
-            camera shake, 256 for a lens's disk); seconds per tile for camera shake. Measured in
+            turned, or parts at different depths), in the tiles ``tile_size`` gives (by default those the app uses:
+            384 px for camera shake, 256 px for the rest); seconds per tile for camera shake. Measured in
             ``benchmarks/results/motion_varying.md``. Flat tiles take the whole image's kernel. With
             ``blur_type="defocus"``, a photo partly in focus: each tile gets the disk its spectrum shows, and tiles
             that show none (a sharp subject, a flat sky) a delta, which leaves them about as they are; with
@@ -525,6 +556,8 @@ def deblur(
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be between 0 and 1, got {strength}.")
     check_precision(precision)
+    if isinstance(tile_size, str) and tile_size != "auto":
+        raise ValueError(f'tile_size must be a number of pixels, None (one pass) or "auto", got {tile_size!r}.')
     if spatially_varying and (kernel is not None or self_ensemble):
         raise ValueError("spatially_varying estimates a kernel per tile: it takes no kernel and no self_ensemble.")
     if progress is not None:
@@ -544,13 +577,11 @@ def deblur(
     partly = []  # one kernel: do some tiles show a disk?
     if disks_in_tiles and not spatially_varying:
         found, looked = defocused_tiles(rgb)
-        side = PARTLY_DEFOCUSED_TILE  # per tile with these tiles finds the same disks (and small photos get several)
-        if found:
+        if found:  # a kernel per tile, in the default tiles, looks at these tiles (varying_tiles)
             partly.append(
-                f"{found} of {looked} {side}-px tiles looked at show a lens out of focus and the others not: if the "
-                f"photo is partly out of focus, a kernel per tile (spatially_varying=True, tile_size={side}, "
-                f"tile_overlap={PARTLY_DEFOCUSED_OVERLAP}; --spatially-varying --tile-size {side}) deblurs each part "
-                "with its own."
+                f"{found} of {looked} {PARTLY_DEFOCUSED_TILE}-px tiles looked at show a lens out of focus and the "
+                "others not: if the photo is partly out of focus, a kernel per tile (spatially_varying=True; "
+                "--spatially-varying) deblurs each part with its own."
             )
     detect_seconds = time.perf_counter() - detect_start  # blind "auto": looking for a defocus disk
     bikanet = load_model(model, blur_type)
@@ -573,6 +604,10 @@ def deblur(
         how = "The photo shows a lens out of focus" if asked == "auto" else "Defocus"
         notes.append(f"{how}: a disk of radius ≈ {defocus_radius(k):.1f} px, measured from its spectrum.")
     notes = read_notes + notes + partly + ([jpeg_note] if jpeg_note else [])
+    if tile_size == "auto":
+        tile_size = varying_tiles(blur_type)[0] if spatially_varying else DEFAULT_TILE_SIZE
+    if tile_overlap is None:
+        tile_overlap = tile_overlap_for(tile_size, spatially_varying)
     tile_kernels, tile_estimates = None, None
     if spatially_varying:
         tile_start = time.perf_counter()

@@ -475,8 +475,7 @@ def test_camera_shake_runs_through_the_motion_model(app, tmp_path):
 
 
 def test_blur_that_changes_across_the_photo_gets_a_kernel_per_tile(app, tmp_path, monkeypatch):
-    monkeypatch.setattr(app, "LENS_TILE_SIZE", 32)
-    monkeypatch.setattr(app, "LENS_TILE_OVERLAP", 8)
+    monkeypatch.setitem(app.VARYING_TILE_SIZE, "gaussian", 32)  # soft blur's tiles (overlapping by a quarter)
     sharp = np.asarray(Image.open(write_photo(tmp_path / "sharp.png", 48, 64)))
     kernels_ = np.stack([kernels.gaussian_kernel(0.8, 0.8, 0), kernels.gaussian_kernel(3.0, 2.0, 0)])[None]
     photo = tmp_path / "varying.png"
@@ -499,12 +498,15 @@ def test_blur_that_changes_across_the_photo_gets_a_kernel_per_tile(app, tmp_path
     assert "deblurred at 0% strength in" in report
     with pytest.raises(app.gr.Error, match="percentage from 0 to 100"):
         app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, False, 150)
-    # a lens's disk (soft blur, out of focus) takes LENS_TILE_SIZE tiles, camera shake VARYING_TILE_SIZE ones
-    monkeypatch.setattr(app, "LENS_TILE_SIZE", 64)
+    # a lens's disk (soft blur, out of focus) and camera shake take the tiles bikanet_hf.deblur takes by default
+    monkeypatch.setitem(app.VARYING_TILE_SIZE, "gaussian", 64)
     _, _, report, _ = app.run_blind(str(photo), app.ESTIMATE_FAST, 300, app.BLUR_SOFT, True)
     assert "fits in one 64-px tile, so one kernel was used" in report
-    assert app.varying_tiles(app.BLUR_SOFT) == (64, 8)
-    assert app.varying_tiles(app.BLUR_SHAKE) == (app.VARYING_TILE_SIZE, app.VARYING_TILE_OVERLAP)
+    assert [app.varying_tiles(blur) for blur in (app.BLUR_SOFT, app.BLUR_DEFOCUS, app.BLUR_SHAKE)] == [
+        (64, 16),
+        (256, 64),
+        (384, 96),
+    ]
 
 
 def test_a_surely_blurred_photo_is_estimated_with_the_offset_floor(app, tmp_path, monkeypatch):

@@ -19,9 +19,16 @@ from bikanet_hf import (
     modeling_bikanet,
     spatially_varying_degrade,
 )
-from bikanet_hf.cli import main, tile_overlap
+from bikanet_hf.cli import main
 from bikanet_hf.configuration_kernel_estimator import BikanetKernelEstimatorConfig
-from bikanet_hf.deblurring import DEFAULT_MODEL, JPEG_NOISE_LEVEL, load_model, prepare_kernel
+from bikanet_hf.deblurring import (
+    DEFAULT_MODEL,
+    JPEG_NOISE_LEVEL,
+    load_model,
+    prepare_kernel,
+    tile_overlap_for,
+    varying_tiles,
+)
 from bikanet_hf.estimation import LARGE_MODEL
 from bikanet_hf.image_io import read_image
 from bikanet_hf.kernels import degrade, gaussian_kernel, kernel_spread
@@ -208,6 +215,21 @@ def test_kernels_are_checked_and_fitted_to_the_model(blurred):
     assert kernel.shape == (17, 17) and "69.9%" in notes[-1]  # 1 − 17²/31² ≈ 70% lost
 
 
+def test_tiles_default_to_those_measured_for_each_mode(sharp, tiny_estimator):
+    # one kernel: tiles only bound memory (512 px, overlapping by a quarter up to 64); a kernel per tile: the tiles
+    # the per-tile benchmarks measured best, 384 px for camera shake and 256 px for the rest, overlapping by a quarter
+    assert [varying_tiles(kind) for kind in ("motion", "gaussian", "defocus")] == [(384, 96), (256, 64), (256, 64)]
+    sizes = ((384, True), (384, False), (128, False), (None, False))
+    assert [tile_overlap_for(size, varying) for size, varying in sizes] == [96, 64, 32, 0]
+    photo = degrade(np.tile(sharp, (4, 3, 1)), KERNEL)  # 384×384
+    assert deblur(photo, estimator=tiny_estimator).num_tiles == 1
+    per_tile = deblur(photo, estimator=tiny_estimator, spatially_varying=True)
+    windows = modeling_bikanet.tile_windows(384, 384, 256, 64)
+    assert per_tile.num_tiles == len(per_tile.tile_kernels) == len(windows) > 1
+    with pytest.raises(ValueError, match="None \\(one pass\\) or \"auto\", got 'large'"):
+        deblur(photo, estimator=tiny_estimator, tile_size="large")
+
+
 def test_blind_deblur_estimates_once_and_pipeline_gives_the_same_pixels(blurred, tiny_estimator):
     result = deblur(blurred, estimator=tiny_estimator, tile_size=64, tile_overlap=16)
     assert result.kernel_estimated and result.kernel.shape == (17, 17) and result.kernel.sum() == pytest.approx(1)
@@ -269,8 +291,6 @@ def test_cli_deblur_folders_globs_failures(tmp_path, blurred, tiny_estimator, ca
     assert (
         "One kernel estimated per tile (6 tiles)" in report.err and "estimated kernels: one per tile (6)" in report.out
     )
-    # tiles with a kernel each overlap by a quarter, as measured (384 px by 96); memory tiles by a quarter up to 64
-    assert [tile_overlap(384, varying) for varying in (True, False)] == [96, 64]
     assert main(["deblur", str(inputs / "a.png"), "-o", str(out), "--sigma", "1", "--force", "--strength", "0"]) == 0
     np.testing.assert_array_equal(np.asarray(Image.open(out / "a.png")), blurred)
     assert main(["deblur", str(inputs / "a.png"), "-o", str(out), "--sigma", "1", "--force", "--strength", "2"]) != 0
