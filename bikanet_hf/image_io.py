@@ -36,7 +36,10 @@ def to_rgb_uint8(image: Image.Image) -> np.ndarray:
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """``H×W×3`` uint8 RGB → ``3×H×W`` float32 tensor in [0, 1], the layout the estimators and BIKAnet read."""
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div(255)
+    rgb = np.ascontiguousarray(rgb)
+    if not rgb.flags.writeable:  # e.g. np.asarray(a PIL image): torch warns about sharing read-only memory
+        rgb = rgb.copy()
+    return torch.from_numpy(rgb).permute(2, 0, 1).float().div(255)
 
 
 def load_rgb(path: str | os.PathLike) -> np.ndarray:

@@ -1,5 +1,7 @@
 """The public deblurring API: ``deblur``, the ``image-deblurring`` pipeline, tiling, and the CLI commands."""
 
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -144,6 +146,18 @@ def test_pipeline_tells_a_jpeg_file_or_its_pixels_the_jpeg_noise_level_as_deblur
     told = np.asarray(pipe(moved, kernel=KERNEL, noise_level=JPEG_NOISE_LEVEL)["image"])
     np.testing.assert_array_equal(told, np.asarray(deblur(moved, KERNEL, noise_level=JPEG_NOISE_LEVEL).image))
     assert np.abs(told.astype(int) - from_moved).max() > 0
+
+
+def test_a_read_only_array_deblurs_without_a_warning():
+    # np.asarray(PIL image) is read-only; torch warns (once per process, so in a fresh one) when it shares such memory
+    code = (
+        "import numpy as np, warnings; from PIL import Image; import bikanet_hf as bk;"
+        "warnings.simplefilter('error', UserWarning);"
+        "photo = np.asarray(Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)));"
+        "assert not photo.flags.writeable; bk.deblur(photo, bk.gaussian_kernel(1.5, 1.0, 0))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_images_as_users_have_them(tmp_path, sharp, blurred):
