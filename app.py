@@ -51,6 +51,7 @@ from bikanet_hf.deblurring import (
     reads_as_estimate,
     resolve_blur_type,
     restore,
+    tile_context_for,
 )
 from bikanet_hf.defocus_estimation import MIN_TILE
 from bikanet_hf.estimation import (
@@ -382,6 +383,7 @@ def deblur(
             kernel_is_estimate=estimated,
             precision="auto",
             noise_level=given,
+            tile_context=tile_context_for(tile_overlap, tile_kernels is not None),
         )
     return restored, noise_level, jpeg
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from bikanet_hf import corpus
-from bikanet_hf.deblurring import deblur, load_model, restore
+from bikanet_hf.deblurring import deblur, load_model, restore, tile_context_for
 from bikanet_hf.image_io import load_rgb
 from bikanet_hf.kernels import gaussian_kernel
 from bikanet_hf.modeling_bikanet import tile_windows
@@ -124,6 +124,7 @@ def main() -> None:
                     true_tile_kernels(kernels, shape, TRUE_TILE),
                     tile_size=TRUE_TILE,
                     tile_overlap=TRUE_TILE // 4,
+                    tile_context=tile_context_for(TRUE_TILE // 4, spatially_varying=True),  # as deblur's per tile
                 )[0],
                 **blind_columns(model, blurred, blur_type, args.tiles, seconds.setdefault(track, {})),
             }

@@ -307,6 +307,27 @@ def test_deblur_tiled_takes_one_kernel_per_tile():
         model.deblur_tiled(x, same, 24, 8, self_ensemble=True)
 
 
+def test_deblur_tiled_gives_each_tile_the_context_asked_for():
+    """``tile_context`` px of the image around each tile go in with it and are cut off after: with context enough for
+    every tile to see the whole image, the tiles are the one-pass result; with a little, only the tiles' borders
+    move."""
+    model = tiny_model()
+    x, k = torch.rand(1, 3, 48, 40), torch.from_numpy(gaussian_kernel(1.5, 1.0, 20)).float()[None]
+    one_pass, plain = model.deblur_tiled(x, k, None), model.deblur_tiled(x, k, 24, 8)
+    assert (plain - one_pass).abs().max() > 1e-3
+    torch.testing.assert_close(model.deblur_tiled(x, k, 24, 8, tile_context=48), one_pass, atol=1e-5, rtol=0)
+    some = model.deblur_tiled(x, k, 24, 8, tile_context=4)
+    assert some.shape == x.shape and (some - plain).abs().max() > 1e-3
+    flow = torch.zeros(1, 2, 48, 40)  # a motion flow is cut with the same context
+    motion = tiny_model(kernel_conditioning="motion_flow")
+    torch.testing.assert_close(
+        motion.deblur_tiled(x, k, 24, 8, motion_flow=flow, tile_context=48),
+        motion.deblur_tiled(x, k, None, motion_flow=flow),
+        atol=1e-5,
+        rtol=0,
+    )
+
+
 def test_deblur_tiled_tells_each_tile_whether_its_kernel_is_an_estimate():
     """With tile kernels, ``kernel_is_estimate`` may be B×T: a photo may mix measured disks and Gaussian estimates."""
     model = tiny_model(kernel_estimate_input=True)
