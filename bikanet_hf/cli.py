@@ -179,6 +179,8 @@ def cmd_deblur(args: argparse.Namespace) -> int:
     kernel = _kernel_from_args(args) if given else None
     if not 0.0 <= args.strength <= 1.0:
         raise ValueError(f"--strength must be between 0 and 1, got {args.strength:g}.")
+    if args.tile_size is not None and args.tile_size < 0:
+        raise ValueError(f"--tile-size is a number of pixels, or 0 for one pass; got {args.tile_size}.")
     if kernel is not None and args.spatially_varying:
         raise ValueError("--spatially-varying estimates a kernel per tile: it takes no --kernel, --sigma or --motion.")
     files, unmatched = _expand_inputs(args.inputs)

@@ -10,6 +10,7 @@ same steps through :func:`prepare_inputs` and :func:`restore`, so both give the 
 from __future__ import annotations
 
 import functools
+import numbers
 import os
 import time
 import warnings
@@ -570,8 +571,9 @@ def deblur(
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be between 0 and 1, got {strength}.")
     check_precision(precision)
-    if isinstance(tile_size, str) and tile_size != "auto":
-        raise ValueError(f'tile_size must be a number of pixels, None (one pass) or "auto", got {tile_size!r}.')
+    pixels = isinstance(tile_size, numbers.Integral) and not isinstance(tile_size, bool) and tile_size > 0
+    if not (pixels or tile_size is None or tile_size == "auto"):
+        raise ValueError(f'tile_size must be a whole number of pixels, None (one pass) or "auto", got {tile_size!r}.')
     if spatially_varying and (kernel is not None or self_ensemble):
         raise ValueError("spatially_varying estimates a kernel per tile: it takes no kernel and no self_ensemble.")
     if progress is not None:

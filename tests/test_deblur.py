@@ -1,5 +1,6 @@
 """The public deblurring API: ``deblur``, the ``image-deblurring`` pipeline, tiling, and the CLI commands."""
 
+import re
 import subprocess
 import sys
 import warnings
@@ -240,8 +241,9 @@ def test_tiles_default_to_those_measured_for_each_mode(sharp, tiny_estimator):
     per_tile = deblur(photo, estimator=tiny_estimator, spatially_varying=True)
     windows = modeling_bikanet.tile_windows(384, 384, 256, 64)
     assert per_tile.num_tiles == len(per_tile.tile_kernels) == len(windows) > 1
-    with pytest.raises(ValueError, match="None \\(one pass\\) or \"auto\", got 'large'"):
-        deblur(photo, estimator=tiny_estimator, tile_size="large")
+    for wrong in ("large", 0, -5, 2.5, True):
+        with pytest.raises(ValueError, match=re.escape(f'None (one pass) or "auto", got {wrong!r}')):
+            deblur(photo, estimator=tiny_estimator, tile_size=wrong)
 
 
 def test_blind_deblur_estimates_once_and_pipeline_gives_the_same_pixels(blurred, tiny_estimator):
@@ -309,6 +311,8 @@ def test_cli_deblur_folders_globs_failures(tmp_path, blurred, tiny_estimator, ca
     np.testing.assert_array_equal(np.asarray(Image.open(out / "a.png")), blurred)
     assert main(["deblur", str(inputs / "a.png"), "-o", str(out), "--sigma", "1", "--force", "--strength", "2"]) != 0
     assert "--strength must be between 0 and 1, got 2" in capsys.readouterr().err
+    assert main(["deblur", str(inputs / "a.png"), "-o", str(out), "--sigma", "1", "--tile-size", "-1"]) != 0
+    assert "--tile-size is a number of pixels, or 0 for one pass; got -1" in capsys.readouterr().err
     assert main(["deblur", str(inputs / "a.png"), "-o", str(out), "--sigma", "1", "--spatially-varying"]) != 0
     assert "takes no --kernel" in capsys.readouterr().err
     before = (inputs / "a.png").read_bytes()
