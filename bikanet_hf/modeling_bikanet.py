@@ -725,7 +725,9 @@ def tile_windows(height: int, width: int, tile_size: int | None, tile_overlap: i
     if tile_size is None or (height <= tile_size and width <= tile_size):
         return [(0, height, 0, width)]
     if not 0 <= 2 * tile_overlap < tile_size:
-        raise ValueError(f"tile_overlap ({tile_overlap}) must be less than half of tile_size ({tile_size}).")
+        raise ValueError(
+            f"tile_overlap ({tile_overlap}) must be 0 or more and less than half of tile_size ({tile_size})."
+        )
     rows, cols = _tile_starts(height, tile_size, tile_overlap), _tile_starts(width, tile_size, tile_overlap)
     return [(t, min(t + tile_size, height), l, min(l + tile_size, width)) for t in rows for l in cols]
 

@@ -244,6 +244,8 @@ def test_tiles_default_to_those_measured_for_each_mode(sharp, tiny_estimator):
     for wrong in ("large", 0, -5, 2.5, True):
         with pytest.raises(ValueError, match=re.escape(f'None (one pass) or "auto", got {wrong!r}')):
             deblur(photo, estimator=tiny_estimator, tile_size=wrong)
+    with pytest.raises(ValueError, match=re.escape("tile_overlap (-3) must be 0 or more and less than half")):
+        deblur(photo, KERNEL, tile_size=64, tile_overlap=-3)
 
 
 def test_blind_deblur_estimates_once_and_pipeline_gives_the_same_pixels(blurred, tiny_estimator):
