@@ -118,8 +118,8 @@ def tile_context_for(tile_overlap: int, spatially_varying: bool) -> int:
     overlap for tiles that get a kernel each, as a lens's disk is undone from further out than the overlap hides a
     tile's own border (ΔPSNR, 256-px tiles, 2026-12-07: a photo wholly out of focus +8.28 dB against +8.00 without,
     partly in focus +3.61 against +3.57, benchmarks/results/partial_focus.md; camera shake and Gaussian blur per tile
-    unchanged, motion_varying.md; about 1.2× the time per photo); none for tiles that only bound memory (512 px: as
-    good as one pass)."""
+    unchanged, motion_varying.md; about 1.2× the time per photo; per context width: tile_context.md); none for tiles
+    that only bound memory (512 px: as good as one pass)."""
     return tile_overlap // 2 if spatially_varying else 0
 
 

@@ -542,11 +542,12 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         weights that ignore the outer quarter of each overlap, where a tile's own border effects live, and ramp
         linearly across the middle half. ``tile_context``: each tile is deblurred with up to that many pixels of the
         image around it, then cut back to the tile — a lens's disk is undone from further out than a tile's overlap
-        hides (a disk of radius 3.5 px on three wikiphotos10 crops, 256-px tiles overlapping by 64: +0.21 to +0.46 dB
-        with 32 px of context, for 1.4× the time; nothing for a Gaussian). ``tile_size=None`` or an image no larger
-        than one tile runs in one pass. ``progress(done, total)`` is called after each tile. ``motion_flow``
-        (motion-flow models only, B×2×H×W as in ``forward``) is cut into the same tiles; ``kernel_is_estimate`` as in
-        ``forward``, or with tile kernels B×T: one per tile (a photo may mix measured and estimated kernels).
+        hides (a disk of radius 3.5 / 5 px on three wikiphotos10 crops, 256-px tiles overlapping by 64: +0.30 / +0.50
+        dB with 32 px of context, for 1.5× the time; nothing for a Gaussian; ``benchmarks/results/tile_context.md``).
+        ``tile_size=None`` or an image no larger than one tile runs in one pass. ``progress(done, total)`` is called
+        after each tile. ``motion_flow`` (motion-flow models only, B×2×H×W as in ``forward``) is cut into the same
+        tiles; ``kernel_is_estimate`` as in ``forward``, or with tile kernels B×T: one per tile (a photo may mix
+        measured and estimated kernels).
         ``self_ensemble`` averages the results for the image and kernel flipped and turned together in all 8 ways
         (the "geometric self-ensemble" of Timofte et al., CVPR 2016, and EDSR+): 8× the time, for +0.13 dB on
         bsds500_val quick (true kernel; +0.10 blind). ``precision`` (see :func:`autocast_dtype`): ``"bfloat16"`` runs
