@@ -99,9 +99,9 @@ VARYING_TILE_SIZE = {"motion": 384, "gaussian": PARTLY_DEFOCUSED_TILE, "defocus"
 def varying_tiles(blur_type: str) -> tuple[int, int]:
     """Side and overlap of the tiles that get a kernel each with ``spatially_varying=True`` and ``tile_size="auto"``
     for a resolved ``blur_type`` (``"gaussian"``, ``"motion"`` or ``"defocus"``): ``VARYING_TILE_SIZE``, overlapping
-    by a quarter of it."""
+    as :func:`tile_overlap_for` has it (a quarter)."""
     side = VARYING_TILE_SIZE[blur_type]
-    return side, side // 4
+    return side, tile_overlap_for(side, spatially_varying=True)
 
 
 def tile_overlap_for(tile_size: int | None, spatially_varying: bool) -> int:
