@@ -40,6 +40,8 @@ from PIL import Image
 import bikanet_hf
 from bikanet_hf import BikanetForImageDeblurring, image_io, kernels, metrics, motion
 from bikanet_hf.deblurring import (
+    DEFAULT_TILE_OVERLAP,
+    DEFAULT_TILE_SIZE,
     JPEG_NOISE_LEVEL,
     VARYING_TILE_SIZE,
     apply_strength,
@@ -133,7 +135,7 @@ MOTION_ESTIMATOR = load_estimator(
     os.environ.get("BIKANET_MOTION_ESTIMATOR") or MOTION_MODEL_PATH / "kernel_estimator", blur_type="motion"
 )
 KNOWN_BLUR_ESTIMATOR = known_blur_estimator(ESTIMATOR)  # "surely blurred": estimates under 0.8 px narrowed less
-TILE_SIZE, TILE_OVERLAP = 512, 64  # large photos are deblurred in overlapping tiles (bounded memory)
+TILE_SIZE, TILE_OVERLAP = DEFAULT_TILE_SIZE, DEFAULT_TILE_OVERLAP  # large photos: overlapping tiles (bounded memory)
 
 
 # ---------------------------------------------------------------------------------------------------------------
