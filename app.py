@@ -385,7 +385,7 @@ def deblur(
             kernel_is_estimate=estimated,
             precision="auto",
             noise_level=given,
-            tile_context=tile_context_for(tile_overlap, tile_kernels is not None),
+            tile_context=tile_context_for(tile_overlap, kernel),
         )
     return restored, noise_level, jpeg
 

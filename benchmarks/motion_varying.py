@@ -116,15 +116,16 @@ def main() -> None:
             kernels = make_kernels(np.random.default_rng([args.seed, i]), shape)
             blurred = spatially_varying_degrade(sharp, kernels)
             centre = kernel_at(kernels, shape, (shape[0] - 1) / 2, (shape[1] - 1) / 2)
+            true_kernels = true_tile_kernels(kernels, shape, TRUE_TILE)
             outputs = {
                 "true, one kernel": restore(model, blurred, centre)[0],
                 "true, per tile": restore(
                     model,
                     blurred,
-                    true_tile_kernels(kernels, shape, TRUE_TILE),
+                    true_kernels,
                     tile_size=TRUE_TILE,
                     tile_overlap=TRUE_TILE // 4,
-                    tile_context=tile_context_for(TRUE_TILE // 4, spatially_varying=True),  # as deblur's per tile
+                    tile_context=tile_context_for(TRUE_TILE // 4, true_kernels),  # as deblur's per tile
                 )[0],
                 **blind_columns(model, blurred, blur_type, args.tiles, seconds.setdefault(track, {})),
             }

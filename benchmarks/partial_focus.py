@@ -112,7 +112,6 @@ def main() -> None:
     tile = args.tile
     overlap = tile // 4 if args.overlap is None else args.overlap
     tiles = {"tile_size": tile, "tile_overlap": overlap}  # the per-tile columns' only: one kernel keeps the default
-    context = tile_context_for(overlap, spatially_varying=True)  # as deblur's per-tile columns take it
     blind = {
         name: {**tiles, **options} if "spatially_varying" in options else options for name, options in BLIND.items()
     }
@@ -136,6 +135,7 @@ def main() -> None:
             outputs = {}
             if track == "partly in focus":
                 true_kernels = true_tile_kernels(mask, disk, tile, overlap)
+                context = tile_context_for(overlap, true_kernels)  # as deblur's per-tile columns take it
                 outputs["true, per tile"] = restore(model, blurred, true_kernels, **tiles, tile_context=context)[0]
             for name, options in blind.items():
                 with warnings.catch_warnings():

@@ -113,14 +113,18 @@ def tile_overlap_for(tile_size: int | None, spatially_varying: bool) -> int:
     return tile_size // 4 if spatially_varying else min(DEFAULT_TILE_OVERLAP, tile_size // 4)
 
 
-def tile_context_for(tile_overlap: int, spatially_varying: bool) -> int:
-    """How much of the photo around each tile it is deblurred with (``deblur_tiled``'s ``tile_context``): half the
-    overlap for tiles that get a kernel each, as a lens's disk is undone from further out than the overlap hides a
+def tile_context_for(tile_overlap: int, kernel: np.ndarray) -> int | list[int]:
+    """How much of the photo around each tile it is deblurred with (``deblur_tiled``'s ``tile_context``), given the
+    ``k×k`` kernel of the whole photo or the ``T×k×k`` kernels of its tiles. Tiles whose kernel is a lens's disk
+    (:func:`is_defocus_kernel`) get half the overlap, as a disk is undone from further out than the overlap hides a
     tile's own border (ΔPSNR, 256-px tiles, 2026-12-07: a photo wholly out of focus +8.28 dB against +8.00 without,
-    partly in focus +3.61 against +3.57, benchmarks/results/partial_focus.md; camera shake and Gaussian blur per tile
-    unchanged, motion_varying.md; about 1.2× the time per photo; per context width: tile_context.md); none for tiles
-    that only bound memory (512 px: as good as one pass)."""
-    return tile_overlap // 2 if spatially_varying else 0
+    partly in focus +3.61 against +3.57, benchmarks/results/partial_focus.md; per context width: tile_context.md);
+    other tiles none, as camera shake and Gaussian blur per tile gained nothing from it (motion_varying.md) and it
+    costs time (32 px around a 256-px tile: 1.5× its deblurring). One kernel for the whole photo (tiles that only
+    bound memory; 512 px: as good as one pass): none."""
+    if kernel.ndim == 2:
+        return 0
+    return [tile_overlap // 2 if is_defocus_kernel(k) else 0 for k in kernel]
 
 
 # `progress(fraction, stage)`: fraction of the work done in [0, 1] and a few words on what is being done.
@@ -404,7 +408,7 @@ def restore(
     self_ensemble: bool = False,
     precision: str = "float32",
     noise_level: torch.Tensor | None = None,
-    tile_context: int = 0,
+    tile_context: int | list[int] = 0,
 ) -> tuple[np.ndarray, int, float | None]:
     """Deblur an ``H×W×3`` uint8 image with a kernel (``k×k``, or ``T×k×k``: one per tile of ``tile_windows``;
     ``kernel_is_estimate``: a blind estimate, for models that read it, or ``T`` bools, one per tile kernel;
@@ -543,8 +547,8 @@ def deblur(
             image's, and deblur each tile with its own (camera shake: the mean of the two, ``TILE_KERNEL_WEIGHT``,
             as a single tile's traced path is noisy) — for blur that changes across the photo (a camera that
             turned, or parts at different depths), in the tiles ``tile_size`` gives (by default those the app uses:
-            384 px for camera shake, 256 px for the rest), each deblurred with half the overlap's width of the photo
-            around it (:func:`tile_context_for`); seconds per tile for camera shake. Measured in
+            384 px for camera shake, 256 px for the rest), tiles given a lens's disk deblurred with half the overlap's
+            width of the photo around them (:func:`tile_context_for`); seconds per tile for camera shake. Measured in
             ``benchmarks/results/motion_varying.md``. Flat tiles take the whole image's kernel. With
             ``blur_type="defocus"``, a photo partly in focus: each tile gets the disk its spectrum shows, and tiles
             that show none (a sharp subject, a flat sky) a delta, which leaves them about as they are; with
@@ -658,7 +662,7 @@ def deblur(
         self_ensemble=self_ensemble,
         precision=precision,
         noise_level=noise_input,
-        tile_context=tile_context_for(tile_overlap, spatially_varying),
+        tile_context=tile_context_for(tile_overlap, k if tile_kernels is None else tile_kernels),
     )
     if self_ensemble:
         notes.append("Averaged over the image flipped and turned 8 ways (self-ensemble).")

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from numbers import Integral
 
 import torch
 import torch.nn.functional as F
@@ -530,7 +531,7 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         self_ensemble: bool = False,
         precision: str = "float32",
         noise_level: float | torch.Tensor | None = None,
-        tile_context: int = 0,
+        tile_context: int | Sequence[int] = 0,
     ) -> torch.Tensor:
         """Deblur images of any size in overlapping ``tile_size`` tiles, so that memory stays bounded.
 
@@ -543,7 +544,8 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         linearly across the middle half. ``tile_context``: each tile is deblurred with up to that many pixels of the
         image around it, then cut back to the tile — a lens's disk is undone from further out than a tile's overlap
         hides (a disk of radius 3.5 / 5 px on three wikiphotos10 crops, 256-px tiles overlapping by 64: +0.30 / +0.50
-        dB with 32 px of context, for 1.5× the time; nothing for a Gaussian; ``benchmarks/results/tile_context.md``).
+        dB with 32 px of context, for 1.5× the time; nothing for a Gaussian; ``benchmarks/results/tile_context.md``);
+        a number for every tile, or one per tile of :func:`tile_windows` (row by row, as tile kernels).
         ``tile_size=None`` or an image no larger than one tile runs in one pass. ``progress(done, total)`` is called
         after each tile. ``motion_flow`` (motion-flow models only, B×2×H×W as in ``forward``) is cut into the same
         tiles; ``kernel_is_estimate`` as in ``forward``, or with tile kernels B×T: one per tile (a photo may mix
@@ -601,6 +603,11 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
                 f"Expected one kernel per tile ({len(windows)} tiles of this image), got {kernel.shape[1]} kernels."
             )
 
+        contexts = [tile_context] * len(windows) if isinstance(tile_context, Integral) else list(tile_context)
+        if len(contexts) != len(windows):
+            raise ValueError(
+                f"Expected one tile_context per tile ({len(windows)} tiles of this image), got {len(contexts)}."
+            )
         per_tile_flags = torch.is_tensor(kernel_is_estimate) and kernel_is_estimate.ndim == 2
         if per_tile_flags and (kernel.ndim != 4 or kernel_is_estimate.shape[1] != kernel.shape[1]):
             raise ValueError("kernel_is_estimate per tile (B×T) needs one kernel per tile (B×T×k×k) to match.")
@@ -626,8 +633,9 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         total_weight = torch.zeros((height, width), dtype=torch.float32, device=pixel_values.device)
         for index, (top, bottom, left, right) in enumerate(windows):
             # the tile and the context around it (within the image), deblurred together and cut back to the tile
-            above, below = min(tile_context, top), min(tile_context, height - bottom)
-            before, after = min(tile_context, left), min(tile_context, width - right)
+            context = contexts[index]
+            above, below = min(context, top), min(context, height - bottom)
+            before, after = min(context, left), min(context, width - right)
             rows, cols = slice(top - above, bottom + below), slice(left - before, right + after)
             tile = self(
                 pixel_values[..., rows, cols],

@@ -29,12 +29,13 @@ from bikanet_hf.deblurring import (
     JPEG_NOISE_LEVEL,
     load_model,
     prepare_kernel,
+    tile_context_for,
     tile_overlap_for,
     varying_tiles,
 )
 from bikanet_hf.estimation import LARGE_MODEL
 from bikanet_hf.image_io import read_image
-from bikanet_hf.kernels import degrade, gaussian_kernel, kernel_spread
+from bikanet_hf.kernels import defocus_kernel, degrade, delta_kernel, gaussian_kernel, kernel_spread
 from bikanet_hf.metrics import psnr
 from bikanet_hf.modeling_kernel_estimator import BikanetKernelEstimator
 from bikanet_hf.pipeline_bikanet import kernel_for_model
@@ -246,6 +247,14 @@ def test_tiles_default_to_those_measured_for_each_mode(sharp, tiny_estimator):
             deblur(photo, estimator=tiny_estimator, tile_size=wrong)
     with pytest.raises(ValueError, match=re.escape("tile_overlap (-3) must be 0 or more and less than half")):
         deblur(photo, KERNEL, tile_size=64, tile_overlap=-3)
+
+
+def test_only_tiles_given_a_disk_are_deblurred_with_context():
+    # a lens's disk is undone from beyond a tile's overlap; camera shake, Gaussians and the sharp tiles' delta are
+    # not (benchmarks/results/tile_context.md, motion_varying.md), so they save the time; one kernel: memory tiles
+    tiles = np.stack([defocus_kernel(3.5), gaussian_kernel(2.0, 1.0, 30), delta_kernel(), defocus_kernel(1.5)])
+    assert tile_context_for(64, tiles) == [32, 0, 0, 32]
+    assert tile_context_for(64, defocus_kernel(3.5)) == 0
 
 
 def test_blind_deblur_estimates_once_and_pipeline_gives_the_same_pixels(blurred, tiny_estimator):

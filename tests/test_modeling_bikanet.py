@@ -318,6 +318,12 @@ def test_deblur_tiled_gives_each_tile_the_context_asked_for():
     torch.testing.assert_close(model.deblur_tiled(x, k, 24, 8, tile_context=48), one_pass, atol=1e-5, rtol=0)
     some = model.deblur_tiled(x, k, 24, 8, tile_context=4)
     assert some.shape == x.shape and (some - plain).abs().max() > 1e-3
+    # one context per tile (tile_windows: 3 rows × 2 columns here): only the first tile's own pixels move
+    first = model.deblur_tiled(x, k, 24, 8, tile_context=[48, 0, 0, 0, 0, 0])
+    moved = (first - plain).abs().amax(dim=(0, 1)) > 1e-6
+    assert moved[:8, :8].any() and not moved[24:].any() and not moved[:, 24:].any()
+    with pytest.raises(ValueError, match="one tile_context per tile"):
+        model.deblur_tiled(x, k, 24, 8, tile_context=[48, 0])
     flow = torch.zeros(1, 2, 48, 40)  # a motion flow is cut with the same context
     motion = tiny_model(kernel_conditioning="motion_flow")
     torch.testing.assert_close(
