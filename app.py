@@ -53,7 +53,6 @@ from bikanet_hf.deblurring import (
     reads_as_estimate,
     resolve_blur_type,
     restore,
-    tile_context_for,
 )
 from bikanet_hf.defocus_estimation import MIN_TILE
 from bikanet_hf.estimation import (
@@ -385,7 +384,6 @@ def deblur(
             kernel_is_estimate=estimated,
             precision="auto",
             noise_level=given,
-            tile_context=tile_context_for(tile_overlap, kernel),
         )
     return restored, noise_level, jpeg
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from bikanet_hf import corpus
-from bikanet_hf.deblurring import deblur, load_model, restore, tile_context_for
+from bikanet_hf.deblurring import deblur, load_model, restore
 from bikanet_hf.image_io import load_rgb
 from bikanet_hf.kernels import gaussian_kernel
 from bikanet_hf.modeling_bikanet import tile_windows
@@ -116,16 +116,14 @@ def main() -> None:
             kernels = make_kernels(np.random.default_rng([args.seed, i]), shape)
             blurred = spatially_varying_degrade(sharp, kernels)
             centre = kernel_at(kernels, shape, (shape[0] - 1) / 2, (shape[1] - 1) / 2)
-            true_kernels = true_tile_kernels(kernels, shape, TRUE_TILE)
             outputs = {
                 "true, one kernel": restore(model, blurred, centre)[0],
-                "true, per tile": restore(
+                "true, per tile": restore(  # with the tile context deblur's per tile takes
                     model,
                     blurred,
-                    true_kernels,
+                    true_tile_kernels(kernels, shape, TRUE_TILE),
                     tile_size=TRUE_TILE,
                     tile_overlap=TRUE_TILE // 4,
-                    tile_context=tile_context_for(TRUE_TILE // 4, true_kernels),  # as deblur's per tile
                 )[0],
                 **blind_columns(model, blurred, blur_type, args.tiles, seconds.setdefault(track, {})),
             }

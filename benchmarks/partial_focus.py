@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from bikanet_hf import corpus
-from bikanet_hf.deblurring import PARTLY_DEFOCUSED_TILE, deblur, load_model, restore, tile_context_for
+from bikanet_hf.deblurring import PARTLY_DEFOCUSED_TILE, deblur, load_model, restore
 from bikanet_hf.image_io import jpeg_roundtrip, list_images, load_rgb
 from bikanet_hf.kernels import defocus_kernel, degrade, delta_kernel
 from bikanet_hf.metrics import psnr, ssim
@@ -135,8 +135,7 @@ def main() -> None:
             outputs = {}
             if track == "partly in focus":
                 true_kernels = true_tile_kernels(mask, disk, tile, overlap)
-                context = tile_context_for(overlap, true_kernels)  # as deblur's per-tile columns take it
-                outputs["true, per tile"] = restore(model, blurred, true_kernels, **tiles, tile_context=context)[0]
+                outputs["true, per tile"] = restore(model, blurred, true_kernels, **tiles)[0]  # as deblur's per tile
             for name, options in blind.items():
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # slight-blur warnings on the sharp row

@@ -408,14 +408,15 @@ def restore(
     self_ensemble: bool = False,
     precision: str = "float32",
     noise_level: torch.Tensor | None = None,
-    tile_context: int | list[int] = 0,
+    tile_context: int | list[int] | None = None,
 ) -> tuple[np.ndarray, int, float | None]:
     """Deblur an ``H×W×3`` uint8 image with a kernel (``k×k``, or ``T×k×k``: one per tile of ``tile_windows``;
     ``kernel_is_estimate``: a blind estimate, for models that read it, or ``T`` bools, one per tile kernel;
     ``motion_flow``: a ``1×2×H×W`` flow for motion-flow models instead of the kernel's own; ``self_ensemble``,
-    ``precision``, ``noise_level``, ``tile_context``: see ``deblur_tiled``); returns the uint8 result, the number of
-    tiles used (per pass) and, for models that read it, the noise σ the model was given in grey levels (measured once
-    on the whole image unless ``noise_level`` is given), else ``None``."""
+    ``precision``, ``noise_level``, ``tile_context``: see ``deblur_tiled``; by default :func:`tile_context_for` the
+    kernels: context for tiles given a lens's disk only); returns the uint8 result, the number of tiles used (per
+    pass) and, for models that read it, the noise σ the model was given in grey levels (measured once on the whole
+    image unless ``noise_level`` is given), else ``None``."""
     device = next(model.parameters()).device
     processor = BikanetImageProcessor()
     pixel_values = torch.from_numpy(processor.to_array(rgb)).permute(2, 0, 1)[None].to(device)
@@ -444,7 +445,7 @@ def restore(
         self_ensemble=self_ensemble,
         precision=precision,
         noise_level=noise_level,
-        tile_context=tile_context,
+        tile_context=tile_context_for(tile_overlap, kernel) if tile_context is None else tile_context,
     )
     del pixel_values
     # The processor's postprocess, in place: a 24-megapixel result would otherwise be copied three times.
@@ -662,7 +663,6 @@ def deblur(
         self_ensemble=self_ensemble,
         precision=precision,
         noise_level=noise_input,
-        tile_context=tile_context_for(tile_overlap, k if tile_kernels is None else tile_kernels),
     )
     if self_ensemble:
         notes.append("Averaged over the image flipped and turned 8 ways (self-ensemble).")

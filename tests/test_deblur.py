@@ -29,6 +29,7 @@ from bikanet_hf.deblurring import (
     JPEG_NOISE_LEVEL,
     load_model,
     prepare_kernel,
+    restore,
     tile_context_for,
     tile_overlap_for,
     varying_tiles,
@@ -255,6 +256,13 @@ def test_only_tiles_given_a_disk_are_deblurred_with_context():
     tiles = np.stack([defocus_kernel(3.5), gaussian_kernel(2.0, 1.0, 30), delta_kernel(), defocus_kernel(1.5)])
     assert tile_context_for(64, tiles) == [32, 0, 0, 32]
     assert tile_context_for(64, defocus_kernel(3.5)) == 0
+    # restore (and so deblur and the app) takes that rule unless told otherwise
+    model, photo = load_model(DEFAULT_MODEL), np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    assert len(modeling_bikanet.tile_windows(48, 48, 32, 8)) == len(tiles)
+    tiling = {"tile_size": 32, "tile_overlap": 8}
+    by_rule = restore(model, photo, tiles, **tiling)[0]
+    np.testing.assert_array_equal(by_rule, restore(model, photo, tiles, **tiling, tile_context=[4, 0, 0, 4])[0])
+    assert (by_rule != restore(model, photo, tiles, **tiling, tile_context=0)[0]).any()
 
 
 def test_blind_deblur_estimates_once_and_pipeline_gives_the_same_pixels(blurred, tiny_estimator):
