@@ -51,6 +51,10 @@ class BikanetConfig(PretrainedConfig):
             residual over the first of them: a classical front-end that lets a small network start at Wiener quality.
         wiener_balances (`list[float]`, *optional*, defaults to `[0.0005, 0.005]`):
             Noise-to-signal balances of the Wiener deconvolutions (small = sharper but noisier).
+        wiener_feature_channels (`int`, *optional*, defaults to 0):
+            Feature maps of the input deconvolved by Wiener filtering in feature space, each at its own learned
+            balance, given to the network as extra channels (after DWDN, Dong et al., NeurIPS 2020); 0 = off. From
+            scratch on a CPU, 16 maps gained 0.19 dB at equal steps for 28% more time per step (see the README).
         kernel_estimate_input (`bool`, *optional*, defaults to `False`):
             One more input channel saying whether the kernel is a blind estimate (1) or known (0), so that one
             model trusts a known kernel fully and treats an estimate with care (trained with
@@ -85,6 +89,7 @@ class BikanetConfig(PretrainedConfig):
         adain_instance_norm: bool = False,
         use_wiener_prior: bool = True,
         wiener_balances: list[float] | None = None,
+        wiener_feature_channels: int = 0,
         kernel_estimate_input: bool = False,
         noise_level_input: bool = False,
         residual_output: bool = True,
@@ -110,6 +115,7 @@ class BikanetConfig(PretrainedConfig):
         self.adain_instance_norm = adain_instance_norm
         self.use_wiener_prior = use_wiener_prior
         self.wiener_balances = list(wiener_balances) if wiener_balances is not None else [0.0005, 0.005]
+        self.wiener_feature_channels = wiener_feature_channels
         self.kernel_estimate_input = kernel_estimate_input
         self.noise_level_input = noise_level_input
         self.residual_output = residual_output

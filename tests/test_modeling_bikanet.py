@@ -75,6 +75,34 @@ def test_wiener_front_end_undoes_blur():
     torch.testing.assert_close(two[:, :3], restored)
 
 
+def test_wiener_with_a_margin_matches_the_mirror_extension_inside():
+    x = smooth_image(64, 52)
+    k = torch.from_numpy(gaussian_kernel(2.0, 1.0, 30.0)).float()[None]
+    y = blur(x.double(), k.double()).float()
+    whole, margin = wiener_deconvolution(y, k, [1e-3]), wiener_deconvolution(y, k, [1e-3], margin=17)
+    assert margin.shape == whole.shape
+    inner = (slice(None), slice(None), slice(12, -12), slice(12, -12))
+    torch.testing.assert_close(margin[inner], whole[inner], atol=2e-3, rtol=0)
+    # per-channel balances: a larger one smooths more
+    per_channel = wiener_deconvolution(y, k, torch.tensor([[1e-4, 1e-4, 1e-1]]), margin=17)
+    assert per_channel.shape == y.shape
+    torch.testing.assert_close(per_channel[:, :2], wiener_deconvolution(y, k, [1e-4], margin=17)[:, :2])
+    assert (per_channel[:, 2] - x[:, 2]).abs().mean() > (per_channel[:, 1] - x[:, 1]).abs().mean()
+
+
+def test_feature_wiener_channels_learn_their_features_and_balances():
+    model = tiny_model(wiener_feature_channels=4)
+    assert model.head.in_channels == tiny_model().head.in_channels + 4
+    with torch.no_grad():  # the head's new inputs start at zero only when grown from a checkpoint
+        model.head.weight.normal_(0, 0.1)
+    x = smooth_image(24, 20)
+    k = torch.from_numpy(bank16()[[5]]).float()
+    model(x, k, labels=x).loss.backward()
+    branch = model.feature_wiener
+    assert branch.log_balances.grad.abs().min() > 0 and branch.features[0].weight.grad.abs().sum() > 0
+    assert model(torch.rand(1, 3, 1, 1), k).reconstruction.shape == (1, 3, 1, 1)
+
+
 def test_kernel_reaches_the_blocks_only_with_kernel_adaptation():
     x = torch.rand(1, 3, 32, 32)
     k1, k2 = (torch.from_numpy(bank16()[[i]]).float() for i in (0, 15))
@@ -191,15 +219,17 @@ def test_kernel_estimate_input_flag():
     torch.testing.assert_close(plain(x, k).reconstruction, plain(x, k, kernel_is_estimate=True).reconstruction)
 
 
-def test_adding_the_estimate_flag_to_a_pretrained_model_keeps_its_function(tmp_path):
-    """How the flag is added to a shipped model (``train_bikanet.py --init_from … --kernel_estimate_input true``):
-    the head keeps its pretrained input channels and the new one starts at zero."""
+@pytest.mark.parametrize("new_inputs", [{"kernel_estimate_input": True}, {"wiener_feature_channels": 4}])
+def test_adding_inputs_to_a_pretrained_model_keeps_its_function(tmp_path, new_inputs):
+    """How the estimate flag or the feature-space Wiener channels are added to a shipped model (``train_bikanet.py
+    --init_from … --kernel_estimate_input true`` or ``--wiener_feature_channels 16``): the head keeps its pretrained
+    input channels and the new ones start at zero."""
     spec = importlib.util.spec_from_file_location("train_bikanet", REPO_ROOT / "train" / "train_bikanet.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     model = tiny_model()
     model.save_pretrained(tmp_path)
-    config = BikanetConfig(**(TINY | {"kernel_estimate_input": True}))
+    config = BikanetConfig(**(TINY | new_inputs))
     flagged = BikanetForImageDeblurring.from_pretrained(tmp_path, config=config, ignore_mismatched_sizes=True).eval()
     x, k = torch.rand(1, 3, 20, 24), torch.from_numpy(bank16()[[5]]).float()
     assert (model(x, k).reconstruction - flagged(x, k).reconstruction).abs().max() > 1e-3  # head re-initialised

@@ -66,6 +66,7 @@ INT_CONFIG_FIELDS = (
     "mapping_hidden_size",
     "mapping_num_layers",
     "kernel_size",
+    "wiener_feature_channels",
 )
 BOOL_CONFIG_FIELDS = (
     "use_kernel_adaptation",

@@ -11,7 +11,9 @@
 #      warm-up and cosine schedule; 'best' is saved at every validation, so a run cut short still leaves a model;
 #   3. train/evaluate.py on bsds500_val quick + random, true kernel and blind, in float32 with TF32 off (the same
 #      numbers as on a CPU), into OUT_DIR/table1.{json,md}.
-# Extra flags go to both training runs, e.g. --init_from bikanet_hf/checkpoints/bikanet-large to continue that model.
+# Extra flags go to both training runs, e.g. --init_from bikanet_hf/checkpoints/bikanet-large to continue that model,
+# or --wiener_feature_channels 16 for a new one with the feature-space Wiener maps (benchmarks/README.md: Wiener
+# deconvolution in feature space).
 set -u
 T0=$(date +%s)
 BUDGET_S=${BUDGET_S:-585}
