@@ -54,7 +54,7 @@ class BikanetConfig(PretrainedConfig):
         wiener_feature_channels (`int`, *optional*, defaults to 0):
             Feature maps of the input deconvolved by Wiener filtering in feature space, each at its own learned
             balance, given to the network as extra channels (after DWDN, Dong et al., NeurIPS 2020); 0 = off. From
-            scratch on a CPU, 16 maps gained 0.19 dB at equal steps for 28% more time per step (see the README).
+            scratch on a CPU, 16 maps gained 0.19–0.25 dB at equal steps for 30% more time per step (see the README).
         kernel_estimate_input (`bool`, *optional*, defaults to `False`):
             One more input channel saying whether the kernel is a blind estimate (1) or known (0), so that one
             model trusts a known kernel fully and treats an estimate with care (trained with
