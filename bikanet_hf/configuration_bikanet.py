@@ -98,6 +98,8 @@ class BikanetConfig(PretrainedConfig):
     ):
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}.")
+        if wiener_feature_channels < 0:
+            raise ValueError(f"wiener_feature_channels must be 0 (off) or more, got {wiener_feature_channels}.")
         if kernel_conditioning not in KERNEL_CONDITIONINGS:
             raise ValueError(
                 f"kernel_conditioning must be one of {KERNEL_CONDITIONINGS}, got {kernel_conditioning!r}."

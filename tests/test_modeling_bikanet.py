@@ -101,6 +101,8 @@ def test_feature_wiener_channels_learn_their_features_and_balances():
     branch = model.feature_wiener
     assert branch.log_balances.grad.abs().min() > 0 and branch.features[0].weight.grad.abs().sum() > 0
     assert model(torch.rand(1, 3, 1, 1), k).reconstruction.shape == (1, 3, 1, 1)
+    with pytest.raises(ValueError, match="wiener_feature_channels"):
+        BikanetConfig(wiener_feature_channels=-1)
 
 
 def test_kernel_reaches_the_blocks_only_with_kernel_adaptation():
