@@ -10,6 +10,7 @@ from bikanet_hf.kernels import bank16, blur, gaussian_kernel
 from bikanet_hf.modeling_bikanet import (
     JPEG_BLOCKINESS_THRESHOLD,
     NOISE_LEVEL_UNIT,
+    add_pixel_shuffled,
     estimate_noise_level,
     jpeg_blockiness,
     shows_jpeg_blocks,
@@ -161,6 +162,29 @@ def test_for_inference_uses_channels_last_on_cpu_and_keeps_the_output():
     assert model.head.weight.is_contiguous(memory_format=torch.channels_last)
     assert not model.head.weight.is_contiguous()
     torch.testing.assert_close(model(x, k).reconstruction, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_add_pixel_shuffled_is_the_sum_with_a_pixel_shuffle(channels_last):
+    g = torch.Generator().manual_seed(0)
+    hidden, values = torch.randn(2, 3, 10, 14, generator=g), torch.randn(2, 12, 5, 7, generator=g)
+    if channels_last:
+        hidden, values = (t.contiguous(memory_format=torch.channels_last) for t in (hidden, values))
+    out = add_pixel_shuffled(hidden, values)
+    torch.testing.assert_close(out, hidden + torch.nn.functional.pixel_shuffle(values, 2), atol=0, rtol=0)
+    assert out.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def test_block_scales_its_decoder_by_the_residual_scale_and_shuffles_it_to_full_size():
+    block = tiny_model().blocks[0]
+    hidden = torch.rand(1, 8, 12, 16)
+    expected = hidden + block.residual_scale * torch.nn.functional.pixel_shuffle(
+        block.decoder(block.encoder(hidden)), 2
+    )
+    torch.testing.assert_close(block(hidden, None, None), expected)
+    hidden.requires_grad_(True)
+    block(hidden, None, None).sum().backward()
+    assert block.residual_scale.grad.abs().sum() > 0 and block.decoder[-1].weight.grad.abs().sum() > 0
 
 
 def test_bf16_autocast_on_cpu():
