@@ -559,8 +559,8 @@ def deblur(
             default): ``input + strength·(result − input)``, rounded to 8 bits — to tone down a result that looks
             over-sharpened, e.g. when the photo was barely blurred.
         precision: ``"auto"`` (default): BIKAnet runs under bfloat16 autocast where the device computes bf16
-            natively (a CPU with AVX-512 BF16 or AMX, a recent GPU) — 512×512 on 2 CPU threads in 0.39 s instead of
-            0.70 s, for −0.008 dB on bsds500_val quick (``benchmarks/results/bikanet_speed_avx512_one_pass.json``) —
+            natively (a CPU with AVX-512 BF16 or AMX, a recent GPU) — 512×512 on 2 CPU threads in 0.38 s instead of
+            0.89 s, for −0.008 dB on bsds500_val quick (``benchmarks/results/bikanet_speed_avx512_one_pass.json``) —
             and in float32 elsewhere; ``"float32"`` or ``"bfloat16"`` to choose. The kernel estimate is float32
             either way.
         noise_level: for models that read the photo's noise level (the default ``"bikanet"``): its noise σ in grey

@@ -360,14 +360,15 @@ class KernelAdaptiveAEBlock(nn.Module):
             encoded = encoded + skip
         # hidden + residual_scale · pixel_shuffle(decoder(encoded)), with the scale folded into the last 1×1
         # convolution and the shuffle read as a view inside the addition: one pass over the full-resolution features
-        # instead of three (a shuffled copy, the scaling, the sum), 2.5× faster for that step on a CPU. The sum is
-        # kept in the parameters' precision (float32 under bf16 autocast), as the scaled sum was.
+        # instead of three (a shuffled copy, the scaling, the sum), 2.5× faster for that step on a CPU. Under bf16
+        # autocast the features stay bf16 from block to block (float32 there cost 30% more time for no measurable
+        # PSNR: benchmarks/README.md, Speed).
         out_conv = self.decoder[-1]
         scale = self.residual_scale.flatten().repeat_interleave(4)
         decoded = F.conv2d(
             self.decoder[:-1](encoded), out_conv.weight * scale[:, None, None, None], out_conv.bias * scale
         )
-        return add_pixel_shuffled(hidden_states.to(torch.promote_types(hidden_states.dtype, scale.dtype)), decoded)
+        return add_pixel_shuffled(hidden_states, decoded)
 
 
 def add_pixel_shuffled(hidden_states: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -623,7 +624,7 @@ class BikanetForImageDeblurring(BikanetPreTrainedModel):
         (the "geometric self-ensemble" of Timofte et al., CVPR 2016, and EDSR+): 8× the time, for +0.13 dB on
         bsds500_val quick (true kernel; +0.10 blind). ``precision`` (see :func:`autocast_dtype`): ``"bfloat16"`` runs
         the network under bf16 autocast (its Wiener front-end stays float32) — on a CPU with native bf16, 512×512 on 2
-        threads in 0.39 s instead of 0.70 s, for −0.008 dB on bsds500_val quick
+        threads in 0.38 s instead of 0.89 s, for −0.008 dB on bsds500_val quick
         (``benchmarks/results/bikanet_speed_avx512_one_pass.json``); ``"auto"`` does so only where the device computes
         bf16 natively.
         Returns B×3×H×W in [0, 1].
