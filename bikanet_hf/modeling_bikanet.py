@@ -361,8 +361,8 @@ class KernelAdaptiveAEBlock(nn.Module):
         # hidden + residual_scale · pixel_shuffle(decoder(encoded)), with the scale folded into the last 1×1
         # convolution and the shuffle read as a view inside the addition: one pass over the full-resolution features
         # instead of three (a shuffled copy, the scaling, the sum), 2.5× faster for that step on a CPU. Under bf16
-        # autocast the features stay bf16 from block to block (float32 there cost 30% more time for no measurable
-        # PSNR: benchmarks/README.md, Speed).
+        # autocast the features stay bf16 from block to block (float32 features took half as long again for no
+        # measurable PSNR: benchmarks/README.md, Speed).
         out_conv = self.decoder[-1]
         scale = self.residual_scale.flatten().repeat_interleave(4)
         decoded = F.conv2d(
