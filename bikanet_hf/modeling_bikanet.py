@@ -364,9 +364,9 @@ class KernelAdaptiveAEBlock(nn.Module):
         # autocast the features stay bf16 from block to block (float32 features took half as long again for no
         # measurable PSNR: benchmarks/README.md, Speed).
         out_conv = self.decoder[-1]
-        scale = self.residual_scale.flatten().repeat_interleave(4)
+        out_scale = self.residual_scale.flatten().repeat_interleave(4)  # one per 1×1 output, 4 per channel
         decoded = F.conv2d(
-            self.decoder[:-1](encoded), out_conv.weight * scale[:, None, None, None], out_conv.bias * scale
+            self.decoder[:-1](encoded), out_conv.weight * out_scale[:, None, None, None], out_conv.bias * out_scale
         )
         return add_pixel_shuffled(hidden_states, decoded)
 
